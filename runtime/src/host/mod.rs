@@ -1,0 +1,366 @@
+//! The component host: loads validator types (built-in or third-party
+//! `.wasm` components) through one code path, links their imports with the
+//! grants they were given, caches compiled code, and runs `check` and `run`
+//! in a fresh `Store` each time under hard limits (wall clock through epoch
+//! interruption, memory through a resource limiter, log and output bytes
+//! counted at the imports).
+
+mod builtins;
+mod cache;
+pub mod grants;
+mod store;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store, UpdateDeadline};
+
+pub use builtins::{builtin_declarations, BUILTIN_NAMES};
+pub use grants::{Grant, Grants, Limits};
+pub use store::{human_bytes, human_duration, RunScope, Violation};
+use store::StoreState;
+
+/// Generated bindings for the `kiln:validator` world.
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "validator-type",
+        imports: { default: trappable },
+    });
+}
+
+pub use bindings::kiln::validator::types::{BlockShape, LogLevel, NestedBlock, Plan, ResourceRef, SpecError};
+
+/// The version of the `kiln:validator` WIT package this kiln provides.
+pub const WIT_VERSION: &str = "0.1.0";
+const EXPORT_INTERFACE: &str = "kiln:validator/validator";
+/// How often the epoch advances; wall-clock limits are checked this often.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Where a validator type's code comes from.
+#[derive(Debug, Clone)]
+pub enum ComponentSource {
+    /// Embedded in kiln at build time.
+    Builtin(&'static [u8]),
+    /// A `.wasm` file.
+    File(PathBuf),
+}
+
+/// A validator type as declared: by kiln for the built-ins, by a manifest,
+/// `--validators DIR` or a config file for third-party ones.
+#[derive(Debug, Clone)]
+pub struct TypeDeclaration {
+    pub name: String,
+    pub source: ComponentSource,
+    /// The expected SHA-256 of the `.wasm` file, lowercase hex.
+    pub sha256: Option<String>,
+    pub grants: Grants,
+    pub limits: Limits,
+    /// Whether it may replace a built-in type of the same name.
+    pub overrides_builtin: bool,
+}
+
+/// Why a validator type could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("validator type `{name}`: cannot read {path}: {source}")]
+    Read { name: String, path: PathBuf, source: std::io::Error },
+    #[error("validator type `{name}`: {path} has sha256 {actual}, but {expected} was declared; refusing to run it")]
+    Checksum { name: String, path: String, expected: String, actual: String },
+    #[error("validator type `{name}`: {what}")]
+    NotAComponent { name: String, what: String },
+    #[error("validator type `{name}` was built against kiln:validator@{found}; this kiln provides kiln:validator@{provided}{hint}")]
+    IncompatibleVersion { name: String, found: String, provided: &'static str, hint: &'static str },
+    #[error("validator type `{name}` cannot be linked: {reason}")]
+    Link { name: String, reason: String },
+}
+
+/// Why the host itself could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the WebAssembly engine: {0}")]
+pub struct HostError(String);
+
+/// Options for the component host.
+#[derive(Debug, Clone, Default)]
+pub struct HostOptions {
+    /// Where compiled components are kept between runs; `None` disables it.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl HostOptions {
+    /// The cache in `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln/components`,
+    /// else `~/.cache/kiln/components`.
+    pub fn with_default_cache() -> Self {
+        let dir = std::env::var_os("KILN_CACHE_DIR").map(PathBuf::from).or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+                .map(|base| base.join("kiln").join("components"))
+        });
+        HostOptions { cache_dir: dir }
+    }
+}
+
+/// The engine, linker and compile cache shared by every validator type.
+pub struct ComponentHost {
+    engine: Engine,
+    linker: Linker<StoreState>,
+    cache: cache::CompileCache,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for ComponentHost {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl ComponentHost {
+    pub fn new(options: HostOptions) -> Result<Arc<ComponentHost>, HostError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.max_wasm_stack(1 << 20);
+        let engine = Engine::new(&config).map_err(|e| HostError(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| HostError(e.to_string()))?;
+        bindings::ValidatorType::add_to_linker::<_, HasSelf<_>>(&mut linker, |state: &mut StoreState| state)
+            .map_err(|e| HostError(e.to_string()))?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        start_epoch_ticker(engine.clone(), ticker_stop.clone());
+        let cache = cache::CompileCache::new(options.cache_dir, &engine);
+        Ok(Arc::new(ComponentHost { engine, linker, cache, ticker_stop }))
+    }
+
+    /// Loads, checks and pre-links a validator type.
+    pub fn load(&self, declaration: TypeDeclaration) -> Result<Arc<ValidatorType>, LoadError> {
+        let name = declaration.name.clone();
+        let (bytes, origin) = match &declaration.source {
+            ComponentSource::Builtin(bytes) => (std::borrow::Cow::Borrowed(*bytes), "built in".to_string()),
+            ComponentSource::File(path) => {
+                let bytes = std::fs::read(path).map_err(|source| LoadError::Read { name: name.clone(), path: path.clone(), source })?;
+                (std::borrow::Cow::Owned(bytes), path.display().to_string())
+            }
+        };
+        let digest = hex(&Sha256::digest(&bytes));
+        if let Some(expected) = &declaration.sha256 {
+            if !expected.eq_ignore_ascii_case(&digest) {
+                return Err(LoadError::Checksum { name, path: origin, expected: expected.clone(), actual: digest });
+            }
+        }
+        check_component_header(&name, &origin, &bytes)?;
+        let component = self
+            .cache
+            .component(&self.engine, &digest, &bytes)
+            .map_err(|e| LoadError::NotAComponent { name: name.clone(), what: format!("{origin} is not a valid component: {e:#}") })?;
+        check_world_version(&name, &self.engine, &component)?;
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Link {
+            name: name.clone(),
+            reason: format!("{e:#} (kiln gives validators only kiln:validator/host and WASI without files, sockets or environment)"),
+        })?;
+        let pre = bindings::ValidatorTypePre::new(instance_pre).map_err(|e| LoadError::Link {
+            name: name.clone(),
+            reason: format!("it does not export {EXPORT_INTERFACE}@{WIT_VERSION} ({e:#}); is it built for the kiln:validator/validator-type world?"),
+        })?;
+        Ok(Arc::new(ValidatorType {
+            name: Arc::from(name.as_str()),
+            grants: Arc::new(declaration.grants.clone()),
+            limits: declaration.limits,
+            origin,
+            sha256: digest,
+            declaration,
+            engine: self.engine.clone(),
+            pre,
+        }))
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+fn start_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) {
+    thread::Builder::new()
+        .name("kiln-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })
+        .expect("spawning the epoch thread");
+}
+
+/// Tells apart the common wrong files before handing bytes to the compiler,
+/// for a clearer message than a parse error.
+fn check_component_header(name: &str, origin: &str, bytes: &[u8]) -> Result<(), LoadError> {
+    let refuse = |what: String| Err(LoadError::NotAComponent { name: name.to_string(), what });
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return refuse(format!("{origin} is not a WebAssembly file"));
+    }
+    match bytes[4..8] {
+        [0x0d, 0x00, 0x01, 0x00] => Ok(()),
+        [0x01, 0x00, 0x00, 0x00] => refuse(format!(
+            "{origin} is a core WebAssembly module, not a component; build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
+        )),
+        _ => refuse(format!("{origin} has an unknown WebAssembly version or layer")),
+    }
+}
+
+/// Finds the version of `kiln:validator/validator` the component exports and
+/// refuses one this kiln cannot serve, naming both versions.
+fn check_world_version(name: &str, engine: &Engine, component: &Component) -> Result<(), LoadError> {
+    let exported: Vec<String> = component.component_type().exports(engine).map(|(n, _)| n.to_string()).collect();
+    let Some(version) = exported.iter().find_map(|n| n.strip_prefix(EXPORT_INTERFACE).and_then(|v| v.strip_prefix('@'))) else {
+        return Err(LoadError::Link {
+            name: name.to_string(),
+            reason: format!(
+                "it exports {} but not {EXPORT_INTERFACE}; is it built for the kiln:validator/validator-type world?",
+                if exported.is_empty() { "nothing".to_string() } else { exported.join(", ") }
+            ),
+        });
+    };
+    if versions_compatible(version, WIT_VERSION) {
+        return Ok(());
+    }
+    let hint = if newer(version, WIT_VERSION) { "; upgrade kiln to run it" } else { "; rebuild it against this kiln's wit/" };
+    Err(LoadError::IncompatibleVersion { name: name.to_string(), found: version.to_string(), provided: WIT_VERSION, hint })
+}
+
+fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
+    let core = text.split(['-', '+']).next()?;
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+    Some((parts.next()??, parts.next()??, parts.next()??))
+}
+
+/// Semver compatibility as the component model applies it: same major (for
+/// 0.x, same minor), and not newer than what the host provides.
+pub fn versions_compatible(component: &str, host: &str) -> bool {
+    let (Some(c), Some(h)) = (parse_version(component), parse_version(host)) else { return false };
+    let same_line = if c.0 == 0 && h.0 == 0 { c.1 == h.1 } else { c.0 == h.0 };
+    same_line && c <= h
+}
+
+fn newer(component: &str, host: &str) -> bool {
+    matches!((parse_version(component), parse_version(host)), (Some(c), Some(h)) if c > h)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A loaded validator type, ready to instantiate.
+pub struct ValidatorType {
+    pub name: Arc<str>,
+    pub grants: Arc<Grants>,
+    pub limits: Limits,
+    /// "built in" or the `.wasm` path.
+    pub origin: String,
+    pub sha256: String,
+    pub declaration: TypeDeclaration,
+    engine: Engine,
+    pre: bindings::ValidatorTypePre<StoreState>,
+}
+
+impl std::fmt::Debug for ValidatorType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidatorType").field("name", &self.name).field("origin", &self.origin).finish()
+    }
+}
+
+/// How one call into a component ended.
+#[derive(Debug)]
+pub enum Outcome<T> {
+    /// The component returned.
+    Returned(T),
+    /// kiln stopped it (a limit) or it trapped (a panic, stack exhaustion).
+    Stopped(String),
+}
+
+/// The result of one `run`.
+#[derive(Debug)]
+pub struct RunReport {
+    pub outcome: Outcome<Result<(), String>>,
+    /// What the run said it changed (`note-change`).
+    pub changes: Vec<String>,
+    /// Calls kiln refused (missing grants, undeclared blocks).
+    pub denials: Vec<Violation>,
+}
+
+impl ValidatorType {
+    fn store(&self, scope: Option<Arc<dyn RunScope>>) -> Store<StoreState> {
+        let state = StoreState::new(self.name.clone(), self.grants.clone(), self.limits, scope);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.memory);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|context| {
+            if Instant::now() >= context.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Continue(1))
+            }
+        });
+        store
+    }
+
+    /// Calls `check` on a spec (JSON).
+    pub fn check(&self, spec_json: &str) -> Outcome<Result<Plan, SpecError>> {
+        let mut store = self.store(None);
+        let result = self.pre.instantiate(&mut store).and_then(|instance| instance.kiln_validator_validator().call_check(&mut store, spec_json));
+        match result {
+            Ok(returned) => Outcome::Returned(returned),
+            Err(trap) => Outcome::Stopped(self.explain_trap(&store, &trap)),
+        }
+    }
+
+    /// Calls `run` with `scope` as the way to the target.
+    pub fn run(&self, spec_json: &str, test_only: bool, scope: Arc<dyn RunScope>) -> RunReport {
+        let mut store = self.store(Some(scope));
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| instance.kiln_validator_validator().call_run(&mut store, spec_json, test_only));
+        let outcome = match result {
+            Ok(returned) => Outcome::Returned(returned),
+            Err(trap) => Outcome::Stopped(self.explain_trap(&store, &trap)),
+        };
+        let state = store.into_data();
+        let denials = state.violations.into_iter().filter(|v| !v.is_limit()).collect();
+        RunReport { outcome, changes: state.changes, denials }
+    }
+
+    /// Names why a call trapped: a limit kiln enforced, or the component's
+    /// own failure (with its last stderr line, where a panic message lands).
+    fn explain_trap(&self, store: &Store<StoreState>, trap: &wasmtime::Error) -> String {
+        let state = store.data();
+        if let Some(limit) = state.violations.iter().rev().find(|v| v.is_limit()) {
+            return format!("validator type `{}` {}", self.name, limit.describe());
+        }
+        if state.memory.exceeded {
+            return format!("validator type `{}` {}", self.name, Violation::Memory { limit: self.limits.memory_bytes }.describe());
+        }
+        if let Some(code) = trap.downcast_ref::<wasmtime::Trap>() {
+            match code {
+                wasmtime::Trap::Interrupt => {
+                    return format!("validator type `{}` {}", self.name, Violation::WallClock { limit: self.limits.wall_clock }.describe())
+                }
+                wasmtime::Trap::StackOverflow => return format!("validator type `{}` crashed: it exhausted its stack", self.name),
+                _ => {}
+            }
+        }
+        let detail = state.last_stderr_line().map(|l| format!(" ({l})")).unwrap_or_default();
+        format!("validator type `{}` crashed: {}{detail}", self.name, root_cause(trap))
+    }
+}
+
+fn root_cause(error: &wasmtime::Error) -> String {
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => error.root_cause().to_string(),
+    }
+}

@@ -1,0 +1,338 @@
+//! The interpreter: runs a loaded manifest against a [`Remote`] with Sahara's
+//! semantics. It resolves the arguments (required, defaults, choices), asks
+//! the target for its distro once, then runs the root `all` node. Each node
+//! runs in its validator type's component; flow-control types call back
+//! here (through [`RunScope`]) to run their nested blocks.
+//!
+//! When a run fails, the error names the innermost validator whose failure
+//! ended it, with its manifest position, not the `all` that carried it up.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::host::{LogLevel, Outcome, RunScope};
+use crate::manifest::{Block, Location, Manifest, ResourceRoots, ValidatorNode};
+use crate::remote::{CommandOutput, Remote, RemoteCommand, RemoteError};
+
+/// Stack for the thread that runs a manifest: every nesting level of flow
+/// control is a wasm call with host calls inside it.
+const RUN_STACK_BYTES: usize = 64 << 20;
+
+/// A validator that failed, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path} ({location}): {message}")]
+pub struct ValidationError {
+    pub path: String,
+    pub type_name: String,
+    pub location: Location,
+    pub message: String,
+}
+
+/// Why a run did not pass.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RunError {
+    /// The arguments given do not fit the manifest (Sahara's messages).
+    #[error("{0}")]
+    Arguments(String),
+    /// The target could not say what it runs.
+    #[error("cannot detect the distro: {0}")]
+    Distro(String),
+    #[error("{0}")]
+    Validation(ValidationError),
+}
+
+/// What happened to one validator run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Passed without changing anything.
+    InPlace,
+    /// Passed and changed the target (what it said it changed).
+    Changed(Vec<String>),
+    Failed(String),
+}
+
+/// One finished validator run.
+#[derive(Debug, Clone)]
+pub struct NodeRecord {
+    pub path: String,
+    pub type_name: String,
+    pub summary: String,
+    pub flow_control: bool,
+    pub test_only: bool,
+    pub status: Status,
+    pub elapsed: Duration,
+}
+
+/// What a run reports as it goes.
+pub enum Event<'a> {
+    Started { node: &'a ValidatorNode, test_only: bool, at: Duration },
+    Finished { record: &'a NodeRecord, at: Duration },
+    Command { node: &'a ValidatorNode, command: &'a RemoteCommand, result: &'a Result<CommandOutput, RemoteError>, elapsed: Duration },
+    Log { node: &'a ValidatorNode, level: LogLevel, message: &'a str },
+}
+
+/// Receives a run's events (progress lines, reports).
+pub trait Observer: Send {
+    fn event(&mut self, event: Event<'_>);
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+
+impl Observer for Quiet {
+    fn event(&mut self, _event: Event<'_>) {}
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub outcome: Result<(), RunError>,
+    /// Every validator run, in the order they finished.
+    pub records: Vec<NodeRecord>,
+    /// The arguments as they stood at the end (after `argument_set` and `output`).
+    pub arguments: BTreeMap<String, String>,
+    pub distro: Option<String>,
+    /// Commands sent to the target (round trips).
+    pub commands: usize,
+    pub elapsed: Duration,
+}
+
+impl RunSummary {
+    pub fn passed(&self) -> bool {
+        self.outcome.is_ok()
+    }
+
+    /// The last record of each leaf validator, in manifest order of first run.
+    pub fn leaf_results(&self) -> Vec<&NodeRecord> {
+        let mut order: Vec<&str> = Vec::new();
+        let mut last: BTreeMap<&str, &NodeRecord> = BTreeMap::new();
+        for record in self.records.iter().filter(|r| !r.flow_control) {
+            if !last.contains_key(record.path.as_str()) {
+                order.push(&record.path);
+            }
+            last.insert(&record.path, record);
+        }
+        order.into_iter().map(|p| last[p]).collect()
+    }
+}
+
+/// Checks the given values against the declared arguments, Sahara's way:
+/// a missing required one is an error, a missing optional one takes its
+/// default, a value outside the choices is an error. Values for undeclared
+/// names are not passed on.
+pub fn resolve_arguments(manifest: &Manifest, given: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, RunError> {
+    let mut values = BTreeMap::new();
+    for argument in &manifest.arguments {
+        let value = match (given.get(&argument.name), &argument.default) {
+            (Some(value), _) => value.clone(),
+            (None, _) if argument.required => {
+                return Err(RunError::Arguments(format!("Argument {} is required for image processing", argument.name)))
+            }
+            (None, Some(default)) => default.clone(),
+            (None, None) => continue,
+        };
+        if !argument.choices.is_empty() && !argument.choices.contains(&value) {
+            return Err(RunError::Arguments(format!(
+                "Value for argument {} must be one of {} (got `{value}`)",
+                argument.name,
+                argument.choices.join(", ")
+            )));
+        }
+        values.insert(argument.name.clone(), value);
+    }
+    Ok(values)
+}
+
+/// Runs `manifest` against `remote`, reconciling unless `test_only`, and
+/// hands the remote back (a disk image must be committed or discarded).
+pub fn run<R: Remote + 'static>(
+    manifest: &Manifest,
+    remote: R,
+    given: &BTreeMap<String, String>,
+    test_only: bool,
+    observer: Box<dyn Observer>,
+) -> (RunSummary, R) {
+    let started = Instant::now();
+    let session = Arc::new(Session {
+        remote: Mutex::new(remote),
+        arguments: Mutex::new(BTreeMap::new()),
+        resources: manifest.resources.clone(),
+        observer: Mutex::new(observer),
+        records: Mutex::new(Vec::new()),
+        commands: Mutex::new(0),
+        started,
+    });
+    let outcome = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("kiln-run".into())
+            .stack_size(RUN_STACK_BYTES)
+            .spawn_scoped(scope, || run_root(&session, manifest, given, test_only))
+            .expect("spawning the run thread")
+            .join()
+            .unwrap_or_else(|_| Err(RunError::Arguments("internal error: the run thread panicked".into())))
+    });
+    let session = Arc::try_unwrap(session).unwrap_or_else(|_| panic!("a validator scope outlived its run"));
+    let arguments = session.arguments.into_inner().unwrap();
+    let summary = RunSummary {
+        outcome,
+        records: session.records.into_inner().unwrap(),
+        distro: arguments.get("distro").cloned(),
+        arguments,
+        commands: session.commands.into_inner().unwrap(),
+        elapsed: started.elapsed(),
+    };
+    (summary, session.remote.into_inner().unwrap())
+}
+
+fn run_root<R: Remote + 'static>(
+    session: &Arc<Session<R>>,
+    manifest: &Manifest,
+    given: &BTreeMap<String, String>,
+    test_only: bool,
+) -> Result<(), RunError> {
+    let mut values = resolve_arguments(manifest, given)?;
+    let distro = session.remote.lock().unwrap().distro().map_err(|e| RunError::Distro(e.to_string()))?;
+    values.insert("distro".into(), distro);
+    *session.arguments.lock().unwrap() = values;
+    run_node(session, &manifest.root, test_only).map_err(RunError::Validation)
+}
+
+/// The state one run shares between its validators.
+struct Session<R> {
+    remote: Mutex<R>,
+    arguments: Mutex<BTreeMap<String, String>>,
+    resources: Arc<ResourceRoots>,
+    observer: Mutex<Box<dyn Observer>>,
+    records: Mutex<Vec<NodeRecord>>,
+    commands: Mutex<usize>,
+    started: Instant,
+}
+
+impl<R> Session<R> {
+    fn emit(&self, event: Event<'_>) {
+        self.observer.lock().unwrap().event(event);
+    }
+}
+
+fn run_node<R: Remote + 'static>(session: &Arc<Session<R>>, node: &Arc<ValidatorNode>, test_only: bool) -> Result<(), ValidationError> {
+    let started = Instant::now();
+    session.emit(Event::Started { node, test_only, at: session.started.elapsed() });
+    let scope = Arc::new(NodeScope { session: session.clone(), node: node.clone(), child_failure: Mutex::new(None) });
+    let report = node.vtype.run(&node.spec_json, test_only, scope.clone());
+    let child_failure = scope.child_failure.lock().unwrap().take();
+    let failure = |message: String| ValidationError {
+        path: node.path.clone(),
+        type_name: node.type_name.clone(),
+        location: node.location.clone(),
+        message,
+    };
+    let result = match report.outcome {
+        // A run that was refused something but claims success did not do
+        // what its spec said: it fails.
+        Outcome::Returned(Ok(())) => match report.denials.first() {
+            None => Ok(()),
+            Some(denial) => Err(failure(format!("validator type `{}` {}", node.type_name, denial.describe()))),
+        },
+        Outcome::Returned(Err(message)) => match child_failure {
+            // A flow-control type passing its child's failure up unchanged:
+            // report the child, which says where the problem really is.
+            Some(child) if message == child_message(&child) => Err(child),
+            _ => Err(failure(message)),
+        },
+        Outcome::Stopped(reason) => Err(failure(reason)),
+    };
+    let status = match &result {
+        Ok(()) if report.changes.is_empty() => Status::InPlace,
+        Ok(()) => Status::Changed(report.changes),
+        Err(e) => Status::Failed(e.message.clone()),
+    };
+    let record = NodeRecord {
+        path: node.path.clone(),
+        type_name: node.type_name.clone(),
+        summary: node.summary.clone(),
+        flow_control: node.is_flow_control(),
+        test_only,
+        status,
+        elapsed: started.elapsed(),
+    };
+    session.emit(Event::Finished { record: &record, at: session.started.elapsed() });
+    session.records.lock().unwrap().push(record);
+    result
+}
+
+/// How a child's failure reads to the flow-control type above it.
+fn child_message(child: &ValidationError) -> String {
+    format!("{}: {}", child.path, child.message)
+}
+
+/// The view of the run one node's component gets.
+struct NodeScope<R> {
+    session: Arc<Session<R>>,
+    node: Arc<ValidatorNode>,
+    /// The failure of the last nested block that failed.
+    child_failure: Mutex<Option<ValidationError>>,
+}
+
+impl<R: Remote + 'static> NodeScope<R> {
+    fn run_block(&self, block: &Block, test_only: bool) -> Result<(), ValidationError> {
+        match block {
+            Block::Single(node) => run_node(&self.session, node, test_only),
+            Block::Sequence { nodes, .. } => nodes.iter().try_for_each(|node| run_node(&self.session, node, test_only)),
+        }
+    }
+}
+
+impl<R: Remote + 'static> RunScope for NodeScope<R> {
+    fn distro(&self) -> String {
+        self.session.arguments.lock().unwrap().get("distro").cloned().unwrap_or_default()
+    }
+
+    fn run_command(&self, command: &RemoteCommand) -> Result<CommandOutput, RemoteError> {
+        *self.session.commands.lock().unwrap() += 1;
+        self.session.remote.lock().unwrap().run(command)
+    }
+
+    fn write_file(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), RemoteError> {
+        *self.session.commands.lock().unwrap() += 1;
+        self.session.remote.lock().unwrap().write_file(path, contents, mode)
+    }
+
+    fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, RemoteError> {
+        *self.session.commands.lock().unwrap() += 1;
+        self.session.remote.lock().unwrap().read_file(path)
+    }
+
+    fn read_resource(&self, path: &str) -> Result<Vec<u8>, String> {
+        self.session.resources.read(path)
+    }
+
+    fn get_argument(&self, name: &str) -> Option<String> {
+        self.session.arguments.lock().unwrap().get(name).cloned()
+    }
+
+    fn set_argument(&self, name: &str, value: &str) {
+        self.session.arguments.lock().unwrap().insert(name.to_string(), value.to_string());
+    }
+
+    fn run_nested(&self, index: u32, test_only: bool) -> Result<(), String> {
+        let block = &self.node.blocks[index as usize];
+        self.run_block(block, test_only).map_err(|child| {
+            let message = child_message(&child);
+            *self.child_failure.lock().unwrap() = Some(child);
+            message
+        })
+    }
+
+    fn nested_count(&self) -> usize {
+        self.node.blocks.len()
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        self.session.emit(Event::Log { node: &self.node, level, message });
+    }
+
+    fn command_ran(&self, command: &RemoteCommand, result: &Result<CommandOutput, RemoteError>, elapsed: Duration) {
+        self.session.emit(Event::Command { node: &self.node, command, result, elapsed });
+    }
+}

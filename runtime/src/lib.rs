@@ -1,0 +1,22 @@
+//! kiln: pack and check machine images and live hosts from one declarative
+//! manifest, with every validator type running as a sandboxed WebAssembly
+//! component.
+//!
+//! The crate is laid out along the path a run takes:
+//! - [`manifest`] reads a manifest (YAML with positions) into arguments and a
+//!   tree of validator nodes, reporting every spec error as FILE:LINE:COL;
+//! - [`host`] loads validator components, links their imports with grants and
+//!   limits, and caches compiled code;
+//! - [`interpreter`] runs the tree against a [`remote::Remote`];
+//! - [`target`] holds the real remotes: disk images and SSH hosts;
+//! - [`api`] offers the three operations Sahara plugins had: the arguments a
+//!   plugin version takes, pack an image, validate instances.
+
+pub mod remote;
+pub mod target;
+pub mod api;
+pub mod host;
+pub mod interpreter;
+pub mod manifest;
+pub mod scripted;
+pub use api::Kiln;

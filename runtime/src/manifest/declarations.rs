@@ -1,0 +1,135 @@
+//! The `validator_types` section: third-party validator types a manifest
+//! brings, each a `.wasm` component with the grants it is given.
+//!
+//! ```yaml
+//! validator_types:
+//!   file_content:
+//!     wasm: validators/file_content.wasm   # relative to the manifest
+//!     sha256: 3f1c...                      # optional; a mismatch refuses the run
+//!     grants: [exec, write-file, read-file]
+//!     commands: ["systemctl *"]           # optional: narrows exec
+//!     overrides: false                     # may it replace a built-in?
+//!     limits: {seconds: 60, memory_mib: 32, log_kib: 256, output_mib: 4}
+//! ```
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::yaml::{Mark, Yaml, YamlKind};
+use crate::host::{ComponentSource, Grant, Grants, Limits, TypeDeclaration};
+
+type Problem = (Mark, String);
+
+/// Each declaration with the mark of its name.
+pub(super) fn parse(section: &Yaml, base_dir: &Path) -> Result<Vec<(Mark, TypeDeclaration)>, Problem> {
+    let YamlKind::Map(entries) = &section.kind else {
+        return Err((section.mark, "`validator_types` must be a map from type name to its declaration".into()));
+    };
+    entries
+        .iter()
+        .map(|(key, body)| {
+            let name = key.as_str().ok_or((key.mark, "a validator type name must be a string".to_string()))?;
+            Ok((key.mark, declaration(name, body, base_dir)?))
+        })
+        .collect()
+}
+
+/// Parses one declaration body (also used for `--validators DIR` sidecars).
+pub fn declaration(name: &str, body: &Yaml, base_dir: &Path) -> Result<TypeDeclaration, Problem> {
+    let at = |m: Mark, message: String| (m, format!("validator type `{name}`: {message}"));
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') || name.is_empty() {
+        return Err(at(body.mark, "a type name uses letters, digits, `_` and `-`".into()));
+    }
+    let YamlKind::Map(entries) = &body.kind else {
+        return Err(at(body.mark, format!("the declaration must be a map with `wasm` and `grants`, found {}", body.kind_name())));
+    };
+    let mut wasm = None;
+    let mut declaration = TypeDeclaration {
+        name: name.to_string(),
+        source: ComponentSource::Builtin(&[]),
+        sha256: None,
+        grants: Grants::default(),
+        limits: Limits::THIRD_PARTY,
+        overrides_builtin: false,
+    };
+    let mut patterns = Vec::new();
+    let mut granted = Vec::new();
+    for (key, value) in entries {
+        match key.as_str().unwrap_or("") {
+            "wasm" => wasm = Some(text(value).map_err(|m| at(value.mark, m))?),
+            "sha256" => {
+                let digest = text(value).map_err(|m| at(value.mark, m))?;
+                if digest.len() != 64 || !digest.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(at(value.mark, "sha256 must be 64 hexadecimal digits".into()));
+                }
+                declaration.sha256 = Some(digest.to_ascii_lowercase());
+            }
+            "grants" => {
+                for item in list(value).map_err(|m| at(value.mark, m))? {
+                    let grant: Grant = text(item).and_then(|t| t.parse()).map_err(|m| at(item.mark, m))?;
+                    granted.push(grant);
+                }
+            }
+            "commands" => {
+                for item in list(value).map_err(|m| at(value.mark, m))? {
+                    patterns.push(text(item).map_err(|m| at(item.mark, m))?);
+                }
+            }
+            "overrides" => {
+                declaration.overrides_builtin = match text(value).map_err(|m| at(value.mark, m))?.to_ascii_lowercase().as_str() {
+                    "true" | "yes" => true,
+                    "false" | "no" => false,
+                    other => return Err(at(value.mark, format!("overrides must be true or false, found `{other}`"))),
+                }
+            }
+            "limits" => declaration.limits = limits(value).map_err(|(m, message)| at(m, message))?,
+            other => {
+                return Err(at(key.mark, format!("unknown key `{other}` (known: wasm, sha256, grants, commands, overrides, limits)")))
+            }
+        }
+    }
+    let Some(wasm) = wasm else {
+        return Err(at(body.mark, "needs `wasm: PATH` (the component file, relative to the manifest)".into()));
+    };
+    if !patterns.is_empty() && !granted.contains(&Grant::Exec) {
+        return Err(at(body.mark, "`commands` narrows the `exec` grant, which is not granted".into()));
+    }
+    declaration.source = ComponentSource::File(base_dir.join(wasm));
+    declaration.grants = Grants::new(granted).with_command_patterns(patterns);
+    Ok(declaration)
+}
+
+fn limits(value: &Yaml) -> Result<Limits, Problem> {
+    let YamlKind::Map(entries) = &value.kind else {
+        return Err((value.mark, "limits must be a map (seconds, memory_mib, log_kib, output_mib)".into()));
+    };
+    let mut limits = Limits::THIRD_PARTY;
+    for (key, value) in entries {
+        let number: u64 = text(value)
+            .and_then(|t| t.parse().map_err(|_| format!("`{t}` is not a whole number")))
+            .map_err(|m| (value.mark, m))?;
+        let number = number.max(1);
+        match key.as_str().unwrap_or("") {
+            "seconds" => limits.wall_clock = Duration::from_secs(number),
+            "milliseconds" => limits.wall_clock = Duration::from_millis(number),
+            "memory_mib" => limits.memory_bytes = (number as usize) << 20,
+            "log_kib" => limits.log_bytes = (number as usize) << 10,
+            "output_mib" => limits.command_output_bytes = (number as usize) << 20,
+            other => {
+                return Err((key.mark, format!("unknown limit `{other}` (known: seconds, milliseconds, memory_mib, log_kib, output_mib)")))
+            }
+        }
+    }
+    Ok(limits)
+}
+
+fn text(value: &Yaml) -> Result<String, String> {
+    value.as_str().map(str::to_string).ok_or_else(|| format!("expected a string, found {}", value.kind_name()))
+}
+
+fn list(value: &Yaml) -> Result<&[Yaml], String> {
+    match &value.kind {
+        YamlKind::Seq(items) => Ok(items),
+        _ => Err(format!("expected a list, found {}", value.kind_name())),
+    }
+}

@@ -1,0 +1,403 @@
+//! The manifest model and its loader. A manifest is Sahara's YAML image
+//! specification: typed `arguments` and an ordered tree of `validators`,
+//! plus kiln's `validator_types` for third-party types. Loading reads the
+//! YAML with positions, checks the arguments, asks each node's validator
+//! type to `check` its spec (which also names its nested blocks and the
+//! resources it needs), and resolves those resources, so every spec error is
+//! reported as `FILE:LINE:COL: validators[i]...: what is wrong` before
+//! anything touches a target.
+
+mod arguments;
+mod declarations;
+pub mod resources;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use arguments::Argument;
+pub use resources::ResourceRoots;
+use yaml::{Mark, Yaml, YamlKind, YamlLimits};
+
+use crate::host::{self, BlockShape, ComponentHost, LoadError, Outcome, TypeDeclaration, ValidatorType};
+
+/// A place in a manifest file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: Arc<Path>,
+    pub mark: Mark,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.mark.line, self.mark.col)
+    }
+}
+
+/// Why a manifest could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{}: cannot read the manifest: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{location}: {message}")]
+    Spec { location: Location, message: String },
+    #[error("{0}")]
+    Type(#[from] LoadError),
+}
+
+impl ManifestError {
+    /// The position of the error, when it has one.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            ManifestError::Spec { location, .. } => Some(location),
+            _ => None,
+        }
+    }
+}
+
+/// A loaded, checked manifest.
+#[derive(Debug)]
+pub struct Manifest {
+    pub path: PathBuf,
+    pub arguments: Vec<Argument>,
+    /// The top-level `validators` list, as one `all` node.
+    pub root: Arc<ValidatorNode>,
+    pub resources: Arc<ResourceRoots>,
+    pub types: TypeRegistry,
+}
+
+impl Manifest {
+    pub fn argument(&self, name: &str) -> Option<&Argument> {
+        self.arguments.iter().find(|a| a.name == name)
+    }
+}
+
+/// One validator in the tree, checked and bound to its type.
+#[derive(Debug)]
+pub struct ValidatorNode {
+    pub type_name: String,
+    /// Where it stands in the manifest: `validators[2].os_case[0].redhat[1].package`.
+    pub path: String,
+    pub location: Location,
+    /// The spec as JSON, as the component receives it.
+    pub spec_json: String,
+    /// The type's one-line description of this spec.
+    pub summary: String,
+    pub blocks: Vec<Block>,
+    pub vtype: Arc<ValidatorType>,
+}
+
+/// A nested block of a flow-control node.
+#[derive(Debug)]
+pub enum Block {
+    /// Validators run in order, as `all`.
+    Sequence { label: String, nodes: Vec<Arc<ValidatorNode>> },
+    /// One validator.
+    Single(Arc<ValidatorNode>),
+}
+
+impl ValidatorNode {
+    /// Every node below this one, depth first, with its depth.
+    pub fn walk(self: &Arc<Self>, visit: &mut dyn FnMut(&Arc<ValidatorNode>, usize)) {
+        fn go(node: &Arc<ValidatorNode>, depth: usize, visit: &mut dyn FnMut(&Arc<ValidatorNode>, usize)) {
+            visit(node, depth);
+            for block in &node.blocks {
+                match block {
+                    Block::Sequence { nodes, .. } => nodes.iter().for_each(|n| go(n, depth + 1, visit)),
+                    Block::Single(n) => go(n, depth + 1, visit),
+                }
+            }
+        }
+        go(self, 0, visit)
+    }
+
+    /// Whether this node runs other validators rather than acting itself.
+    pub fn is_flow_control(&self) -> bool {
+        !self.blocks.is_empty() || self.vtype.grants.allows(host::Grant::Nested)
+    }
+}
+
+/// The validator types a manifest may use, by name.
+#[derive(Debug, Clone, Default)]
+pub struct TypeRegistry {
+    types: BTreeMap<String, Arc<ValidatorType>>,
+}
+
+impl TypeRegistry {
+    /// The built-in types.
+    pub fn builtins(host: &ComponentHost) -> Result<TypeRegistry, LoadError> {
+        let mut registry = TypeRegistry::default();
+        for declaration in host::builtin_declarations() {
+            let vtype = host.load(declaration)?;
+            registry.types.insert(vtype.name.to_string(), vtype);
+        }
+        Ok(registry)
+    }
+
+    /// Adds a third-party type. A name that clashes with a built-in is
+    /// refused unless the declaration says it overrides it.
+    pub fn add(&mut self, host: &ComponentHost, declaration: TypeDeclaration) -> Result<(), String> {
+        let name = declaration.name.clone();
+        let is_builtin = host::BUILTIN_NAMES.contains(&name.as_str());
+        if is_builtin && !declaration.overrides_builtin {
+            return Err(format!(
+                "validator type `{name}` clashes with the built-in type of that name; rename it, or set `overrides: true` to replace the built-in"
+            ));
+        }
+        if let Some(existing) = self.types.get(&name) {
+            if !is_builtin && existing.origin != "built in" && !declaration.overrides_builtin {
+                return Err(format!("validator type `{name}` is declared twice ({} and the new one)", existing.origin));
+            }
+        }
+        let vtype = host.load(declaration).map_err(|e| e.to_string())?;
+        self.types.insert(name, vtype);
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<ValidatorType>> {
+        self.types.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.types.keys().map(String::as_str)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<ValidatorType>> {
+        self.types.values()
+    }
+}
+
+/// How to load a manifest.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Resource roots searched after the manifest's own directory.
+    pub extra_resource_roots: Vec<PathBuf>,
+}
+
+/// Loads and checks the manifest at `path`.
+pub fn load(
+    path: &Path,
+    host: &ComponentHost,
+    types: &TypeRegistry,
+    options: &LoadOptions,
+) -> Result<Manifest, ManifestError> {
+    let bytes = std::fs::read(path).map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
+    let file: Arc<Path> = Arc::from(path);
+    let at = |mark: Mark| Location { file: file.clone(), mark };
+    let spec_error = |mark: Mark, message: String| ManifestError::Spec { location: at(mark), message };
+    let start = Mark { line: 1, col: 1 };
+
+    let document = yaml::parse_bytes(&bytes, YamlLimits::default()).map_err(|e| spec_error(e.mark, e.message))?;
+    let Some(document) = document else {
+        return Err(spec_error(start, "the manifest is empty; it needs at least a `validators:` list".into()));
+    };
+    let YamlKind::Map(entries) = &document.kind else {
+        return Err(spec_error(
+            document.mark,
+            format!("a manifest is a map with `arguments` and `validators`, found {}", document.kind_name()),
+        ));
+    };
+    for (key, _) in entries {
+        let known = ["arguments", "validators", "validator_types"];
+        if !key.as_str().is_some_and(|k| known.contains(&k)) {
+            return Err(spec_error(
+                key.mark,
+                format!("unknown top-level key `{}` (known: {})", key.as_str().unwrap_or("?"), known.join(", ")),
+            ));
+        }
+    }
+
+    let arguments = match document.get("arguments") {
+        Some(section) => arguments::parse(section).map_err(|(mark, message)| spec_error(mark, message))?,
+        None => Vec::new(),
+    };
+
+    let base_dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut types = types.clone();
+    if let Some(section) = document.get("validator_types") {
+        for (mark, declaration) in declarations::parse(section, base_dir).map_err(|(mark, message)| spec_error(mark, message))? {
+            types.add(host, declaration).map_err(|message| spec_error(mark, message))?;
+        }
+    }
+
+    let mut roots = vec![base_dir.to_path_buf()];
+    roots.extend(options.extra_resource_roots.iter().cloned());
+    let resources = ResourceRoots::open(&roots).map_err(|message| spec_error(start, message))?;
+
+    let Some(validators) = document.get("validators") else {
+        return Err(spec_error(start, "the manifest has no `validators` list".into()));
+    };
+    if !matches!(validators.kind, YamlKind::Seq(_)) {
+        return Err(spec_error(
+            validators.mark,
+            format!("`validators` must be a list of validators, found {}", validators.kind_name()),
+        ));
+    }
+    let builder = TreeBuilder { file: file.clone(), types: &types, resources: &resources };
+    let root = builder.node("all", validators, "validators".to_string(), validators.mark)?;
+    Ok(Manifest { path: path.to_path_buf(), arguments, root, resources: Arc::new(resources), types })
+}
+
+/// Builds checked nodes from YAML, recursing through nested blocks.
+struct TreeBuilder<'a> {
+    file: Arc<Path>,
+    types: &'a TypeRegistry,
+    resources: &'a ResourceRoots,
+}
+
+impl TreeBuilder<'_> {
+    fn error(&self, mark: Mark, path: &str, message: impl fmt::Display) -> ManifestError {
+        ManifestError::Spec { location: Location { file: self.file.clone(), mark }, message: format!("{path}: {message}") }
+    }
+
+    /// One `- type: spec` item of a validator list.
+    fn item(&self, item: &Yaml, path: String) -> Result<Arc<ValidatorNode>, ManifestError> {
+        let YamlKind::Map(entries) = &item.kind else {
+            return Err(self.error(item.mark, &path, format!("a validator is a one-key map `type: spec`, found {}", item.kind_name())));
+        };
+        if entries.len() != 1 {
+            let keys: Vec<&str> = entries.iter().filter_map(|(k, _)| k.as_str()).collect();
+            return Err(self.error(
+                item.mark,
+                &path,
+                format!(
+                    "a validator is a one-key map `type: spec`, found {} keys ({}); is a `-` missing before one of them?",
+                    entries.len(),
+                    keys.join(", ")
+                ),
+            ));
+        }
+        let (key, spec) = &entries[0];
+        let Some(type_name) = key.as_str() else {
+            return Err(self.error(key.mark, &path, "the validator type must be a name"));
+        };
+        let path = format!("{path}.{type_name}");
+        self.node(type_name, spec, path, key.mark)
+    }
+
+    fn node(&self, type_name: &str, spec: &Yaml, path: String, mark: Mark) -> Result<Arc<ValidatorNode>, ManifestError> {
+        let Some(vtype) = self.types.get(type_name) else {
+            return Err(self.error(mark, &path, unknown_type_message(type_name, self.types)));
+        };
+        let spec_json = spec.to_json().to_string();
+        let plan = match vtype.check(&spec_json) {
+            Outcome::Returned(Ok(plan)) => plan,
+            Outcome::Returned(Err(problem)) => {
+                let at = spec.at_pointer(&problem.pointer).map(|n| n.mark).unwrap_or(spec.mark);
+                let where_ = format!("{path}{}", pointer_to_path(&problem.pointer));
+                return Err(self.error(at, &where_, problem.message));
+            }
+            Outcome::Stopped(reason) => return Err(self.error(mark, &path, format!("checking the spec failed: {reason}"))),
+        };
+        for resource in &plan.resources {
+            if let Err(message) = self.resources.find(&resource.path) {
+                let at = spec.at_pointer(&resource.pointer).map(|n| n.mark).unwrap_or(spec.mark);
+                return Err(self.error(at, &path, message));
+            }
+        }
+        let mut blocks = Vec::with_capacity(plan.nested.len());
+        for nested in &plan.nested {
+            let Some(block_yaml) = spec.at_pointer(&nested.pointer) else {
+                return Err(self.error(
+                    spec.mark,
+                    &path,
+                    format!("validator type `{type_name}` declared a nested block at `{}`, which its spec does not have", nested.pointer),
+                ));
+            };
+            let block_path = format!("{path}{}", pointer_to_path(&nested.pointer));
+            blocks.push(self.block(block_yaml, block_path, nested.shape)?);
+        }
+        Ok(Arc::new(ValidatorNode {
+            type_name: type_name.to_string(),
+            path,
+            location: Location { file: self.file.clone(), mark },
+            spec_json,
+            summary: plan.summary,
+            blocks,
+            vtype: vtype.clone(),
+        }))
+    }
+
+    fn block(&self, yaml: &Yaml, path: String, shape: BlockShape) -> Result<Block, ManifestError> {
+        match shape {
+            BlockShape::Single => Ok(Block::Single(self.item(yaml, path)?)),
+            BlockShape::Sequence => {
+                let items: &[Yaml] = match &yaml.kind {
+                    YamlKind::Seq(items) => items,
+                    YamlKind::Null => &[],
+                    _ => {
+                        return Err(self.error(yaml.mark, &path, format!("expected a list of validators, found {}", yaml.kind_name())))
+                    }
+                };
+                let nodes = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| self.item(item, format!("{path}[{i}]")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Block::Sequence { label: path, nodes })
+            }
+        }
+    }
+}
+
+/// `/0/redhat` → `[0].redhat`, `/cases/openjdk` → `.cases.openjdk`.
+pub fn pointer_to_path(pointer: &str) -> String {
+    let mut out = String::new();
+    for raw in pointer.split('/').skip(1) {
+        let token = raw.replace("~1", "/").replace("~0", "~");
+        if token.parse::<usize>().is_ok() {
+            out.push_str(&format!("[{token}]"));
+        } else {
+            out.push('.');
+            out.push_str(&token);
+        }
+    }
+    out
+}
+
+fn unknown_type_message(name: &str, types: &TypeRegistry) -> String {
+    let known: Vec<&str> = types.names().collect();
+    let suggestion = known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| format!("; did you mean `{k}`?"))
+        .unwrap_or_default();
+    format!("unknown validator type `{name}` (known: {}){suggestion}", known.join(", "))
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(current + 1);
+            prev = current;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointer_paths() {
+        assert_eq!(pointer_to_path("/0/redhat"), "[0].redhat");
+        assert_eq!(pointer_to_path("/cases/openjdk"), ".cases.openjdk");
+        assert_eq!(pointer_to_path(""), "");
+    }
+
+    #[test]
+    fn distances() {
+        assert_eq!(edit_distance("pakage", "package"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+}

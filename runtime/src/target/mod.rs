@@ -1,0 +1,2 @@
+//! The real targets kiln runs validators against, each a [`crate::remote::Remote`]:
+//! disk images through libguestfs and hosts over SSH.

@@ -1,0 +1,69 @@
+//! Helpers shared by the integration tests: one kiln per test binary (the
+//! components compile once), manifests written to temporary directories, and
+//! runs against the scripted remote.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use kiln::host::HostOptions;
+use kiln::interpreter::{Quiet, RunSummary};
+use kiln::manifest::{LoadOptions, Manifest, ManifestError};
+use kiln::scripted::ScriptedRemote;
+use kiln::Kiln;
+
+pub fn kiln() -> &'static Kiln {
+    static KILN: OnceLock<Kiln> = OnceLock::new();
+    KILN.get_or_init(|| Kiln::new(HostOptions::with_default_cache()).expect("kiln starts"))
+}
+
+/// A manifest in a temporary directory, with resource files beside it.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl Fixture {
+    pub fn new(yaml: &str, files: &[(&str, &str)]) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, contents) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, contents).unwrap();
+        }
+        let path = dir.path().join("image.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        Fixture { dir, path }
+    }
+
+    pub fn load(&self) -> Result<Manifest, ManifestError> {
+        kiln().load(&self.path, &LoadOptions::default())
+    }
+
+    pub fn manifest(&self) -> Manifest {
+        self.load().unwrap_or_else(|e| panic!("manifest should load: {e}"))
+    }
+}
+
+pub fn args(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// Runs `yaml` against `remote` and returns the summary; the remote keeps
+/// its log (clones share it).
+pub fn run(yaml: &str, files: &[(&str, &str)], remote: &ScriptedRemote, given: &[(&str, &str)], test_only: bool) -> RunSummary {
+    let fixture = Fixture::new(yaml, files);
+    let manifest = fixture.manifest();
+    let (summary, _) = kiln().run(&manifest, remote.clone(), &args(given), test_only, Box::new(Quiet));
+    summary
+}
+
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+/// The path of a built component (the test validators live beside the built-ins).
+pub fn component(name: &str) -> PathBuf {
+    Path::new(env!("KILN_COMPONENT_DIR")).join(format!("{name}.wasm"))
+}
