@@ -17,26 +17,58 @@ fn main() {
     let validators = root.join("validators-wasm");
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|dir| if dir.is_absolute() { dir } else { root.join(dir) })
+        .map(|dir| {
+            if dir.is_absolute() {
+                dir
+            } else {
+                root.join(dir)
+            }
+        })
         .unwrap_or_else(|| root.join("target"))
         .join("validators-wasm");
 
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
-    for entry in ["Cargo.toml", "Cargo.lock", "sdk", "builtin", "examples", "hostile"] {
-        println!("cargo:rerun-if-changed={}", validators.join(entry).display());
+    for entry in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "sdk",
+        "builtin",
+        "examples",
+        "hostile",
+    ] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            validators.join(entry).display()
+        );
     }
 
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
     build
         .current_dir(&validators)
-        .args(["build", "--release", "--workspace", "--target", WASM_TARGET, "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--workspace",
+            "--target",
+            WASM_TARGET,
+            "--target-dir",
+        ])
         .arg(&target_dir);
     // The outer build's flags are for the host, not for wasm.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
         build.env_remove(var);
     }
-    let status = build.status().unwrap_or_else(|e| panic!("could not run cargo to build the validator components: {e}"));
+    let status = build
+        .status()
+        .unwrap_or_else(|e| panic!("could not run cargo to build the validator components: {e}"));
     if !status.success() {
         panic!(
             "building the validator components in {} failed; is the target installed? (rustup target add {WASM_TARGET})",
@@ -45,9 +77,22 @@ fn main() {
     }
 
     let out = target_dir.join(WASM_TARGET).join("release");
-    for name in ["package", "script", "copy_script", "os_case", "argument_case", "argument_set", "any", "all"] {
+    for name in [
+        "package",
+        "script",
+        "copy_script",
+        "os_case",
+        "argument_case",
+        "argument_set",
+        "any",
+        "all",
+    ] {
         let wasm = out.join(format!("kiln_builtin_{name}.wasm"));
-        assert!(Path::new(&wasm).exists(), "missing built component {}", wasm.display());
+        assert!(
+            Path::new(&wasm).exists(),
+            "missing built component {}",
+            wasm.display()
+        );
     }
     println!("cargo:rustc-env=KILN_COMPONENT_DIR={}", out.display());
 }

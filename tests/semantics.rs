@@ -32,43 +32,94 @@ const DNF_OR_YUM: &str = "if command -v dnf >/dev/null 2>&1; then dnf install -y
 #[test]
 fn package_test_only_sends_one_check_for_the_whole_list() {
     let remote = ScriptedRemote::new("centos");
-    let summary = run("validators:\n  - package:\n    - java: {version: 8}\n    - hadoop\n", &[], &remote, &[], true);
+    let summary = run(
+        "validators:\n  - package:\n    - java: {version: 8}\n    - hadoop\n",
+        &[],
+        &remote,
+        &[],
+        true,
+    );
     assert!(summary.passed(), "{:?}", summary.outcome);
     assert_eq!(remote.commands(), ["rpm -q java-8 hadoop"]);
 }
 
 #[test]
 fn package_test_only_failure_carries_the_remote_message() {
-    let remote = ScriptedRemote::new("ubuntu").on("dpkg -s", [fail("package 'java-8' is not installed")]);
-    let summary = run("validators:\n  - package: [{java: {version: 8}}, hadoop]\n", &[], &remote, &[], true);
+    let remote =
+        ScriptedRemote::new("ubuntu").on("dpkg -s", [fail("package 'java-8' is not installed")]);
+    let summary = run(
+        "validators:\n  - package: [{java: {version: 8}}, hadoop]\n",
+        &[],
+        &remote,
+        &[],
+        true,
+    );
     assert_eq!(remote.commands(), ["dpkg -s java-8 hadoop"]);
     let message = failure_message(&summary);
-    assert!(message.contains("package 'java-8' is not installed"), "{message}");
+    assert!(
+        message.contains("package 'java-8' is not installed"),
+        "{message}"
+    );
     assert!(message.contains("validators[0].package"), "{message}");
 }
 
 #[test]
 fn package_reconcile_checks_installs_and_checks_again() {
     let remote = ScriptedRemote::new("centos").on("rpm -q", [fail("not installed"), ok()]);
-    let summary = run("validators:\n  - package: [{java: {version: '8'}}, hadoop]\n", &[], &remote, &[], false);
+    let summary = run(
+        "validators:\n  - package: [{java: {version: '8'}}, hadoop]\n",
+        &[],
+        &remote,
+        &[],
+        false,
+    );
     assert!(summary.passed(), "{:?}", summary.outcome);
-    assert_eq!(remote.commands(), ["rpm -q java-8 hadoop", DNF_OR_YUM, "rpm -q java-8 hadoop"]);
+    assert_eq!(
+        remote.commands(),
+        ["rpm -q java-8 hadoop", DNF_OR_YUM, "rpm -q java-8 hadoop"]
+    );
     let leaf = &summary.leaf_results()[0];
-    assert_eq!(leaf.status, Status::Changed(vec!["installed java-8 hadoop".into()]));
+    assert_eq!(
+        leaf.status,
+        Status::Changed(vec!["installed java-8 hadoop".into()])
+    );
 }
 
 #[test]
 fn package_reconcile_stops_when_the_install_fails() {
-    let remote = ScriptedRemote::new("ubuntu").on("dpkg -s", [fail("not installed")]).on("DEBIAN_FRONTEND", [fail("E: Unable to locate package hadoop")]);
-    let summary = run("validators:\n  - package: hadoop\n", &[], &remote, &[], false);
-    assert_eq!(remote.commands(), ["dpkg -s hadoop", "DEBIAN_FRONTEND=noninteractive apt-get -y install hadoop"]);
+    let remote = ScriptedRemote::new("ubuntu")
+        .on("dpkg -s", [fail("not installed")])
+        .on(
+            "DEBIAN_FRONTEND",
+            [fail("E: Unable to locate package hadoop")],
+        );
+    let summary = run(
+        "validators:\n  - package: hadoop\n",
+        &[],
+        &remote,
+        &[],
+        false,
+    );
+    assert_eq!(
+        remote.commands(),
+        [
+            "dpkg -s hadoop",
+            "DEBIAN_FRONTEND=noninteractive apt-get -y install hadoop"
+        ]
+    );
     assert!(failure_message(&summary).contains("Unable to locate package hadoop"));
 }
 
 #[test]
 fn package_already_installed_is_one_call_and_in_place() {
     let remote = ScriptedRemote::new("debian");
-    let summary = run("validators:\n  - package: hadoop\n", &[], &remote, &[], false);
+    let summary = run(
+        "validators:\n  - package: hadoop\n",
+        &[],
+        &remote,
+        &[],
+        false,
+    );
     assert_eq!(remote.commands(), ["dpkg -s hadoop"]);
     assert_eq!(summary.leaf_results()[0].status, Status::InPlace);
 }
@@ -76,9 +127,17 @@ fn package_already_installed_is_one_call_and_in_place() {
 #[test]
 fn package_on_an_unknown_distro_fails_clearly() {
     let remote = ScriptedRemote::new("plan9");
-    let summary = run("validators:\n  - package: hadoop\n", &[], &remote, &[], true);
+    let summary = run(
+        "validators:\n  - package: hadoop\n",
+        &[],
+        &remote,
+        &[],
+        true,
+    );
     assert!(remote.commands().is_empty());
-    assert!(failure_message(&summary).contains("does not know the package manager of distro `plan9`"));
+    assert!(
+        failure_message(&summary).contains("does not know the package manager of distro `plan9`")
+    );
 }
 
 // ---- script ----
@@ -87,46 +146,86 @@ fn package_on_an_unknown_distro_fails_clearly() {
 fn script_is_written_run_with_its_environment_and_removed() {
     let remote = ScriptedRemote::new("ubuntu");
     let yaml = "arguments:\n  java-distro: {default: openjdk}\n  unused: {default: x}\nvalidators:\n  - script:\n      setup.sh:\n        env_vars: [java-distro]\n";
-    let summary = run(yaml, &[("setup.sh", "#!/bin/sh\necho hi\n")], &remote, &[], false);
+    let summary = run(
+        yaml,
+        &[("setup.sh", "#!/bin/sh\necho hi\n")],
+        &remote,
+        &[],
+        false,
+    );
     assert!(summary.passed(), "{:?}", summary.outcome);
     let calls = remote.calls();
     assert_eq!(calls.len(), 2, "{calls:?}");
-    let Call::Write { path, contents, mode } = &calls[0] else { panic!("first the script is written: {calls:?}") };
+    let Call::Write {
+        path,
+        contents,
+        mode,
+    } = &calls[0]
+    else {
+        panic!("first the script is written: {calls:?}")
+    };
     assert!(path.starts_with("/tmp/kiln-script-"), "{path}");
     assert_eq!(contents, b"#!/bin/sh\necho hi\n");
     assert_eq!(*mode, 0o755);
-    let Call::Run(command) = &calls[1] else { panic!("then it runs") };
-    assert_eq!(command.script, format!("{path}; status=$?; rm -f {path}; exit $status"));
-    let env: Vec<(&str, &str)> = command.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    assert_eq!(env, [("test_only", "0"), ("distro", "ubuntu"), ("java_distro", "openjdk")]);
+    let Call::Run(command) = &calls[1] else {
+        panic!("then it runs")
+    };
+    assert_eq!(
+        command.script,
+        format!("{path}; status=$?; rm -f {path}; exit $status")
+    );
+    let env: Vec<(&str, &str)> = command
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        env,
+        [
+            ("test_only", "0"),
+            ("distro", "ubuntu"),
+            ("java_distro", "openjdk")
+        ]
+    );
 }
 
 #[test]
 fn script_values_travel_literally_not_through_the_shell() {
     let remote = ScriptedRemote::new("debian");
     let hostile = "x'; touch /pwned; echo '$(reboot)`id`";
-    let yaml = "arguments:\n  v: {default: safe}\nvalidators:\n  - script:\n      s.sh: {env_vars: [v]}\n";
+    let yaml =
+        "arguments:\n  v: {default: safe}\nvalidators:\n  - script:\n      s.sh: {env_vars: [v]}\n";
     run(yaml, &[("s.sh", "echo")], &remote, &[("v", hostile)], true);
-    let Call::Run(command) = &remote.calls()[1] else { panic!() };
+    let Call::Run(command) = &remote.calls()[1] else {
+        panic!()
+    };
     assert_eq!(command.env[2], ("v".to_string(), hostile.to_string()));
     assert!(!command.script.contains("pwned"));
     let line = command.to_shell_line();
-    assert!(line.contains(r#"'v=x'\''; touch /pwned; echo '\''$(reboot)`id`'"#), "{line}");
+    assert!(
+        line.contains(r#"'v=x'\''; touch /pwned; echo '\''$(reboot)`id`'"#),
+        "{line}"
+    );
 }
 
 #[test]
 fn script_output_becomes_an_argument_for_later_validators() {
-    let remote = ScriptedRemote::new("debian").on("/tmp/kiln-script-", [CommandOutput::success("1.8.0\n")]);
+    let remote =
+        ScriptedRemote::new("debian").on("/tmp/kiln-script-", [CommandOutput::success("1.8.0\n")]);
     let yaml = "validators:\n  - script:\n      detect:\n        inline: java -version\n        output: java_version\n  - argument_case:\n      argument_name: java_version\n      cases:\n        1.8.0:\n          - package: java8-extras\n";
     let summary = run(yaml, &[], &remote, &[], true);
     assert!(summary.passed(), "{:?}", summary.outcome);
-    assert_eq!(summary.arguments.get("java_version").map(String::as_str), Some("1.8.0"));
+    assert_eq!(
+        summary.arguments.get("java_version").map(String::as_str),
+        Some("1.8.0")
+    );
     assert_eq!(remote.commands().last().unwrap(), "dpkg -s java8-extras");
 }
 
 #[test]
 fn script_output_may_overwrite_distro() {
-    let remote = ScriptedRemote::new("debian").on("/tmp/kiln-script-", [CommandOutput::success("centos")]);
+    let remote =
+        ScriptedRemote::new("debian").on("/tmp/kiln-script-", [CommandOutput::success("centos")]);
     let yaml = "validators:\n  - script:\n      fake:\n        - inline: echo centos\n        - output: distro\n  - package: x\n";
     run(yaml, &[], &remote, &[], true);
     assert_eq!(remote.commands().last().unwrap(), "rpm -q x");
@@ -134,18 +233,42 @@ fn script_output_may_overwrite_distro() {
 
 #[test]
 fn script_failure_names_the_script_and_exit_code() {
-    let remote = ScriptedRemote::new("debian").on("/tmp/kiln-script-", [CommandOutput::failure(3, "boom\n")]);
-    let summary = run("validators:\n  - script: s.sh\n", &[("s.sh", "exit 3")], &remote, &[], false);
+    let remote = ScriptedRemote::new("debian")
+        .on("/tmp/kiln-script-", [CommandOutput::failure(3, "boom\n")]);
+    let summary = run(
+        "validators:\n  - script: s.sh\n",
+        &[("s.sh", "exit 3")],
+        &remote,
+        &[],
+        false,
+    );
     let message = failure_message(&summary);
-    assert!(message.contains("script `s.sh` exited with 3: boom"), "{message}");
+    assert!(
+        message.contains("script `s.sh` exited with 3: boom"),
+        "{message}"
+    );
 }
 
 #[test]
 fn script_gets_test_only_1_in_test_only_mode() {
     let remote = ScriptedRemote::new("debian");
-    run("validators:\n  - script: {s.sh: {arguments: [distro]}}\n", &[("s.sh", "x")], &remote, &[], true);
-    let Call::Run(command) = &remote.calls()[1] else { panic!() };
-    assert_eq!(command.env, [("test_only".into(), "1".into()), ("distro".into(), "debian".into())]);
+    run(
+        "validators:\n  - script: {s.sh: {arguments: [distro]}}\n",
+        &[("s.sh", "x")],
+        &remote,
+        &[],
+        true,
+    );
+    let Call::Run(command) = &remote.calls()[1] else {
+        panic!()
+    };
+    assert_eq!(
+        command.env,
+        [
+            ("test_only".into(), "1".into()),
+            ("distro".into(), "debian".into())
+        ]
+    );
 }
 
 // ---- copy_script ----
@@ -157,7 +280,10 @@ fn copy_script_writes_to_tmp_by_last_component_and_checks_in_test_only() {
     let remote = ScriptedRemote::new("debian");
     let summary = run(yaml, &files, &remote, &[], true);
     assert!(failure_message(&summary).contains("/tmp/packages.json is missing"));
-    assert!(remote.file("/tmp/packages.json").is_none(), "test-only must not write");
+    assert!(
+        remote.file("/tmp/packages.json").is_none(),
+        "test-only must not write"
+    );
 
     let summary = run(yaml, &files, &remote, &[], false);
     assert!(summary.passed());
@@ -177,18 +303,31 @@ fn any_of(a: &str, b: &str) -> String {
 }
 
 fn count(remote: &ScriptedRemote, needle: &str) -> usize {
-    remote.commands().iter().filter(|c| c.split_whitespace().any(|w| w == needle)).count()
+    remote
+        .commands()
+        .iter()
+        .filter(|c| c.split_whitespace().any(|w| w == needle))
+        .count()
 }
 
 #[test]
 fn any_with_two_failing_children_in_reconcile_calls_each_twice() {
     // Installs fail too, so each child fails in both passes.
-    let remote = ScriptedRemote::new("debian").on("dpkg -s", [fail("no")]).on("DEBIAN_FRONTEND", [fail("no")]);
+    let remote = ScriptedRemote::new("debian")
+        .on("dpkg -s", [fail("no")])
+        .on("DEBIAN_FRONTEND", [fail("no")]);
     let summary = run(&any_of("a", "b"), &[], &remote, &[], false);
-    let dpkg: Vec<String> = remote.commands().into_iter().filter(|c| c.starts_with("dpkg")).collect();
+    let dpkg: Vec<String> = remote
+        .commands()
+        .into_iter()
+        .filter(|c| c.starts_with("dpkg"))
+        .collect();
     assert_eq!(dpkg, ["dpkg -s a", "dpkg -s b", "dpkg -s a", "dpkg -s b"]);
     let message = failure_message(&summary);
-    assert!(message.contains("[0]") && message.contains("[1]"), "every child's error is listed: {message}");
+    assert!(
+        message.contains("[0]") && message.contains("[1]"),
+        "every child's error is listed: {message}"
+    );
 }
 
 #[test]
@@ -217,13 +356,21 @@ fn any_with_two_passing_children_calls_only_the_first() {
 
 #[test]
 fn any_reconciles_the_first_child_that_can_be_fixed() {
-    let remote = ScriptedRemote::new("debian").on("dpkg -s b", [fail("no")]).on("dpkg -s a", [fail("no"), fail("no"), ok()]);
+    let remote = ScriptedRemote::new("debian")
+        .on("dpkg -s b", [fail("no")])
+        .on("dpkg -s a", [fail("no"), fail("no"), ok()]);
     let summary = run(&any_of("a", "b"), &[], &remote, &[], false);
     assert!(summary.passed(), "{:?}", summary.outcome);
     // test-only pass: a fails, b fails; reconcile pass: a is checked, installed, checked.
     assert_eq!(
         remote.commands(),
-        ["dpkg -s a", "dpkg -s b", "dpkg -s a", "DEBIAN_FRONTEND=noninteractive apt-get -y install a", "dpkg -s a"]
+        [
+            "dpkg -s a",
+            "dpkg -s b",
+            "dpkg -s a",
+            "DEBIAN_FRONTEND=noninteractive apt-get -y install a",
+            "dpkg -s a"
+        ]
     );
 }
 
@@ -233,8 +380,13 @@ fn all_stops_at_the_first_failure() {
     let yaml = "validators:\n  - all:\n    - package: a\n    - package: b\n    - package: c\n";
     let summary = run(yaml, &[], &remote, &[], true);
     assert_eq!(remote.commands(), ["dpkg -s a", "dpkg -s b"]);
-    let RunError::Validation(error) = summary.outcome.unwrap_err() else { panic!() };
-    assert_eq!(error.path, "validators[0].all[1].package", "the innermost failing validator is named");
+    let RunError::Validation(error) = summary.outcome.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(
+        error.path, "validators[0].all[1].package",
+        "the innermost failing validator is named"
+    );
 }
 
 // ---- os_case ----
@@ -243,7 +395,13 @@ const OS_CASE: &str = "validators:\n  - os_case:\n    - fedora:\n      - package
 
 #[test]
 fn os_case_runs_the_first_matching_distro_or_family() {
-    for (distro, expected) in [("fedora", "rpm -q f"), ("centos", "rpm -q r"), ("rocky", "rpm -q r"), ("ubuntu", "dpkg -s d"), ("debian", "dpkg -s d")] {
+    for (distro, expected) in [
+        ("fedora", "rpm -q f"),
+        ("centos", "rpm -q r"),
+        ("rocky", "rpm -q r"),
+        ("ubuntu", "dpkg -s d"),
+        ("debian", "dpkg -s d"),
+    ] {
         let remote = ScriptedRemote::new(distro);
         run(OS_CASE, &[], &remote, &[], true);
         assert_eq!(remote.commands(), [expected], "distro {distro}");
@@ -290,12 +448,31 @@ fn argument_set_changes_the_value_for_what_follows() {
 fn the_guides_example_runs_in_test_only_and_reaches_nested_validators() {
     let remote = ScriptedRemote::new("centos").on("rpm -q java-1.8.0", [fail("no")]);
     let yaml = include_str!("fixtures/guide-example.yaml");
-    let summary = run(yaml, &[("setup_java.sh", "true"), ("install_oracle_java.sh", "true")], &remote, &[], true);
+    let summary = run(
+        yaml,
+        &[
+            ("setup_java.sh", "true"),
+            ("install_oracle_java.sh", "true"),
+        ],
+        &remote,
+        &[],
+        true,
+    );
     assert!(summary.passed(), "{:?}", summary.outcome);
     assert_eq!(summary.arguments["java-version"], "1.7.0");
     let commands = remote.commands();
-    assert_eq!(commands[..3], ["rpm -q nfs-utils", "rpm -q java-1.8.0-openjdk-devel", "rpm -q java-1.7.0-openjdk-devel"]);
-    assert!(commands.last().unwrap().starts_with("rpm -q hadoop hadoop-libhdfs"));
+    assert_eq!(
+        commands[..3],
+        [
+            "rpm -q nfs-utils",
+            "rpm -q java-1.8.0-openjdk-devel",
+            "rpm -q java-1.7.0-openjdk-devel"
+        ]
+    );
+    assert!(commands
+        .last()
+        .unwrap()
+        .starts_with("rpm -q hadoop hadoop-libhdfs"));
 }
 
 #[test]
@@ -303,16 +480,31 @@ fn arguments_required_default_and_choices() {
     let yaml = "arguments:\n  need: {required: true, description: x}\n  pick: {default: a, choices: [a, b]}\nvalidators: []\n";
     let remote = ScriptedRemote::new("debian");
     let summary = run(yaml, &[], &remote, &[], true);
-    assert_eq!(failure_message(&summary), "Argument need is required for image processing");
-    assert!(remote.calls().is_empty(), "argument errors come before the target is touched");
+    assert_eq!(
+        failure_message(&summary),
+        "Argument need is required for image processing"
+    );
+    assert!(
+        remote.calls().is_empty(),
+        "argument errors come before the target is touched"
+    );
 
     let summary = run(yaml, &[], &remote, &[("need", "1"), ("pick", "c")], true);
     assert!(failure_message(&summary).starts_with("Value for argument pick must be one of a, b"));
 
-    let summary = run(yaml, &[], &remote, &[("need", "1"), ("undeclared", "x")], true);
+    let summary = run(
+        yaml,
+        &[],
+        &remote,
+        &[("need", "1"), ("undeclared", "x")],
+        true,
+    );
     assert!(summary.passed());
     assert_eq!(summary.arguments["pick"], "a", "the default fills in");
-    assert!(!summary.arguments.contains_key("undeclared"), "undeclared values are not passed on");
+    assert!(
+        !summary.arguments.contains_key("undeclared"),
+        "undeclared values are not passed on"
+    );
     assert_eq!(summary.arguments["distro"], "debian");
 }
 
@@ -329,8 +521,19 @@ fn deep_failures_name_their_manifest_position() {
     let yaml = "validators:\n  - os_case:\n      - ubuntu:\n          - package: ok\n          - all:\n              - package: deep\n";
     let fixture = Fixture::new(yaml, &[]);
     let manifest = fixture.manifest();
-    let (summary, _) = support::kiln().run(&manifest, remote, &support::args(&[]), true, Box::new(kiln::interpreter::Quiet));
-    let RunError::Validation(error) = summary.outcome.unwrap_err() else { panic!() };
-    assert_eq!(error.path, "validators[0].os_case[0].ubuntu[1].all[0].package");
+    let (summary, _) = support::kiln().run(
+        &manifest,
+        remote,
+        &support::args(&[]),
+        true,
+        Box::new(kiln::interpreter::Quiet),
+    );
+    let RunError::Validation(error) = summary.outcome.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(
+        error.path,
+        "validators[0].os_case[0].ubuntu[1].all[0].package"
+    );
     assert_eq!((error.location.mark.line, error.location.mark.col), (6, 17));
 }

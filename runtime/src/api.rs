@@ -40,7 +40,9 @@ impl Kiln {
 
     /// Adds a third-party validator type for every manifest this kiln loads.
     pub fn add_type(&mut self, declaration: TypeDeclaration) -> Result<(), SetupError> {
-        self.types.add(&self.host, declaration).map_err(SetupError::Declaration)
+        self.types
+            .add(&self.host, declaration)
+            .map_err(SetupError::Declaration)
     }
 
     pub fn host(&self) -> &Arc<ComponentHost> {

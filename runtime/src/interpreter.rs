@@ -66,10 +66,26 @@ pub struct NodeRecord {
 
 /// What a run reports as it goes.
 pub enum Event<'a> {
-    Started { node: &'a ValidatorNode, test_only: bool, at: Duration },
-    Finished { record: &'a NodeRecord, at: Duration },
-    Command { node: &'a ValidatorNode, command: &'a RemoteCommand, result: &'a Result<CommandOutput, RemoteError>, elapsed: Duration },
-    Log { node: &'a ValidatorNode, level: LogLevel, message: &'a str },
+    Started {
+        node: &'a ValidatorNode,
+        test_only: bool,
+        at: Duration,
+    },
+    Finished {
+        record: &'a NodeRecord,
+        at: Duration,
+    },
+    Command {
+        node: &'a ValidatorNode,
+        command: &'a RemoteCommand,
+        result: &'a Result<CommandOutput, RemoteError>,
+        elapsed: Duration,
+    },
+    Log {
+        node: &'a ValidatorNode,
+        level: LogLevel,
+        message: &'a str,
+    },
 }
 
 /// Receives a run's events (progress lines, reports).
@@ -121,13 +137,19 @@ impl RunSummary {
 /// a missing required one is an error, a missing optional one takes its
 /// default, a value outside the choices is an error. Values for undeclared
 /// names are not passed on.
-pub fn resolve_arguments(manifest: &Manifest, given: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, RunError> {
+pub fn resolve_arguments(
+    manifest: &Manifest,
+    given: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, RunError> {
     let mut values = BTreeMap::new();
     for argument in &manifest.arguments {
         let value = match (given.get(&argument.name), &argument.default) {
             (Some(value), _) => value.clone(),
             (None, _) if argument.required => {
-                return Err(RunError::Arguments(format!("Argument {} is required for image processing", argument.name)))
+                return Err(RunError::Arguments(format!(
+                    "Argument {} is required for image processing",
+                    argument.name
+                )))
             }
             (None, Some(default)) => default.clone(),
             (None, None) => continue,
@@ -170,9 +192,14 @@ pub fn run<R: Remote + 'static>(
             .spawn_scoped(scope, || run_root(&session, manifest, given, test_only))
             .expect("spawning the run thread")
             .join()
-            .unwrap_or_else(|_| Err(RunError::Arguments("internal error: the run thread panicked".into())))
+            .unwrap_or_else(|_| {
+                Err(RunError::Arguments(
+                    "internal error: the run thread panicked".into(),
+                ))
+            })
     });
-    let session = Arc::try_unwrap(session).unwrap_or_else(|_| panic!("a validator scope outlived its run"));
+    let session =
+        Arc::try_unwrap(session).unwrap_or_else(|_| panic!("a validator scope outlived its run"));
     let arguments = session.arguments.into_inner().unwrap();
     let summary = RunSummary {
         outcome,
@@ -192,7 +219,12 @@ fn run_root<R: Remote + 'static>(
     test_only: bool,
 ) -> Result<(), RunError> {
     let mut values = resolve_arguments(manifest, given)?;
-    let distro = session.remote.lock().unwrap().distro().map_err(|e| RunError::Distro(e.to_string()))?;
+    let distro = session
+        .remote
+        .lock()
+        .unwrap()
+        .distro()
+        .map_err(|e| RunError::Distro(e.to_string()))?;
     values.insert("distro".into(), distro);
     *session.arguments.lock().unwrap() = values;
     run_node(session, &manifest.root, test_only).map_err(RunError::Validation)
@@ -215,10 +247,22 @@ impl<R> Session<R> {
     }
 }
 
-fn run_node<R: Remote + 'static>(session: &Arc<Session<R>>, node: &Arc<ValidatorNode>, test_only: bool) -> Result<(), ValidationError> {
+fn run_node<R: Remote + 'static>(
+    session: &Arc<Session<R>>,
+    node: &Arc<ValidatorNode>,
+    test_only: bool,
+) -> Result<(), ValidationError> {
     let started = Instant::now();
-    session.emit(Event::Started { node, test_only, at: session.started.elapsed() });
-    let scope = Arc::new(NodeScope { session: session.clone(), node: node.clone(), child_failure: Mutex::new(None) });
+    session.emit(Event::Started {
+        node,
+        test_only,
+        at: session.started.elapsed(),
+    });
+    let scope = Arc::new(NodeScope {
+        session: session.clone(),
+        node: node.clone(),
+        child_failure: Mutex::new(None),
+    });
     let report = node.vtype.run(&node.spec_json, test_only, scope.clone());
     let child_failure = scope.child_failure.lock().unwrap().take();
     let failure = |message: String| ValidationError {
@@ -232,7 +276,11 @@ fn run_node<R: Remote + 'static>(session: &Arc<Session<R>>, node: &Arc<Validator
         // what its spec said: it fails.
         Outcome::Returned(Ok(())) => match report.denials.first() {
             None => Ok(()),
-            Some(denial) => Err(failure(format!("validator type `{}` {}", node.type_name, denial.describe()))),
+            Some(denial) => Err(failure(format!(
+                "validator type `{}` {}",
+                node.type_name,
+                denial.describe()
+            ))),
         },
         Outcome::Returned(Err(message)) => match child_failure {
             // A flow-control type passing its child's failure up unchanged:
@@ -256,7 +304,10 @@ fn run_node<R: Remote + 'static>(session: &Arc<Session<R>>, node: &Arc<Validator
         status,
         elapsed: started.elapsed(),
     };
-    session.emit(Event::Finished { record: &record, at: session.started.elapsed() });
+    session.emit(Event::Finished {
+        record: &record,
+        at: session.started.elapsed(),
+    });
     session.records.lock().unwrap().push(record);
     result
 }
@@ -278,14 +329,22 @@ impl<R: Remote + 'static> NodeScope<R> {
     fn run_block(&self, block: &Block, test_only: bool) -> Result<(), ValidationError> {
         match block {
             Block::Single(node) => run_node(&self.session, node, test_only),
-            Block::Sequence { nodes, .. } => nodes.iter().try_for_each(|node| run_node(&self.session, node, test_only)),
+            Block::Sequence { nodes, .. } => nodes
+                .iter()
+                .try_for_each(|node| run_node(&self.session, node, test_only)),
         }
     }
 }
 
 impl<R: Remote + 'static> RunScope for NodeScope<R> {
     fn distro(&self) -> String {
-        self.session.arguments.lock().unwrap().get("distro").cloned().unwrap_or_default()
+        self.session
+            .arguments
+            .lock()
+            .unwrap()
+            .get("distro")
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn run_command(&self, command: &RemoteCommand) -> Result<CommandOutput, RemoteError> {
@@ -295,7 +354,11 @@ impl<R: Remote + 'static> RunScope for NodeScope<R> {
 
     fn write_file(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), RemoteError> {
         *self.session.commands.lock().unwrap() += 1;
-        self.session.remote.lock().unwrap().write_file(path, contents, mode)
+        self.session
+            .remote
+            .lock()
+            .unwrap()
+            .write_file(path, contents, mode)
     }
 
     fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, RemoteError> {
@@ -312,7 +375,11 @@ impl<R: Remote + 'static> RunScope for NodeScope<R> {
     }
 
     fn set_argument(&self, name: &str, value: &str) {
-        self.session.arguments.lock().unwrap().insert(name.to_string(), value.to_string());
+        self.session
+            .arguments
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), value.to_string());
     }
 
     fn run_nested(&self, index: u32, test_only: bool) -> Result<(), String> {
@@ -329,10 +396,24 @@ impl<R: Remote + 'static> RunScope for NodeScope<R> {
     }
 
     fn log(&self, level: LogLevel, message: &str) {
-        self.session.emit(Event::Log { node: &self.node, level, message });
+        self.session.emit(Event::Log {
+            node: &self.node,
+            level,
+            message,
+        });
     }
 
-    fn command_ran(&self, command: &RemoteCommand, result: &Result<CommandOutput, RemoteError>, elapsed: Duration) {
-        self.session.emit(Event::Command { node: &self.node, command, result, elapsed });
+    fn command_ran(
+        &self,
+        command: &RemoteCommand,
+        result: &Result<CommandOutput, RemoteError>,
+        elapsed: Duration,
+    ) {
+        self.session.emit(Event::Command {
+            node: &self.node,
+            command,
+            result,
+            elapsed,
+        });
     }
 }

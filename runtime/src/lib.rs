@@ -12,11 +12,12 @@
 //! - [`api`] offers the three operations Sahara plugins had: the arguments a
 //!   plugin version takes, pack an image, validate instances.
 
-pub mod remote;
-pub mod target;
 pub mod api;
 pub mod host;
 pub mod interpreter;
+pub mod inventory;
 pub mod manifest;
+pub mod remote;
 pub mod scripted;
+pub mod target;
 pub use api::Kiln;

@@ -20,7 +20,11 @@ pub struct RemoteCommand {
 
 impl RemoteCommand {
     pub fn new(script: impl Into<String>) -> Self {
-        RemoteCommand { script: script.into(), env: Vec::new(), timeout: None }
+        RemoteCommand {
+            script: script.into(),
+            env: Vec::new(),
+            timeout: None,
+        }
     }
 
     /// The whole command as one line of POSIX shell: `env` entries are
@@ -52,11 +56,19 @@ pub struct CommandOutput {
 
 impl CommandOutput {
     pub fn success(stdout: impl Into<Vec<u8>>) -> Self {
-        CommandOutput { exit_code: 0, stdout: stdout.into(), stderr: Vec::new() }
+        CommandOutput {
+            exit_code: 0,
+            stdout: stdout.into(),
+            stderr: Vec::new(),
+        }
     }
 
     pub fn failure(exit_code: i32, stderr: impl Into<Vec<u8>>) -> Self {
-        CommandOutput { exit_code, stdout: Vec::new(), stderr: stderr.into() }
+        CommandOutput {
+            exit_code,
+            stdout: Vec::new(),
+            stderr: stderr.into(),
+        }
     }
 }
 
@@ -67,7 +79,11 @@ pub enum RemoteError {
     #[error("{target} is unreachable: {reason}")]
     Unreachable { target: String, reason: String },
     #[error("`{command}` on {target} did not finish within {seconds:.0} s")]
-    Timeout { target: String, command: String, seconds: f64 },
+    Timeout {
+        target: String,
+        command: String,
+        seconds: f64,
+    },
     #[error("{target}: {message}")]
     Failed { target: String, message: String },
 }
@@ -93,7 +109,9 @@ pub trait Remote: Send {
 /// Quotes `word` for a POSIX shell so that it is passed as one literal word.
 pub fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
-        && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:+,@%".contains(&b));
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:+,@%".contains(&b));
     if plain {
         word.to_string()
     } else {
@@ -106,12 +124,35 @@ pub fn shell_quote(word: &str) -> String {
 pub fn family_of(distro: &str) -> Option<&'static str> {
     let id = distro.trim().to_ascii_lowercase();
     let family = match id.as_str() {
-        "redhat" | "rhel" | "redhatenterpriseserver" | "redhatenterprise" | "centos" | "centos7" | "centos8"
-        | "centos-stream" | "fedora" | "rocky" | "almalinux" | "ol" | "oraclelinux" | "scientificlinux"
-        | "amzn" | "amazon" | "cloudlinux" | "eurolinux" | "circle" | "openeuler" => "redhat",
-        "debian" | "ubuntu" | "linuxmint" | "raspbian" | "devuan" | "kali" | "pop" | "elementary" | "neon"
-        | "zorin" | "pureos" | "deepin" => "debian",
-        "suse" | "sles" | "sled" | "opensuse" | "opensuse-leap" | "opensuse-tumbleweed" | "sle-micro" => "suse",
+        "redhat"
+        | "rhel"
+        | "redhatenterpriseserver"
+        | "redhatenterprise"
+        | "centos"
+        | "centos7"
+        | "centos8"
+        | "centos-stream"
+        | "fedora"
+        | "rocky"
+        | "almalinux"
+        | "ol"
+        | "oraclelinux"
+        | "scientificlinux"
+        | "amzn"
+        | "amazon"
+        | "cloudlinux"
+        | "eurolinux"
+        | "circle"
+        | "openeuler" => "redhat",
+        "debian" | "ubuntu" | "linuxmint" | "raspbian" | "devuan" | "kali" | "pop"
+        | "elementary" | "neon" | "zorin" | "pureos" | "deepin" => "debian",
+        "suse"
+        | "sles"
+        | "sled"
+        | "opensuse"
+        | "opensuse-leap"
+        | "opensuse-tumbleweed"
+        | "sle-micro" => "suse",
         _ => return None,
     };
     Some(family)
@@ -133,7 +174,10 @@ mod tests {
     fn shell_line_passes_env_as_quoted_assignments() {
         let mut command = RemoteCommand::new("echo \"$v\"");
         command.env.push(("v".into(), "$(touch /pwned)".into()));
-        assert_eq!(command.to_shell_line(), r#"env 'v=$(touch /pwned)' /bin/sh -c 'echo "$v"'"#);
+        assert_eq!(
+            command.to_shell_line(),
+            r#"env 'v=$(touch /pwned)' /bin/sh -c 'echo "$v"'"#
+        );
     }
 
     #[test]

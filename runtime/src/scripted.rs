@@ -19,7 +19,11 @@ use crate::remote::{CommandOutput, Remote, RemoteCommand, RemoteError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
     Run(RemoteCommand),
-    Write { path: String, contents: Vec<u8>, mode: u32 },
+    Write {
+        path: String,
+        contents: Vec<u8>,
+        mode: u32,
+    },
     Read(String),
 }
 
@@ -72,7 +76,14 @@ impl ScriptedRemote {
     pub fn on(self, prefix: &str, answers: impl IntoIterator<Item = CommandOutput>) -> Self {
         let answers: Vec<CommandOutput> = answers.into_iter().collect();
         assert!(!answers.is_empty(), "a rule needs at least one answer");
-        self.rules.lock().unwrap().insert(0, Rule { prefix: prefix.to_string(), answers, used: 0 });
+        self.rules.lock().unwrap().insert(
+            0,
+            Rule {
+                prefix: prefix.to_string(),
+                answers,
+                used: 0,
+            },
+        );
         self
     }
 
@@ -84,7 +95,11 @@ impl ScriptedRemote {
 
     /// Places a file on the fake target.
     pub fn with_file(self, path: &str, contents: &[u8]) -> Self {
-        self.state.lock().unwrap().files.insert(path.to_string(), contents.to_vec());
+        self.state
+            .lock()
+            .unwrap()
+            .files
+            .insert(path.to_string(), contents.to_vec());
         self
     }
 
@@ -94,7 +109,10 @@ impl ScriptedRemote {
 
     /// The command texts, in order.
     pub fn commands(&self) -> Vec<String> {
-        self.calls().iter().filter_map(|c| c.command().map(str::to_string)).collect()
+        self.calls()
+            .iter()
+            .filter_map(|c| c.command().map(str::to_string))
+            .collect()
     }
 
     pub fn file(&self, path: &str) -> Option<Vec<u8>> {
@@ -102,7 +120,10 @@ impl ScriptedRemote {
     }
 
     fn gone(&self) -> RemoteError {
-        RemoteError::Unreachable { target: self.name(), reason: "scripted as unreachable".into() }
+        RemoteError::Unreachable {
+            target: self.name(),
+            reason: "scripted as unreachable".into(),
+        }
     }
 }
 
@@ -119,12 +140,19 @@ impl Remote for ScriptedRemote {
     }
 
     fn run(&mut self, command: &RemoteCommand) -> Result<CommandOutput, RemoteError> {
-        self.state.lock().unwrap().calls.push(Call::Run(command.clone()));
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .push(Call::Run(command.clone()));
         if self.unreachable {
             return Err(self.gone());
         }
         let mut rules = self.rules.lock().unwrap();
-        let Some(rule) = rules.iter_mut().find(|r| command.script.starts_with(&r.prefix)) else {
+        let Some(rule) = rules
+            .iter_mut()
+            .find(|r| command.script.starts_with(&r.prefix))
+        else {
             return Ok(CommandOutput::default());
         };
         let answer = rule.answers[rule.used.min(rule.answers.len() - 1)].clone();
@@ -134,7 +162,11 @@ impl Remote for ScriptedRemote {
 
     fn write_file(&mut self, path: &str, contents: &[u8], mode: u32) -> Result<(), RemoteError> {
         let mut state = self.state.lock().unwrap();
-        state.calls.push(Call::Write { path: path.to_string(), contents: contents.to_vec(), mode });
+        state.calls.push(Call::Write {
+            path: path.to_string(),
+            contents: contents.to_vec(),
+            mode,
+        });
         if self.unreachable {
             return Err(self.gone());
         }

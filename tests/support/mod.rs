@@ -42,20 +42,36 @@ impl Fixture {
     }
 
     pub fn manifest(&self) -> Manifest {
-        self.load().unwrap_or_else(|e| panic!("manifest should load: {e}"))
+        self.load()
+            .unwrap_or_else(|e| panic!("manifest should load: {e}"))
     }
 }
 
 pub fn args(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Runs `yaml` against `remote` and returns the summary; the remote keeps
 /// its log (clones share it).
-pub fn run(yaml: &str, files: &[(&str, &str)], remote: &ScriptedRemote, given: &[(&str, &str)], test_only: bool) -> RunSummary {
+pub fn run(
+    yaml: &str,
+    files: &[(&str, &str)],
+    remote: &ScriptedRemote,
+    given: &[(&str, &str)],
+    test_only: bool,
+) -> RunSummary {
     let fixture = Fixture::new(yaml, files);
     let manifest = fixture.manifest();
-    let (summary, _) = kiln().run(&manifest, remote.clone(), &args(given), test_only, Box::new(Quiet));
+    let (summary, _) = kiln().run(
+        &manifest,
+        remote.clone(),
+        &args(given),
+        test_only,
+        Box::new(Quiet),
+    );
     summary
 }
 

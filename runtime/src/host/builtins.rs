@@ -12,19 +12,47 @@ macro_rules! component {
 }
 
 /// Names of the built-in types, in the order the guide introduces them.
-pub const BUILTIN_NAMES: [&str; 8] =
-    ["package", "script", "copy_script", "os_case", "argument_case", "argument_set", "any", "all"];
+pub const BUILTIN_NAMES: [&str; 8] = [
+    "package",
+    "script",
+    "copy_script",
+    "os_case",
+    "argument_case",
+    "argument_set",
+    "any",
+    "all",
+];
 
 /// The declarations of every built-in type.
 pub fn builtin_declarations() -> Vec<TypeDeclaration> {
     use Grant::*;
     let table: [(&str, &'static [u8], &[Grant]); 8] = [
         ("package", component!("kiln_builtin_package.wasm"), &[Exec]),
-        ("script", component!("kiln_builtin_script.wasm"), &[Exec, WriteFile, ReadResource, SetArgument]),
-        ("copy_script", component!("kiln_builtin_copy_script.wasm"), &[WriteFile, ReadFile, ReadResource]),
-        ("os_case", component!("kiln_builtin_os_case.wasm"), &[Nested]),
-        ("argument_case", component!("kiln_builtin_argument_case.wasm"), &[Nested]),
-        ("argument_set", component!("kiln_builtin_argument_set.wasm"), &[SetArgument]),
+        (
+            "script",
+            component!("kiln_builtin_script.wasm"),
+            &[Exec, WriteFile, ReadResource, SetArgument],
+        ),
+        (
+            "copy_script",
+            component!("kiln_builtin_copy_script.wasm"),
+            &[WriteFile, ReadFile, ReadResource],
+        ),
+        (
+            "os_case",
+            component!("kiln_builtin_os_case.wasm"),
+            &[Nested],
+        ),
+        (
+            "argument_case",
+            component!("kiln_builtin_argument_case.wasm"),
+            &[Nested],
+        ),
+        (
+            "argument_set",
+            component!("kiln_builtin_argument_set.wasm"),
+            &[SetArgument],
+        ),
         ("any", component!("kiln_builtin_any.wasm"), &[Nested]),
         ("all", component!("kiln_builtin_all.wasm"), &[Nested]),
     ];

@@ -19,11 +19,19 @@ impl CompileCache {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         env!("CARGO_PKG_VERSION").hash(&mut hasher);
-        CompileCache { dir, engine_key: format!("{:016x}", hasher.finish()) }
+        CompileCache {
+            dir,
+            engine_key: format!("{:016x}", hasher.finish()),
+        }
     }
 
     /// The component for `bytes`, from the cache when it holds it.
-    pub(super) fn component(&self, engine: &Engine, digest: &str, bytes: &[u8]) -> wasmtime::Result<Component> {
+    pub(super) fn component(
+        &self,
+        engine: &Engine,
+        digest: &str,
+        bytes: &[u8],
+    ) -> wasmtime::Result<Component> {
         let Some(path) = self.path_for(digest) else {
             return Component::new(engine, bytes);
         };
@@ -43,15 +51,23 @@ impl CompileCache {
     }
 
     fn path_for(&self, digest: &str) -> Option<PathBuf> {
-        self.dir.as_ref().map(|dir| dir.join(format!("{digest}-{}.cwasm", self.engine_key)))
+        self.dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{digest}-{}.cwasm", self.engine_key)))
     }
 
     fn store(&self, path: &PathBuf, component: &Component) -> std::io::Result<()> {
         let dir = path.parent().expect("cache files live in a directory");
         std::fs::create_dir_all(dir)?;
-        let bytes = component.serialize().map_err(|e| std::io::Error::other(e.to_string()))?;
+        let bytes = component
+            .serialize()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         // Write then rename, so a concurrent run never reads half a file.
-        let tmp = dir.join(format!(".{}.{}", std::process::id(), path.file_name().unwrap().to_string_lossy()));
+        let tmp = dir.join(format!(
+            ".{}.{}",
+            std::process::id(),
+            path.file_name().unwrap().to_string_lossy()
+        ));
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, path)
     }

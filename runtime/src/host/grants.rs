@@ -24,8 +24,14 @@ pub enum Grant {
 }
 
 impl Grant {
-    pub const ALL: [Grant; 6] =
-        [Grant::Exec, Grant::WriteFile, Grant::ReadFile, Grant::ReadResource, Grant::SetArgument, Grant::Nested];
+    pub const ALL: [Grant; 6] = [
+        Grant::Exec,
+        Grant::WriteFile,
+        Grant::ReadFile,
+        Grant::ReadResource,
+        Grant::SetArgument,
+        Grant::Nested,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -51,10 +57,13 @@ impl FromStr for Grant {
     /// Accepts `write-file` and `write_file` alike.
     fn from_str(text: &str) -> Result<Grant, String> {
         let wanted = text.trim().replace('_', "-");
-        Grant::ALL.into_iter().find(|g| g.as_str() == wanted).ok_or_else(|| {
-            let known: Vec<&str> = Grant::ALL.iter().map(|g| g.as_str()).collect();
-            format!("unknown grant `{text}` (known: {})", known.join(", "))
-        })
+        Grant::ALL
+            .into_iter()
+            .find(|g| g.as_str() == wanted)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Grant::ALL.iter().map(|g| g.as_str()).collect();
+                format!("unknown grant `{text}` (known: {})", known.join(", "))
+            })
     }
 }
 
@@ -72,7 +81,10 @@ impl Grants {
         let mut granted: Vec<Grant> = granted.into_iter().collect();
         granted.sort();
         granted.dedup();
-        Grants { granted, command_patterns: Vec::new() }
+        Grants {
+            granted,
+            command_patterns: Vec::new(),
+        }
     }
 
     pub fn with_command_patterns(mut self, patterns: Vec<String>) -> Self {
@@ -90,7 +102,8 @@ impl Grants {
 
     /// Whether `command` is inside the `exec` grant's patterns.
     pub fn allows_command(&self, command: &str) -> bool {
-        self.command_patterns.is_empty() || self.command_patterns.iter().any(|p| glob_match(p, command))
+        self.command_patterns.is_empty()
+            || self.command_patterns.iter().any(|p| glob_match(p, command))
     }
 }
 

@@ -22,8 +22,8 @@ use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 pub use builtins::{builtin_declarations, BUILTIN_NAMES};
 pub use grants::{Grant, Grants, Limits};
-pub use store::{human_bytes, human_duration, RunScope, Violation};
 use store::StoreState;
+pub use store::{human_bytes, human_duration, RunScope, Violation};
 
 /// Generated bindings for the `kiln:validator` world.
 pub(crate) mod bindings {
@@ -34,7 +34,9 @@ pub(crate) mod bindings {
     });
 }
 
-pub use bindings::kiln::validator::types::{BlockShape, LogLevel, NestedBlock, Plan, ResourceRef, SpecError};
+pub use bindings::kiln::validator::types::{
+    BlockShape, LogLevel, NestedBlock, Plan, ResourceRef, SpecError,
+};
 
 /// The version of the `kiln:validator` WIT package this kiln provides.
 pub const WIT_VERSION: &str = "0.1.0";
@@ -69,13 +71,27 @@ pub struct TypeDeclaration {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("validator type `{name}`: cannot read {path}: {source}")]
-    Read { name: String, path: PathBuf, source: std::io::Error },
+    Read {
+        name: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("validator type `{name}`: {path} has sha256 {actual}, but {expected} was declared; refusing to run it")]
-    Checksum { name: String, path: String, expected: String, actual: String },
+    Checksum {
+        name: String,
+        path: String,
+        expected: String,
+        actual: String,
+    },
     #[error("validator type `{name}`: {what}")]
     NotAComponent { name: String, what: String },
     #[error("validator type `{name}` was built against kiln:validator@{found}; this kiln provides kiln:validator@{provided}{hint}")]
-    IncompatibleVersion { name: String, found: String, provided: &'static str, hint: &'static str },
+    IncompatibleVersion {
+        name: String,
+        found: String,
+        provided: &'static str,
+        hint: &'static str,
+    },
     #[error("validator type `{name}` cannot be linked: {reason}")]
     Link { name: String, reason: String },
 }
@@ -96,12 +112,14 @@ impl HostOptions {
     /// The cache in `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln/components`,
     /// else `~/.cache/kiln/components`.
     pub fn with_default_cache() -> Self {
-        let dir = std::env::var_os("KILN_CACHE_DIR").map(PathBuf::from).or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
-                .map(|base| base.join("kiln").join("components"))
-        });
+        let dir = std::env::var_os("KILN_CACHE_DIR")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("XDG_CACHE_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+                    .map(|base| base.join("kiln").join("components"))
+            });
         HostOptions { cache_dir: dir }
     }
 }
@@ -129,35 +147,57 @@ impl ComponentHost {
         let engine = Engine::new(&config).map_err(|e| HostError(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| HostError(e.to_string()))?;
-        bindings::ValidatorType::add_to_linker::<_, HasSelf<_>>(&mut linker, |state: &mut StoreState| state)
-            .map_err(|e| HostError(e.to_string()))?;
+        bindings::ValidatorType::add_to_linker::<_, HasSelf<_>>(
+            &mut linker,
+            |state: &mut StoreState| state,
+        )
+        .map_err(|e| HostError(e.to_string()))?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         start_epoch_ticker(engine.clone(), ticker_stop.clone());
         let cache = cache::CompileCache::new(options.cache_dir, &engine);
-        Ok(Arc::new(ComponentHost { engine, linker, cache, ticker_stop }))
+        Ok(Arc::new(ComponentHost {
+            engine,
+            linker,
+            cache,
+            ticker_stop,
+        }))
     }
 
     /// Loads, checks and pre-links a validator type.
     pub fn load(&self, declaration: TypeDeclaration) -> Result<Arc<ValidatorType>, LoadError> {
         let name = declaration.name.clone();
         let (bytes, origin) = match &declaration.source {
-            ComponentSource::Builtin(bytes) => (std::borrow::Cow::Borrowed(*bytes), "built in".to_string()),
+            ComponentSource::Builtin(bytes) => {
+                (std::borrow::Cow::Borrowed(*bytes), "built in".to_string())
+            }
             ComponentSource::File(path) => {
-                let bytes = std::fs::read(path).map_err(|source| LoadError::Read { name: name.clone(), path: path.clone(), source })?;
+                let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+                    name: name.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
                 (std::borrow::Cow::Owned(bytes), path.display().to_string())
             }
         };
         let digest = hex(&Sha256::digest(&bytes));
         if let Some(expected) = &declaration.sha256 {
             if !expected.eq_ignore_ascii_case(&digest) {
-                return Err(LoadError::Checksum { name, path: origin, expected: expected.clone(), actual: digest });
+                return Err(LoadError::Checksum {
+                    name,
+                    path: origin,
+                    expected: expected.clone(),
+                    actual: digest,
+                });
             }
         }
         check_component_header(&name, &origin, &bytes)?;
         let component = self
             .cache
             .component(&self.engine, &digest, &bytes)
-            .map_err(|e| LoadError::NotAComponent { name: name.clone(), what: format!("{origin} is not a valid component: {e:#}") })?;
+            .map_err(|e| LoadError::NotAComponent {
+                name: name.clone(),
+                what: format!("{origin} is not a valid component: {e:#}"),
+            })?;
         check_world_version(&name, &self.engine, &component)?;
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Link {
             name: name.clone(),
@@ -199,7 +239,12 @@ fn start_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) {
 /// Tells apart the common wrong files before handing bytes to the compiler,
 /// for a clearer message than a parse error.
 fn check_component_header(name: &str, origin: &str, bytes: &[u8]) -> Result<(), LoadError> {
-    let refuse = |what: String| Err(LoadError::NotAComponent { name: name.to_string(), what });
+    let refuse = |what: String| {
+        Err(LoadError::NotAComponent {
+            name: name.to_string(),
+            what,
+        })
+    };
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         return refuse(format!("{origin} is not a WebAssembly file"));
     }
@@ -214,9 +259,20 @@ fn check_component_header(name: &str, origin: &str, bytes: &[u8]) -> Result<(), 
 
 /// Finds the version of `kiln:validator/validator` the component exports and
 /// refuses one this kiln cannot serve, naming both versions.
-fn check_world_version(name: &str, engine: &Engine, component: &Component) -> Result<(), LoadError> {
-    let exported: Vec<String> = component.component_type().exports(engine).map(|(n, _)| n.to_string()).collect();
-    let Some(version) = exported.iter().find_map(|n| n.strip_prefix(EXPORT_INTERFACE).and_then(|v| v.strip_prefix('@'))) else {
+fn check_world_version(
+    name: &str,
+    engine: &Engine,
+    component: &Component,
+) -> Result<(), LoadError> {
+    let exported: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let Some(version) = exported.iter().find_map(|n| {
+        n.strip_prefix(EXPORT_INTERFACE)
+            .and_then(|v| v.strip_prefix('@'))
+    }) else {
         return Err(LoadError::Link {
             name: name.to_string(),
             reason: format!(
@@ -228,8 +284,17 @@ fn check_world_version(name: &str, engine: &Engine, component: &Component) -> Re
     if versions_compatible(version, WIT_VERSION) {
         return Ok(());
     }
-    let hint = if newer(version, WIT_VERSION) { "; upgrade kiln to run it" } else { "; rebuild it against this kiln's wit/" };
-    Err(LoadError::IncompatibleVersion { name: name.to_string(), found: version.to_string(), provided: WIT_VERSION, hint })
+    let hint = if newer(version, WIT_VERSION) {
+        "; upgrade kiln to run it"
+    } else {
+        "; rebuild it against this kiln's wit/"
+    };
+    Err(LoadError::IncompatibleVersion {
+        name: name.to_string(),
+        found: version.to_string(),
+        provided: WIT_VERSION,
+        hint,
+    })
 }
 
 fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
@@ -241,8 +306,14 @@ fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
 /// Semver compatibility as the component model applies it: same major (for
 /// 0.x, same minor), and not newer than what the host provides.
 pub fn versions_compatible(component: &str, host: &str) -> bool {
-    let (Some(c), Some(h)) = (parse_version(component), parse_version(host)) else { return false };
-    let same_line = if c.0 == 0 && h.0 == 0 { c.1 == h.1 } else { c.0 == h.0 };
+    let (Some(c), Some(h)) = (parse_version(component), parse_version(host)) else {
+        return false;
+    };
+    let same_line = if c.0 == 0 && h.0 == 0 {
+        c.1 == h.1
+    } else {
+        c.0 == h.0
+    };
     same_line && c <= h
 }
 
@@ -269,7 +340,10 @@ pub struct ValidatorType {
 
 impl std::fmt::Debug for ValidatorType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ValidatorType").field("name", &self.name).field("origin", &self.origin).finish()
+        f.debug_struct("ValidatorType")
+            .field("name", &self.name)
+            .field("origin", &self.origin)
+            .finish()
     }
 }
 
@@ -311,7 +385,11 @@ impl ValidatorType {
     /// Calls `check` on a spec (JSON).
     pub fn check(&self, spec_json: &str) -> Outcome<Result<Plan, SpecError>> {
         let mut store = self.store(None);
-        let result = self.pre.instantiate(&mut store).and_then(|instance| instance.kiln_validator_validator().call_check(&mut store, spec_json));
+        let result = self.pre.instantiate(&mut store).and_then(|instance| {
+            instance
+                .kiln_validator_validator()
+                .call_check(&mut store, spec_json)
+        });
         match result {
             Ok(returned) => Outcome::Returned(returned),
             Err(trap) => Outcome::Stopped(self.explain_trap(&store, &trap)),
@@ -321,17 +399,26 @@ impl ValidatorType {
     /// Calls `run` with `scope` as the way to the target.
     pub fn run(&self, spec_json: &str, test_only: bool, scope: Arc<dyn RunScope>) -> RunReport {
         let mut store = self.store(Some(scope));
-        let result = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| instance.kiln_validator_validator().call_run(&mut store, spec_json, test_only));
+        let result = self.pre.instantiate(&mut store).and_then(|instance| {
+            instance
+                .kiln_validator_validator()
+                .call_run(&mut store, spec_json, test_only)
+        });
         let outcome = match result {
             Ok(returned) => Outcome::Returned(returned),
             Err(trap) => Outcome::Stopped(self.explain_trap(&store, &trap)),
         };
         let state = store.into_data();
-        let denials = state.violations.into_iter().filter(|v| !v.is_limit()).collect();
-        RunReport { outcome, changes: state.changes, denials }
+        let denials = state
+            .violations
+            .into_iter()
+            .filter(|v| !v.is_limit())
+            .collect();
+        RunReport {
+            outcome,
+            changes: state.changes,
+            denials,
+        }
     }
 
     /// Names why a call trapped: a limit kiln enforced, or the component's
@@ -342,19 +429,45 @@ impl ValidatorType {
             return format!("validator type `{}` {}", self.name, limit.describe());
         }
         if state.memory.exceeded {
-            return format!("validator type `{}` {}", self.name, Violation::Memory { limit: self.limits.memory_bytes }.describe());
+            return format!(
+                "validator type `{}` {}",
+                self.name,
+                Violation::Memory {
+                    limit: self.limits.memory_bytes
+                }
+                .describe()
+            );
         }
         if let Some(code) = trap.downcast_ref::<wasmtime::Trap>() {
             match code {
                 wasmtime::Trap::Interrupt => {
-                    return format!("validator type `{}` {}", self.name, Violation::WallClock { limit: self.limits.wall_clock }.describe())
+                    return format!(
+                        "validator type `{}` {}",
+                        self.name,
+                        Violation::WallClock {
+                            limit: self.limits.wall_clock
+                        }
+                        .describe()
+                    )
                 }
-                wasmtime::Trap::StackOverflow => return format!("validator type `{}` crashed: it exhausted its stack", self.name),
+                wasmtime::Trap::StackOverflow => {
+                    return format!(
+                        "validator type `{}` crashed: it exhausted its stack",
+                        self.name
+                    )
+                }
                 _ => {}
             }
         }
-        let detail = state.last_stderr_line().map(|l| format!(" ({l})")).unwrap_or_default();
-        format!("validator type `{}` crashed: {}{detail}", self.name, root_cause(trap))
+        let detail = state
+            .last_stderr_line()
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default();
+        format!(
+            "validator type `{}` crashed: {}{detail}",
+            self.name,
+            root_cause(trap)
+        )
     }
 }
 

@@ -31,38 +31,69 @@ pub trait RunScope: Send + Sync {
     fn nested_count(&self) -> usize;
     fn log(&self, level: types::LogLevel, message: &str);
     /// A command ran (for `-v` output and round-trip counts).
-    fn command_ran(&self, command: &RemoteCommand, result: &Result<CommandOutput, RemoteError>, elapsed: Duration);
+    fn command_ran(
+        &self,
+        command: &RemoteCommand,
+        result: &Result<CommandOutput, RemoteError>,
+        elapsed: Duration,
+    );
 }
 
 /// Why kiln stopped a component, or refused what it asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Violation {
     /// It called an import its type was not granted.
-    Denied { grant: Grant, detail: String },
+    Denied {
+        grant: Grant,
+        detail: String,
+    },
     /// It ran a command outside its `exec` patterns.
-    CommandNotAllowed { command: String },
+    CommandNotAllowed {
+        command: String,
+    },
     /// It asked for a nested block its plan did not declare.
-    UndeclaredBlock { index: u32, declared: usize },
-    WallClock { limit: Duration },
-    Memory { limit: usize },
-    Log { limit: usize },
-    CommandOutput { limit: usize, got: usize },
+    UndeclaredBlock {
+        index: u32,
+        declared: usize,
+    },
+    WallClock {
+        limit: Duration,
+    },
+    Memory {
+        limit: usize,
+    },
+    Log {
+        limit: usize,
+    },
+    CommandOutput {
+        limit: usize,
+        got: usize,
+    },
 }
 
 impl Violation {
     /// Says what happened, for "validator type `x` …".
     pub fn describe(&self) -> String {
         match self {
-            Violation::Denied { grant, detail } => format!("was denied {detail}: it lacks the `{grant}` grant"),
+            Violation::Denied { grant, detail } => {
+                format!("was denied {detail}: it lacks the `{grant}` grant")
+            }
             Violation::CommandNotAllowed { command } => {
                 format!("was denied running `{command}`: it is outside the type's allowed command patterns")
             }
             Violation::UndeclaredBlock { index, declared } => {
                 format!("asked to run nested block {index}, but its spec declared {declared}")
             }
-            Violation::WallClock { limit } => format!("was stopped at its wall-clock limit of {}", human_duration(*limit)),
-            Violation::Memory { limit } => format!("was stopped at its memory limit of {}", human_bytes(*limit)),
-            Violation::Log { limit } => format!("was stopped at its log limit of {}", human_bytes(*limit)),
+            Violation::WallClock { limit } => format!(
+                "was stopped at its wall-clock limit of {}",
+                human_duration(*limit)
+            ),
+            Violation::Memory { limit } => {
+                format!("was stopped at its memory limit of {}", human_bytes(*limit))
+            }
+            Violation::Log { limit } => {
+                format!("was stopped at its log limit of {}", human_bytes(*limit))
+            }
             Violation::CommandOutput { limit, got } => format!(
                 "was stopped: one command's output ({} so far) passed the limit of {}",
                 human_bytes(*got),
@@ -75,7 +106,10 @@ impl Violation {
     pub fn is_limit(&self) -> bool {
         matches!(
             self,
-            Violation::WallClock { .. } | Violation::Memory { .. } | Violation::Log { .. } | Violation::CommandOutput { .. }
+            Violation::WallClock { .. }
+                | Violation::Memory { .. }
+                | Violation::Log { .. }
+                | Violation::CommandOutput { .. }
         )
     }
 }
@@ -128,7 +162,10 @@ impl StoreState {
         // and stderr go to bounded buffers that count against the log limit.
         let stdout = MemoryOutputPipe::new(limits.log_bytes);
         let stderr = MemoryOutputPipe::new(limits.log_bytes);
-        let wasi = WasiCtx::builder().stdout(stdout).stderr(stderr.clone()).build();
+        let wasi = WasiCtx::builder()
+            .stdout(stdout)
+            .stderr(stderr.clone())
+            .build();
         StoreState {
             type_name,
             grants,
@@ -139,7 +176,10 @@ impl StoreState {
             violations: Vec::new(),
             changes: Vec::new(),
             stderr,
-            memory: MemoryLimiter { limit: limits.memory_bytes, exceeded: false },
+            memory: MemoryLimiter {
+                limit: limits.memory_bytes,
+                exceeded: false,
+            },
             wasi,
             table: ResourceTable::new(),
         }
@@ -147,24 +187,44 @@ impl StoreState {
 
     /// Records a breach and returns the trap that stops the component.
     fn stop(&mut self, violation: Violation) -> wasmtime::Error {
-        let message = format!("validator type `{}` {}", self.type_name, violation.describe());
+        let message = format!(
+            "validator type `{}` {}",
+            self.type_name,
+            violation.describe()
+        );
         self.violations.push(violation);
         wasmtime::Error::msg(message)
     }
 
     /// Records a denial and returns the message the component receives.
     fn deny(&mut self, violation: Violation) -> String {
-        let message = format!("validator type `{}` {}", self.type_name, violation.describe());
+        let message = format!(
+            "validator type `{}` {}",
+            self.type_name,
+            violation.describe()
+        );
         self.violations.push(violation);
         message
     }
 
     /// The scope for an import that needs `grant`, or the denial.
-    fn scope_for(&mut self, grant: Grant, detail: impl Into<String>) -> Result<Arc<dyn RunScope>, String> {
+    fn scope_for(
+        &mut self,
+        grant: Grant,
+        detail: impl Into<String>,
+    ) -> Result<Arc<dyn RunScope>, String> {
         if !self.grants.allows(grant) {
-            return Err(self.deny(Violation::Denied { grant, detail: detail.into() }));
+            return Err(self.deny(Violation::Denied {
+                grant,
+                detail: detail.into(),
+            }));
         }
-        self.scope.clone().ok_or_else(|| format!("{} is not available while kiln checks a spec", grant.as_str()))
+        self.scope.clone().ok_or_else(|| {
+            format!(
+                "{} is not available while kiln checks a spec",
+                grant.as_str()
+            )
+        })
     }
 
     fn remaining(&self) -> Duration {
@@ -173,7 +233,9 @@ impl StoreState {
 
     fn check_time(&mut self) -> wasmtime::Result<()> {
         if Instant::now() >= self.deadline {
-            return Err(self.stop(Violation::WallClock { limit: self.limits.wall_clock }));
+            return Err(self.stop(Violation::WallClock {
+                limit: self.limits.wall_clock,
+            }));
         }
         Ok(())
     }
@@ -181,7 +243,9 @@ impl StoreState {
     fn count_log(&mut self, bytes: usize) -> wasmtime::Result<()> {
         self.log_bytes = self.log_bytes.saturating_add(bytes);
         if self.log_bytes > self.limits.log_bytes {
-            return Err(self.stop(Violation::Log { limit: self.limits.log_bytes }));
+            return Err(self.stop(Violation::Log {
+                limit: self.limits.log_bytes,
+            }));
         }
         Ok(())
     }
@@ -190,7 +254,12 @@ impl StoreState {
     /// message, usually).
     pub(super) fn last_stderr_line(&self) -> Option<String> {
         let bytes = self.stderr.contents();
-        String::from_utf8_lossy(&bytes).lines().rev().map(str::trim).find(|l| !l.is_empty()).map(str::to_string)
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_string)
     }
 }
 
@@ -201,22 +270,38 @@ pub(super) struct MemoryLimiter {
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.exceeded = true;
-            return Err(wasmtime::Error::msg(format!("memory limit of {} reached", human_bytes(self.limit))));
+            return Err(wasmtime::Error::msg(format!(
+                "memory limit of {} reached",
+                human_bytes(self.limit)
+            )));
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
 
 impl WasiView for StoreState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -245,7 +330,11 @@ impl host::Host for StoreState {
             return Ok(Err(self.deny(Violation::CommandNotAllowed { command })));
         }
         let remaining = self.remaining();
-        let request = RemoteCommand { script: command, env, timeout: Some(remaining) };
+        let request = RemoteCommand {
+            script: command,
+            env,
+            timeout: Some(remaining),
+        };
         let started = Instant::now();
         let result = scope.run_command(&request);
         scope.command_ran(&request, &result, started.elapsed());
@@ -254,24 +343,40 @@ impl host::Host for StoreState {
             Ok(output) => {
                 let got = output.stdout.len() + output.stderr.len();
                 if got > self.limits.command_output_bytes {
-                    return Err(self.stop(Violation::CommandOutput { limit: self.limits.command_output_bytes, got }));
+                    return Err(self.stop(Violation::CommandOutput {
+                        limit: self.limits.command_output_bytes,
+                        got,
+                    }));
                 }
-                Ok(Ok(types::CommandOutput { exit_code: output.exit_code, stdout: output.stdout, stderr: output.stderr }))
+                Ok(Ok(types::CommandOutput {
+                    exit_code: output.exit_code,
+                    stdout: output.stdout,
+                    stderr: output.stderr,
+                }))
             }
             Err(RemoteError::Timeout { .. }) if Instant::now() >= self.deadline => {
-                Err(self.stop(Violation::WallClock { limit: self.limits.wall_clock }))
+                Err(self.stop(Violation::WallClock {
+                    limit: self.limits.wall_clock,
+                }))
             }
             Err(e) => Ok(Err(e.to_string())),
         }
     }
 
-    fn write_file(&mut self, path: String, contents: Vec<u8>, mode: u32) -> wasmtime::Result<Result<(), String>> {
+    fn write_file(
+        &mut self,
+        path: String,
+        contents: Vec<u8>,
+        mode: u32,
+    ) -> wasmtime::Result<Result<(), String>> {
         self.check_time()?;
         let scope = match self.scope_for(Grant::WriteFile, format!("writing {path}")) {
             Ok(scope) => scope,
             Err(denied) => return Ok(Err(denied)),
         };
-        Ok(scope.write_file(&path, &contents, mode).map_err(|e| e.to_string()))
+        Ok(scope
+            .write_file(&path, &contents, mode)
+            .map_err(|e| e.to_string()))
     }
 
     fn read_file(&mut self, path: String) -> wasmtime::Result<Result<Option<Vec<u8>>, String>> {
@@ -284,7 +389,10 @@ impl host::Host for StoreState {
         if let Ok(Some(bytes)) = &result {
             if bytes.len() > self.limits.command_output_bytes {
                 let got = bytes.len();
-                return Err(self.stop(Violation::CommandOutput { limit: self.limits.command_output_bytes, got }));
+                return Err(self.stop(Violation::CommandOutput {
+                    limit: self.limits.command_output_bytes,
+                    got,
+                }));
             }
         }
         Ok(result)
@@ -302,7 +410,11 @@ impl host::Host for StoreState {
         Ok(self.scope.as_ref().and_then(|s| s.get_argument(&name)))
     }
 
-    fn set_argument(&mut self, name: String, value: String) -> wasmtime::Result<Result<(), String>> {
+    fn set_argument(
+        &mut self,
+        name: String,
+        value: String,
+    ) -> wasmtime::Result<Result<(), String>> {
         let scope = match self.scope_for(Grant::SetArgument, format!("setting argument {name}")) {
             Ok(scope) => scope,
             Err(denied) => return Ok(Err(denied)),
@@ -319,7 +431,9 @@ impl host::Host for StoreState {
         };
         let declared = scope.nested_count();
         if index as usize >= declared {
-            return Ok(Err(self.deny(Violation::UndeclaredBlock { index, declared })));
+            return Ok(Err(
+                self.deny(Violation::UndeclaredBlock { index, declared })
+            ));
         }
         // Nested validators have their own limits: their time is not ours.
         let started = Instant::now();

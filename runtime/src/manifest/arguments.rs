@@ -28,7 +28,9 @@ type Problem = (Mark, String);
 pub(super) fn parse(section: &Yaml) -> Result<Vec<Argument>, Problem> {
     let mut arguments: Vec<Argument> = Vec::new();
     for (key, props) in entries(section)? {
-        let name = key.as_str().ok_or((key.mark, "an argument name must be a string".to_string()))?;
+        let name = key
+            .as_str()
+            .ok_or((key.mark, "an argument name must be a string".to_string()))?;
         if arguments.iter().any(|a| a.name == name) {
             return Err((key.mark, format!("argument `{name}` is declared twice")));
         }
@@ -46,45 +48,101 @@ fn entries(section: &Yaml) -> Result<Vec<(&Yaml, &Yaml)>, Problem> {
             .iter()
             .map(|item| match &item.kind {
                 YamlKind::Map(entries) if entries.len() == 1 => Ok((&entries[0].0, &entries[0].1)),
-                _ => Err((item.mark, format!("each item of `arguments` must be a one-key map `name: {{...}}`, found {}", item.kind_name()))),
+                _ => Err((
+                    item.mark,
+                    format!(
+                        "each item of `arguments` must be a one-key map `name: {{...}}`, found {}",
+                        item.kind_name()
+                    ),
+                )),
             })
             .collect(),
-        YamlKind::Scalar(_) => Err((section.mark, "`arguments` must be a map from argument name to its properties".into())),
+        YamlKind::Scalar(_) => Err((
+            section.mark,
+            "`arguments` must be a map from argument name to its properties".into(),
+        )),
     }
 }
 
 fn argument(name: &str, mark: Mark, props: &Yaml) -> Result<Argument, Problem> {
     let at = |m: Mark, message: String| (m, format!("argument `{name}`: {message}"));
     if RESERVED.contains(&name) {
-        return Err(at(mark, format!("`{name}` is reserved: kiln sets it for every run; choose another name")));
+        return Err(at(
+            mark,
+            format!("`{name}` is reserved: kiln sets it for every run; choose another name"),
+        ));
     }
-    let mut argument =
-        Argument { name: name.to_string(), description: String::new(), default: None, required: false, choices: Vec::new(), hidden: false, mark };
+    let mut argument = Argument {
+        name: name.to_string(),
+        description: String::new(),
+        default: None,
+        required: false,
+        choices: Vec::new(),
+        hidden: false,
+        mark,
+    };
     let entries: &[(Yaml, Yaml)] = match &props.kind {
         YamlKind::Map(entries) => entries,
         YamlKind::Null => &[],
-        _ => return Err(at(props.mark, format!("properties must be a map (description, default, ...), found {}", props.kind_name()))),
+        _ => {
+            return Err(at(
+                props.mark,
+                format!(
+                    "properties must be a map (description, default, ...), found {}",
+                    props.kind_name()
+                ),
+            ))
+        }
     };
     for (key, value) in entries {
         let field = key.as_str().unwrap_or("");
         match field {
-            "description" => argument.description = scalar(value).ok_or_else(|| at(value.mark, "description must be text".into()))?,
-            "default" => argument.default = Some(scalar(value).ok_or_else(|| at(value.mark, "default must be a single value".into()))?),
-            "required" => argument.required = boolean(value).map_err(|m| at(value.mark, format!("required {m}")))?,
-            "hidden" => argument.hidden = boolean(value).map_err(|m| at(value.mark, format!("hidden {m}")))?,
-            "choices" => argument.choices = choices(value).map_err(|(m, message)| at(m, message))?,
+            "description" => {
+                argument.description = scalar(value)
+                    .ok_or_else(|| at(value.mark, "description must be text".into()))?
+            }
+            "default" => {
+                argument.default = Some(
+                    scalar(value)
+                        .ok_or_else(|| at(value.mark, "default must be a single value".into()))?,
+                )
+            }
+            "required" => {
+                argument.required =
+                    boolean(value).map_err(|m| at(value.mark, format!("required {m}")))?
+            }
+            "hidden" => {
+                argument.hidden =
+                    boolean(value).map_err(|m| at(value.mark, format!("hidden {m}")))?
+            }
+            "choices" => {
+                argument.choices = choices(value).map_err(|(m, message)| at(m, message))?
+            }
             other => {
-                return Err(at(key.mark, format!("unknown property `{other}` (known: {})", FIELDS.join(", "))));
+                return Err(at(
+                    key.mark,
+                    format!("unknown property `{other}` (known: {})", FIELDS.join(", ")),
+                ));
             }
         }
     }
     if !argument.required && argument.default.is_none() {
-        return Err(at(mark, "an argument that is not required needs a default (add `default:` or `required: true`)".into()));
+        return Err(at(
+            mark,
+            "an argument that is not required needs a default (add `default:` or `required: true`)"
+                .into(),
+        ));
     }
     if let Some(default) = &argument.default {
         if !argument.choices.is_empty() && !argument.choices.contains(default) {
             let default_mark = props.get("default").map(|d| d.mark).unwrap_or(mark);
-            return Err(at(default_mark, format!("default `{default}` is not one of the choices ({})", argument.choices.join(", "))));
+            return Err(at(
+                default_mark,
+                format!(
+                    "default `{default}` is not one of the choices ({})",
+                    argument.choices.join(", ")
+                ),
+            ));
         }
     }
     Ok(argument)
@@ -105,7 +163,18 @@ fn boolean(value: &Yaml) -> Result<bool, String> {
 
 fn choices(value: &Yaml) -> Result<Vec<String>, Problem> {
     let YamlKind::Seq(items) = &value.kind else {
-        return Err((value.mark, format!("choices must be a list of values, found {}", value.kind_name())));
+        return Err((
+            value.mark,
+            format!(
+                "choices must be a list of values, found {}",
+                value.kind_name()
+            ),
+        ));
     };
-    items.iter().map(|item| scalar(item).ok_or((item.mark, "each choice must be a single value".to_string()))).collect()
+    items
+        .iter()
+        .map(|item| {
+            scalar(item).ok_or((item.mark, "each choice must be a single value".to_string()))
+        })
+        .collect()
 }

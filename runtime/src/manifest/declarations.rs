@@ -21,14 +21,23 @@ use crate::host::{ComponentSource, Grant, Grants, Limits, TypeDeclaration};
 type Problem = (Mark, String);
 
 /// Each declaration with the mark of its name.
-pub(super) fn parse(section: &Yaml, base_dir: &Path) -> Result<Vec<(Mark, TypeDeclaration)>, Problem> {
+pub(super) fn parse(
+    section: &Yaml,
+    base_dir: &Path,
+) -> Result<Vec<(Mark, TypeDeclaration)>, Problem> {
     let YamlKind::Map(entries) = &section.kind else {
-        return Err((section.mark, "`validator_types` must be a map from type name to its declaration".into()));
+        return Err((
+            section.mark,
+            "`validator_types` must be a map from type name to its declaration".into(),
+        ));
     };
     entries
         .iter()
         .map(|(key, body)| {
-            let name = key.as_str().ok_or((key.mark, "a validator type name must be a string".to_string()))?;
+            let name = key.as_str().ok_or((
+                key.mark,
+                "a validator type name must be a string".to_string(),
+            ))?;
             Ok((key.mark, declaration(name, body, base_dir)?))
         })
         .collect()
@@ -37,11 +46,24 @@ pub(super) fn parse(section: &Yaml, base_dir: &Path) -> Result<Vec<(Mark, TypeDe
 /// Parses one declaration body (also used for `--validators DIR` sidecars).
 pub fn declaration(name: &str, body: &Yaml, base_dir: &Path) -> Result<TypeDeclaration, Problem> {
     let at = |m: Mark, message: String| (m, format!("validator type `{name}`: {message}"));
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') || name.is_empty() {
-        return Err(at(body.mark, "a type name uses letters, digits, `_` and `-`".into()));
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        || name.is_empty()
+    {
+        return Err(at(
+            body.mark,
+            "a type name uses letters, digits, `_` and `-`".into(),
+        ));
     }
     let YamlKind::Map(entries) = &body.kind else {
-        return Err(at(body.mark, format!("the declaration must be a map with `wasm` and `grants`, found {}", body.kind_name())));
+        return Err(at(
+            body.mark,
+            format!(
+                "the declaration must be a map with `wasm` and `grants`, found {}",
+                body.kind_name()
+            ),
+        ));
     };
     let mut wasm = None;
     let mut declaration = TypeDeclaration {
@@ -89,10 +111,16 @@ pub fn declaration(name: &str, body: &Yaml, base_dir: &Path) -> Result<TypeDecla
         }
     }
     let Some(wasm) = wasm else {
-        return Err(at(body.mark, "needs `wasm: PATH` (the component file, relative to the manifest)".into()));
+        return Err(at(
+            body.mark,
+            "needs `wasm: PATH` (the component file, relative to the manifest)".into(),
+        ));
     };
     if !patterns.is_empty() && !granted.contains(&Grant::Exec) {
-        return Err(at(body.mark, "`commands` narrows the `exec` grant, which is not granted".into()));
+        return Err(at(
+            body.mark,
+            "`commands` narrows the `exec` grant, which is not granted".into(),
+        ));
     }
     declaration.source = ComponentSource::File(base_dir.join(wasm));
     declaration.grants = Grants::new(granted).with_command_patterns(patterns);
@@ -101,12 +129,18 @@ pub fn declaration(name: &str, body: &Yaml, base_dir: &Path) -> Result<TypeDecla
 
 fn limits(value: &Yaml) -> Result<Limits, Problem> {
     let YamlKind::Map(entries) = &value.kind else {
-        return Err((value.mark, "limits must be a map (seconds, memory_mib, log_kib, output_mib)".into()));
+        return Err((
+            value.mark,
+            "limits must be a map (seconds, memory_mib, log_kib, output_mib)".into(),
+        ));
     };
     let mut limits = Limits::THIRD_PARTY;
     for (key, value) in entries {
         let number: u64 = text(value)
-            .and_then(|t| t.parse().map_err(|_| format!("`{t}` is not a whole number")))
+            .and_then(|t| {
+                t.parse()
+                    .map_err(|_| format!("`{t}` is not a whole number"))
+            })
             .map_err(|m| (value.mark, m))?;
         let number = number.max(1);
         match key.as_str().unwrap_or("") {
@@ -124,7 +158,10 @@ fn limits(value: &Yaml) -> Result<Limits, Problem> {
 }
 
 fn text(value: &Yaml) -> Result<String, String> {
-    value.as_str().map(str::to_string).ok_or_else(|| format!("expected a string, found {}", value.kind_name()))
+    value
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("expected a string, found {}", value.kind_name()))
 }
 
 fn list(value: &Yaml) -> Result<&[Yaml], String> {
@@ -132,4 +169,62 @@ fn list(value: &Yaml) -> Result<&[Yaml], String> {
         YamlKind::Seq(items) => Ok(items),
         _ => Err(format!("expected a list, found {}", value.kind_name())),
     }
+}
+
+/// The third-party types in a `--validators DIR`: each `NAME.wasm` with a
+/// `NAME.yaml` beside it holding its declaration (the same keys as in a
+/// manifest's `validator_types`, `wasm` optional).
+pub fn validator_dir(dir: &Path) -> Result<Vec<TypeDeclaration>, String> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read validator directory {}: {e}", dir.display()))?;
+    let mut wasm_files: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .collect();
+    wasm_files.sort();
+    let mut declarations = Vec::new();
+    for wasm in wasm_files {
+        let name = wasm
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let sidecar = wasm.with_extension("yaml");
+        let text = std::fs::read_to_string(&sidecar).map_err(|e| {
+            format!(
+                "{}: every validator needs a declaration beside it ({}: {e}) naming its grants",
+                wasm.display(),
+                sidecar.display()
+            )
+        })?;
+        let located =
+            |(mark, message): Problem| format!("{}:{}: {message}", sidecar.display(), mark);
+        let body = super::yaml::parse(&text, Default::default())
+            .map_err(|e| located((e.mark, e.message)))?
+            .ok_or_else(|| format!("{}: the declaration is empty", sidecar.display()))?;
+        let mut body = body;
+        if body.get("wasm").is_none() {
+            if let YamlKind::Map(entries) = &mut body.kind {
+                let file = wasm
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                let mark = Mark::default();
+                entries.push((
+                    Yaml {
+                        kind: YamlKind::Scalar("wasm".into()),
+                        mark,
+                    },
+                    Yaml {
+                        kind: YamlKind::Scalar(file),
+                        mark,
+                    },
+                ));
+            }
+        }
+        declarations.push(declaration(&name, &body, dir).map_err(located)?);
+    }
+    Ok(declarations)
 }

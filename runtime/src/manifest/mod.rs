@@ -18,10 +18,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use arguments::Argument;
+pub use declarations::validator_dir;
 pub use resources::ResourceRoots;
 use yaml::{Mark, Yaml, YamlKind, YamlLimits};
 
-use crate::host::{self, BlockShape, ComponentHost, LoadError, Outcome, TypeDeclaration, ValidatorType};
+use crate::host::{
+    self, BlockShape, ComponentHost, LoadError, Outcome, TypeDeclaration, ValidatorType,
+};
 
 /// A place in a manifest file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +35,13 @@ pub struct Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file.display(), self.mark.line, self.mark.col)
+        write!(
+            f,
+            "{}:{}:{}",
+            self.file.display(),
+            self.mark.line,
+            self.mark.col
+        )
     }
 }
 
@@ -40,7 +49,10 @@ impl fmt::Display for Location {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("{}: cannot read the manifest: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{location}: {message}")]
     Spec { location: Location, message: String },
     #[error("{0}")]
@@ -93,7 +105,10 @@ pub struct ValidatorNode {
 #[derive(Debug)]
 pub enum Block {
     /// Validators run in order, as `all`.
-    Sequence { label: String, nodes: Vec<Arc<ValidatorNode>> },
+    Sequence {
+        label: String,
+        nodes: Vec<Arc<ValidatorNode>>,
+    },
     /// One validator.
     Single(Arc<ValidatorNode>),
 }
@@ -101,11 +116,17 @@ pub enum Block {
 impl ValidatorNode {
     /// Every node below this one, depth first, with its depth.
     pub fn walk(self: &Arc<Self>, visit: &mut dyn FnMut(&Arc<ValidatorNode>, usize)) {
-        fn go(node: &Arc<ValidatorNode>, depth: usize, visit: &mut dyn FnMut(&Arc<ValidatorNode>, usize)) {
+        fn go(
+            node: &Arc<ValidatorNode>,
+            depth: usize,
+            visit: &mut dyn FnMut(&Arc<ValidatorNode>, usize),
+        ) {
             visit(node, depth);
             for block in &node.blocks {
                 match block {
-                    Block::Sequence { nodes, .. } => nodes.iter().for_each(|n| go(n, depth + 1, visit)),
+                    Block::Sequence { nodes, .. } => {
+                        nodes.iter().for_each(|n| go(n, depth + 1, visit))
+                    }
                     Block::Single(n) => go(n, depth + 1, visit),
                 }
             }
@@ -138,7 +159,11 @@ impl TypeRegistry {
 
     /// Adds a third-party type. A name that clashes with a built-in is
     /// refused unless the declaration says it overrides it.
-    pub fn add(&mut self, host: &ComponentHost, declaration: TypeDeclaration) -> Result<(), String> {
+    pub fn add(
+        &mut self,
+        host: &ComponentHost,
+        declaration: TypeDeclaration,
+    ) -> Result<(), String> {
         let name = declaration.name.clone();
         let is_builtin = host::BUILTIN_NAMES.contains(&name.as_str());
         if is_builtin && !declaration.overrides_builtin {
@@ -148,7 +173,10 @@ impl TypeRegistry {
         }
         if let Some(existing) = self.types.get(&name) {
             if !is_builtin && existing.origin != "built in" && !declaration.overrides_builtin {
-                return Err(format!("validator type `{name}` is declared twice ({} and the new one)", existing.origin));
+                return Err(format!(
+                    "validator type `{name}` is declared twice ({} and the new one)",
+                    existing.origin
+                ));
             }
         }
         let vtype = host.load(declaration).map_err(|e| e.to_string())?;
@@ -183,20 +211,36 @@ pub fn load(
     types: &TypeRegistry,
     options: &LoadOptions,
 ) -> Result<Manifest, ManifestError> {
-    let bytes = std::fs::read(path).map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| ManifestError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let file: Arc<Path> = Arc::from(path);
-    let at = |mark: Mark| Location { file: file.clone(), mark };
-    let spec_error = |mark: Mark, message: String| ManifestError::Spec { location: at(mark), message };
+    let at = |mark: Mark| Location {
+        file: file.clone(),
+        mark,
+    };
+    let spec_error = |mark: Mark, message: String| ManifestError::Spec {
+        location: at(mark),
+        message,
+    };
     let start = Mark { line: 1, col: 1 };
 
-    let document = yaml::parse_bytes(&bytes, YamlLimits::default()).map_err(|e| spec_error(e.mark, e.message))?;
+    let document = yaml::parse_bytes(&bytes, YamlLimits::default())
+        .map_err(|e| spec_error(e.mark, e.message))?;
     let Some(document) = document else {
-        return Err(spec_error(start, "the manifest is empty; it needs at least a `validators:` list".into()));
+        return Err(spec_error(
+            start,
+            "the manifest is empty; it needs at least a `validators:` list".into(),
+        ));
     };
     let YamlKind::Map(entries) = &document.kind else {
         return Err(spec_error(
             document.mark,
-            format!("a manifest is a map with `arguments` and `validators`, found {}", document.kind_name()),
+            format!(
+                "a manifest is a map with `arguments` and `validators`, found {}",
+                document.kind_name()
+            ),
         ));
     };
     for (key, _) in entries {
@@ -204,21 +248,34 @@ pub fn load(
         if !key.as_str().is_some_and(|k| known.contains(&k)) {
             return Err(spec_error(
                 key.mark,
-                format!("unknown top-level key `{}` (known: {})", key.as_str().unwrap_or("?"), known.join(", ")),
+                format!(
+                    "unknown top-level key `{}` (known: {})",
+                    key.as_str().unwrap_or("?"),
+                    known.join(", ")
+                ),
             ));
         }
     }
 
     let arguments = match document.get("arguments") {
-        Some(section) => arguments::parse(section).map_err(|(mark, message)| spec_error(mark, message))?,
+        Some(section) => {
+            arguments::parse(section).map_err(|(mark, message)| spec_error(mark, message))?
+        }
         None => Vec::new(),
     };
 
-    let base_dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut types = types.clone();
     if let Some(section) = document.get("validator_types") {
-        for (mark, declaration) in declarations::parse(section, base_dir).map_err(|(mark, message)| spec_error(mark, message))? {
-            types.add(host, declaration).map_err(|message| spec_error(mark, message))?;
+        for (mark, declaration) in declarations::parse(section, base_dir)
+            .map_err(|(mark, message)| spec_error(mark, message))?
+        {
+            types
+                .add(host, declaration)
+                .map_err(|message| spec_error(mark, message))?;
         }
     }
 
@@ -227,17 +284,33 @@ pub fn load(
     let resources = ResourceRoots::open(&roots).map_err(|message| spec_error(start, message))?;
 
     let Some(validators) = document.get("validators") else {
-        return Err(spec_error(start, "the manifest has no `validators` list".into()));
+        return Err(spec_error(
+            start,
+            "the manifest has no `validators` list".into(),
+        ));
     };
     if !matches!(validators.kind, YamlKind::Seq(_)) {
         return Err(spec_error(
             validators.mark,
-            format!("`validators` must be a list of validators, found {}", validators.kind_name()),
+            format!(
+                "`validators` must be a list of validators, found {}",
+                validators.kind_name()
+            ),
         ));
     }
-    let builder = TreeBuilder { file: file.clone(), types: &types, resources: &resources };
+    let builder = TreeBuilder {
+        file: file.clone(),
+        types: &types,
+        resources: &resources,
+    };
     let root = builder.node("all", validators, "validators".to_string(), validators.mark)?;
-    Ok(Manifest { path: path.to_path_buf(), arguments, root, resources: Arc::new(resources), types })
+    Ok(Manifest {
+        path: path.to_path_buf(),
+        arguments,
+        root,
+        resources: Arc::new(resources),
+        types,
+    })
 }
 
 /// Builds checked nodes from YAML, recursing through nested blocks.
@@ -249,13 +322,26 @@ struct TreeBuilder<'a> {
 
 impl TreeBuilder<'_> {
     fn error(&self, mark: Mark, path: &str, message: impl fmt::Display) -> ManifestError {
-        ManifestError::Spec { location: Location { file: self.file.clone(), mark }, message: format!("{path}: {message}") }
+        ManifestError::Spec {
+            location: Location {
+                file: self.file.clone(),
+                mark,
+            },
+            message: format!("{path}: {message}"),
+        }
     }
 
     /// One `- type: spec` item of a validator list.
     fn item(&self, item: &Yaml, path: String) -> Result<Arc<ValidatorNode>, ManifestError> {
         let YamlKind::Map(entries) = &item.kind else {
-            return Err(self.error(item.mark, &path, format!("a validator is a one-key map `type: spec`, found {}", item.kind_name())));
+            return Err(self.error(
+                item.mark,
+                &path,
+                format!(
+                    "a validator is a one-key map `type: spec`, found {}",
+                    item.kind_name()
+                ),
+            ));
         };
         if entries.len() != 1 {
             let keys: Vec<&str> = entries.iter().filter_map(|(k, _)| k.as_str()).collect();
@@ -277,7 +363,13 @@ impl TreeBuilder<'_> {
         self.node(type_name, spec, path, key.mark)
     }
 
-    fn node(&self, type_name: &str, spec: &Yaml, path: String, mark: Mark) -> Result<Arc<ValidatorNode>, ManifestError> {
+    fn node(
+        &self,
+        type_name: &str,
+        spec: &Yaml,
+        path: String,
+        mark: Mark,
+    ) -> Result<Arc<ValidatorNode>, ManifestError> {
         let Some(vtype) = self.types.get(type_name) else {
             return Err(self.error(mark, &path, unknown_type_message(type_name, self.types)));
         };
@@ -285,15 +377,23 @@ impl TreeBuilder<'_> {
         let plan = match vtype.check(&spec_json) {
             Outcome::Returned(Ok(plan)) => plan,
             Outcome::Returned(Err(problem)) => {
-                let at = spec.at_pointer(&problem.pointer).map(|n| n.mark).unwrap_or(spec.mark);
+                let at = spec
+                    .at_pointer(&problem.pointer)
+                    .map(|n| n.mark)
+                    .unwrap_or(spec.mark);
                 let where_ = format!("{path}{}", pointer_to_path(&problem.pointer));
                 return Err(self.error(at, &where_, problem.message));
             }
-            Outcome::Stopped(reason) => return Err(self.error(mark, &path, format!("checking the spec failed: {reason}"))),
+            Outcome::Stopped(reason) => {
+                return Err(self.error(mark, &path, format!("checking the spec failed: {reason}")))
+            }
         };
         for resource in &plan.resources {
             if let Err(message) = self.resources.find(&resource.path) {
-                let at = spec.at_pointer(&resource.pointer).map(|n| n.mark).unwrap_or(spec.mark);
+                let at = spec
+                    .at_pointer(&resource.pointer)
+                    .map(|n| n.mark)
+                    .unwrap_or(spec.mark);
                 return Err(self.error(at, &path, message));
             }
         }
@@ -312,7 +412,10 @@ impl TreeBuilder<'_> {
         Ok(Arc::new(ValidatorNode {
             type_name: type_name.to_string(),
             path,
-            location: Location { file: self.file.clone(), mark },
+            location: Location {
+                file: self.file.clone(),
+                mark,
+            },
             spec_json,
             summary: plan.summary,
             blocks,
@@ -328,7 +431,11 @@ impl TreeBuilder<'_> {
                     YamlKind::Seq(items) => items,
                     YamlKind::Null => &[],
                     _ => {
-                        return Err(self.error(yaml.mark, &path, format!("expected a list of validators, found {}", yaml.kind_name())))
+                        return Err(self.error(
+                            yaml.mark,
+                            &path,
+                            format!("expected a list of validators, found {}", yaml.kind_name()),
+                        ))
                     }
                 };
                 let nodes = items
@@ -366,7 +473,10 @@ fn unknown_type_message(name: &str, types: &TypeRegistry) -> String {
         .min()
         .map(|(_, k)| format!("; did you mean `{k}`?"))
         .unwrap_or_default();
-    format!("unknown validator type `{name}` (known: {}){suggestion}", known.join(", "))
+    format!(
+        "unknown validator type `{name}` (known: {}){suggestion}",
+        known.join(", ")
+    )
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -377,7 +487,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let current = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(current + 1);
+            row[j + 1] = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(current + 1);
             prev = current;
         }
     }

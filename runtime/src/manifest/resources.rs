@@ -15,7 +15,9 @@ pub struct ResourceRoots {
 
 impl std::fmt::Debug for ResourceRoots {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.roots.iter().map(|(p, _)| p)).finish()
+        f.debug_list()
+            .entries(self.roots.iter().map(|(p, _)| p))
+            .finish()
     }
 }
 
@@ -40,13 +42,25 @@ impl ResourceRoots {
         for (path, dir) in &self.roots {
             match dir.metadata(resource) {
                 Ok(meta) if meta.is_file() => return Ok(path),
-                Ok(_) => return Err(format!("resource `{resource}` in {} is not a file", path.display())),
+                Ok(_) => {
+                    return Err(format!(
+                        "resource `{resource}` in {} is not a file",
+                        path.display()
+                    ))
+                }
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
                 Err(e) => return Err(format!("resource `{resource}` cannot be read: {e}")),
             }
         }
-        let looked: Vec<String> = self.roots.iter().map(|(p, _)| p.display().to_string()).collect();
-        Err(format!("Script {resource} not found in any resource roots (looked in {})", looked.join(", ")))
+        let looked: Vec<String> = self
+            .roots
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect();
+        Err(format!(
+            "Script {resource} not found in any resource roots (looked in {})",
+            looked.join(", ")
+        ))
     }
 
     /// Reads `resource` from the first root that holds it.
@@ -56,7 +70,12 @@ impl ResourceRoots {
             match dir.read(resource) {
                 Ok(bytes) => return Ok(bytes),
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) => return Err(format!("cannot read resource `{resource}` from {}: {e}", path.display())),
+                Err(e) => {
+                    return Err(format!(
+                        "cannot read resource `{resource}` from {}: {e}",
+                        path.display()
+                    ))
+                }
             }
         }
         Err(format!("Script {resource} not found in any resource roots"))
@@ -74,7 +93,9 @@ fn check_relative(resource: &str) -> Result<(), String> {
         return Err(format!("resource `{resource}` is an absolute path; resources are read from the resource roots only"));
     }
     if path.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(format!("resource `{resource}` leaves the resource roots (`..` is not allowed)"));
+        return Err(format!(
+            "resource `{resource}` leaves the resource roots (`..` is not allowed)"
+        ));
     }
     Ok(())
 }
@@ -94,9 +115,18 @@ mod tests {
         let roots = ResourceRoots::open(&[a.path().into(), b.path().into()]).unwrap();
         assert_eq!(roots.read("s.sh").unwrap(), b"from a");
         assert_eq!(roots.read("only-b.sh").unwrap(), b"b");
-        assert!(roots.find("../../etc/shadow").unwrap_err().contains("leaves the resource roots"));
+        assert!(roots
+            .find("../../etc/shadow")
+            .unwrap_err()
+            .contains("leaves the resource roots"));
         assert!(roots.find("/etc/shadow").unwrap_err().contains("absolute"));
-        assert!(roots.read("link").is_err(), "a symlink out of the root must not be followed");
-        assert!(roots.find("missing.sh").unwrap_err().contains("not found in any resource roots"));
+        assert!(
+            roots.read("link").is_err(),
+            "a symlink out of the root must not be followed"
+        );
+        assert!(roots
+            .find("missing.sh")
+            .unwrap_err()
+            .contains("not found in any resource roots"));
     }
 }

@@ -24,7 +24,11 @@ pub struct YamlLimits {
 
 impl Default for YamlLimits {
     fn default() -> Self {
-        YamlLimits { max_bytes: 4 << 20, max_depth: 64, max_nodes: 200_000 }
+        YamlLimits {
+            max_bytes: 4 << 20,
+            max_depth: 64,
+            max_nodes: 200_000,
+        }
     }
 }
 
@@ -37,7 +41,10 @@ pub struct Mark {
 
 impl Mark {
     fn from_marker(marker: &Marker) -> Mark {
-        Mark { line: marker.line(), col: marker.col() + 1 }
+        Mark {
+            line: marker.line(),
+            col: marker.col() + 1,
+        }
     }
 }
 
@@ -91,7 +98,10 @@ impl Yaml {
     /// The value under `key` when this is a map.
     pub fn get(&self, key: &str) -> Option<&Yaml> {
         match &self.kind {
-            YamlKind::Map(entries) => entries.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v),
+            YamlKind::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
             _ => None,
         }
     }
@@ -107,7 +117,10 @@ impl Yaml {
             let token = raw.replace("~1", "/").replace("~0", "~");
             node = match &node.kind {
                 YamlKind::Seq(items) => items.get(token.parse::<usize>().ok()?)?,
-                YamlKind::Map(entries) => entries.iter().find(|(k, _)| k.as_str() == Some(&token)).map(|(_, v)| v)?,
+                YamlKind::Map(entries) => entries
+                    .iter()
+                    .find(|(k, _)| k.as_str() == Some(&token))
+                    .map(|(_, v)| v)?,
                 _ => return None,
             };
         }
@@ -123,7 +136,17 @@ impl Yaml {
             YamlKind::Scalar(s) => Value::String(s.clone()),
             YamlKind::Seq(items) => Value::Array(items.iter().map(Yaml::to_json).collect()),
             YamlKind::Map(entries) => Value::Object(
-                entries.iter().map(|(k, v)| (k.as_str().map(str::to_string).unwrap_or_else(|| k.key_text()), v.to_json())).collect(),
+                entries
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| k.key_text()),
+                            v.to_json(),
+                        )
+                    })
+                    .collect(),
             ),
         }
     }
@@ -144,11 +167,18 @@ pub fn parse(text: &str, limits: YamlLimits) -> Result<Option<Yaml>, YamlError> 
     if text.len() > limits.max_bytes {
         return Err(YamlError {
             mark: Mark { line: 1, col: 1 },
-            message: format!("the file is {} bytes; manifests are limited to {} bytes", text.len(), limits.max_bytes),
+            message: format!(
+                "the file is {} bytes; manifests are limited to {} bytes",
+                text.len(),
+                limits.max_bytes
+            ),
         });
     }
     if let Some(offset) = text.find('\0') {
-        return Err(YamlError { mark: mark_of_offset(text, offset), message: "the file contains a NUL byte; is it a binary file?".into() });
+        return Err(YamlError {
+            mark: mark_of_offset(text, offset),
+            message: "the file contains a NUL byte; is it a binary file?".into(),
+        });
     }
     Builder::new(limits).build(Parser::new_from_str(text))
 }
@@ -170,7 +200,12 @@ pub fn parse_bytes(bytes: &[u8], limits: YamlLimits) -> Result<Option<Yaml>, Yam
 fn mark_of_offset(text: &str, offset: usize) -> Mark {
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     Mark { line, col }
 }
 
@@ -194,10 +229,20 @@ struct Frame {
 
 impl Builder {
     fn new(limits: YamlLimits) -> Self {
-        Builder { limits, stack: Vec::new(), anchors: HashMap::new(), nodes: 0, documents: 0, root: None }
+        Builder {
+            limits,
+            stack: Vec::new(),
+            anchors: HashMap::new(),
+            nodes: 0,
+            documents: 0,
+            root: None,
+        }
     }
 
-    fn build<I: Iterator<Item = char>>(mut self, mut parser: Parser<I>) -> Result<Option<Yaml>, YamlError> {
+    fn build<I: Iterator<Item = char>>(
+        mut self,
+        mut parser: Parser<I>,
+    ) -> Result<Option<Yaml>, YamlError> {
         loop {
             let (event, marker) = parser
                 .next_token()
@@ -212,7 +257,9 @@ impl Builder {
                     }
                 }
                 Event::Scalar(text, style, anchor, _tag) => {
-                    let kind = if style == TScalarStyle::Plain && matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL") {
+                    let kind = if style == TScalarStyle::Plain
+                        && matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL")
+                    {
                         YamlKind::Null
                     } else {
                         YamlKind::Scalar(text)
@@ -220,20 +267,30 @@ impl Builder {
                     self.count(1, mark)?;
                     self.finish(Yaml { kind, mark }, anchor, mark)?;
                 }
-                Event::SequenceStart(anchor, _) => self.open(YamlKind::Seq(Vec::new()), anchor, mark)?,
-                Event::MappingStart(anchor, _) => self.open(YamlKind::Map(Vec::new()), anchor, mark)?,
+                Event::SequenceStart(anchor, _) => {
+                    self.open(YamlKind::Seq(Vec::new()), anchor, mark)?
+                }
+                Event::MappingStart(anchor, _) => {
+                    self.open(YamlKind::Map(Vec::new()), anchor, mark)?
+                }
                 Event::SequenceEnd | Event::MappingEnd => {
                     let frame = self.stack.pop().expect("balanced events");
                     self.finish(frame.node, frame.anchor, mark)?;
                 }
                 Event::Alias(id) => {
-                    let target = self
-                        .anchors
-                        .get(&id)
-                        .cloned()
-                        .ok_or_else(|| YamlError { mark, message: "alias to an unknown anchor".into() })?;
+                    let target = self.anchors.get(&id).cloned().ok_or_else(|| YamlError {
+                        mark,
+                        message: "alias to an unknown anchor".into(),
+                    })?;
                     self.count(count_nodes(&target), mark)?;
-                    self.finish(Yaml { kind: target.kind, mark }, 0, mark)?;
+                    self.finish(
+                        Yaml {
+                            kind: target.kind,
+                            mark,
+                        },
+                        0,
+                        mark,
+                    )?;
                 }
                 Event::Nothing | Event::StreamStart | Event::DocumentEnd => {}
             }
@@ -245,7 +302,10 @@ impl Builder {
         if self.nodes > self.limits.max_nodes {
             return Err(YamlError {
                 mark,
-                message: format!("the document expands to more than {} nodes (an alias bomb?)", self.limits.max_nodes),
+                message: format!(
+                    "the document expands to more than {} nodes (an alias bomb?)",
+                    self.limits.max_nodes
+                ),
             });
         }
         Ok(())
@@ -253,10 +313,17 @@ impl Builder {
 
     fn open(&mut self, kind: YamlKind, anchor: usize, mark: Mark) -> Result<(), YamlError> {
         if self.stack.len() >= self.limits.max_depth {
-            return Err(YamlError { mark, message: format!("nesting deeper than {} levels", self.limits.max_depth) });
+            return Err(YamlError {
+                mark,
+                message: format!("nesting deeper than {} levels", self.limits.max_depth),
+            });
         }
         self.count(1, mark)?;
-        self.stack.push(Frame { node: Yaml { kind, mark }, anchor, pending_key: None });
+        self.stack.push(Frame {
+            node: Yaml { kind, mark },
+            anchor,
+            pending_key: None,
+        });
         Ok(())
     }
 
@@ -276,7 +343,10 @@ impl Builder {
                 Some(key) => {
                     if let Some(name) = key.as_str() {
                         if entries.iter().any(|(k, _)| k.as_str() == Some(name)) {
-                            return Err(YamlError { mark: key.mark, message: format!("duplicate key `{name}`") });
+                            return Err(YamlError {
+                                mark: key.mark,
+                                message: format!("duplicate key `{name}`"),
+                            });
                         }
                     }
                     let _ = mark;
@@ -295,14 +365,22 @@ fn scan_error(error: &yaml_rust2::ScanError, limits: YamlLimits) -> YamlError {
         "recursion limit exceeded" => format!("nesting deeper than {} levels", limits.max_depth),
         other => other.to_string(),
     };
-    YamlError { mark: Mark::from_marker(error.marker()), message }
+    YamlError {
+        mark: Mark::from_marker(error.marker()),
+        message,
+    }
 }
 
 fn count_nodes(node: &Yaml) -> usize {
     match &node.kind {
         YamlKind::Null | YamlKind::Scalar(_) => 1,
         YamlKind::Seq(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
-        YamlKind::Map(entries) => 1 + entries.iter().map(|(k, v)| count_nodes(k) + count_nodes(v)).sum::<usize>(),
+        YamlKind::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| count_nodes(k) + count_nodes(v))
+                .sum::<usize>()
+        }
     }
 }
 
@@ -319,7 +397,10 @@ mod tests {
         let doc = yaml("a: 1\nb:\n  - true\n  - ~\n");
         assert_eq!(doc.get("a").unwrap().kind, YamlKind::Scalar("1".into()));
         let b = doc.get("b").unwrap();
-        assert_eq!(b.at_pointer("/0").unwrap().kind, YamlKind::Scalar("true".into()));
+        assert_eq!(
+            b.at_pointer("/0").unwrap().kind,
+            YamlKind::Scalar("true".into())
+        );
         assert_eq!(b.at_pointer("/1").unwrap().kind, YamlKind::Null);
         assert_eq!(b.at_pointer("/0").unwrap().mark, Mark { line: 3, col: 5 });
         assert_eq!(doc.get("a").unwrap().mark, Mark { line: 1, col: 4 });
@@ -353,11 +434,20 @@ mod tests {
     #[test]
     fn junk_and_empty_inputs() {
         assert_eq!(parse("", YamlLimits::default()).unwrap(), None);
-        assert_eq!(parse("# only a comment\n", YamlLimits::default()).unwrap(), None);
+        assert_eq!(
+            parse("# only a comment\n", YamlLimits::default()).unwrap(),
+            None
+        );
         let err = parse_bytes(b"ok: 1\n\xff\xfe", YamlLimits::default()).unwrap_err();
         assert_eq!(err.mark, Mark { line: 2, col: 1 });
         assert!(parse("a: [1, 2\n", YamlLimits::default()).is_err());
-        assert!(parse("a: 1\na: 2\n", YamlLimits::default()).unwrap_err().message.contains("duplicate key"));
-        assert!(parse("a: 1\n---\nb: 2\n", YamlLimits::default()).unwrap_err().message.contains("more than one"));
+        assert!(parse("a: 1\na: 2\n", YamlLimits::default())
+            .unwrap_err()
+            .message
+            .contains("duplicate key"));
+        assert!(parse("a: 1\n---\nb: 2\n", YamlLimits::default())
+            .unwrap_err()
+            .message
+            .contains("more than one"));
     }
 }

@@ -1,0 +1,153 @@
+//! `kiln explain`: a manifest's argument table and its validator tree, each
+//! node with its type's one-line summary and its position in the file.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use kiln::manifest::{Block, Manifest, ValidatorNode};
+
+pub fn render(manifest: &Manifest) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "manifest {}", manifest.path.display());
+    let _ = writeln!(
+        out,
+        "resource roots: {}",
+        manifest
+            .resources
+            .paths()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    out.push_str(&arguments_table(manifest));
+    let _ = writeln!(
+        out,
+        "\nvalidators ({} at the top level, {} in all):",
+        manifest.root.blocks.len(),
+        count(&manifest.root) - 1
+    );
+    for block in &manifest.root.blocks {
+        block_lines(&mut out, block, 1);
+    }
+    let custom: Vec<_> = manifest
+        .types
+        .iter()
+        .filter(|t| t.origin != "built in")
+        .collect();
+    if !custom.is_empty() {
+        let _ = writeln!(out, "\nthird-party validator types:");
+        for vtype in custom {
+            let _ = writeln!(
+                out,
+                "  {}  {}  sha256 {}  grants: {}",
+                vtype.name,
+                vtype.origin,
+                &vtype.sha256[..16],
+                vtype.grants
+            );
+        }
+    }
+    out
+}
+
+fn arguments_table(manifest: &Manifest) -> String {
+    let mut out = String::from("\narguments:\n");
+    if manifest.arguments.is_empty() {
+        out.push_str("  (none)\n");
+        return out;
+    }
+    let rows: Vec<[String; 4]> = manifest
+        .arguments
+        .iter()
+        .map(|a| {
+            let mut name = a.name.clone();
+            if a.hidden {
+                name.push_str(" (hidden)");
+            }
+            let default = match (&a.default, a.required) {
+                (Some(d), _) => d.clone(),
+                (None, true) => "(required)".to_string(),
+                (None, false) => String::new(),
+            };
+            let choices = if a.choices.is_empty() {
+                "any".to_string()
+            } else {
+                a.choices.join("|")
+            };
+            [
+                name,
+                default,
+                choices,
+                a.description
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]
+        })
+        .collect();
+    let headers = ["NAME", "DEFAULT", "CHOICES", "DESCRIPTION"];
+    let widths: Vec<usize> = (0..3)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([headers[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: [&str; 4]| {
+        format!(
+            "  {:w0$}  {:w1$}  {:w2$}  {}\n",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        )
+    };
+    out.push_str(&line(headers));
+    for row in &rows {
+        out.push_str(line([&row[0], &row[1], &row[2], &row[3]]).trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn block_lines(out: &mut String, block: &Block, depth: usize) {
+    let indent = "  ".repeat(depth);
+    match block {
+        Block::Single(node) => node_line(out, node, depth),
+        Block::Sequence { label, nodes } => {
+            let name = label.rsplit('.').next().unwrap_or(label);
+            let _ = writeln!(
+                out,
+                "{indent}{name}:{}",
+                if nodes.is_empty() { " (nothing)" } else { "" }
+            );
+            for node in nodes {
+                node_line(out, node, depth + 1);
+            }
+        }
+    }
+}
+
+fn node_line(out: &mut String, node: &Arc<ValidatorNode>, depth: usize) {
+    let indent = "  ".repeat(depth);
+    let mark = node.location.mark;
+    let _ = writeln!(
+        out,
+        "{indent}- {}: {}  [line {}]",
+        node.type_name, node.summary, mark.line
+    );
+    for block in &node.blocks {
+        block_lines(out, block, depth + 1);
+    }
+}
+
+fn count(node: &Arc<ValidatorNode>) -> usize {
+    let mut n = 0;
+    node.walk(&mut |_, _| n += 1);
+    n
+}

@@ -1,0 +1,268 @@
+//! `kiln pack`: sahara-image-pack's interface over the disk-image target.
+//! Opens the image (read-only for `--test-only`, through an overlay
+//! otherwise), runs the manifest, and commits only when every validator
+//! passed; anything else leaves the image as it was.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+
+use super::progress::{self, Progress, Report, TargetReport};
+use super::{prepare, Common, Prepared};
+
+pub const AFTER_HELP: &str = "\
+Plugin arguments follow PLUGIN VERSION as --NAME VALUE; `kiln pack PLUGIN VERSION --help` lists them.
+
+Examples:
+  kiln pack --image debian.qcow2 demo 1.0
+  kiln pack --image debian.qcow2 --test-only demo 1.0
+  kiln pack --image CentOS.qcow2 --config-file etc/sahara/sahara.conf cdh 5.7.0 --java_distro openjdk
+  kiln pack --image base.qcow2 --output packed.qcow2 --manifest my/image.yaml --arg motd=hello";
+
+#[derive(Args)]
+pub struct PackArgs {
+    /// The disk image to pack or check (qcow2 or raw). It is changed only
+    /// when every validator passes.
+    #[arg(long, value_name = "PATH")]
+    image: Option<PathBuf>,
+
+    /// The root file system to use when the image holds several systems
+    /// (for example /dev/sda2).
+    #[arg(long, value_name = "DEV")]
+    root_filesystem: Option<String>,
+
+    /// Change nothing: open the image read-only and fail if it does not
+    /// match the manifest.
+    #[arg(long)]
+    test_only: bool,
+
+    /// Write the packed image to NEW and leave --image untouched.
+    #[arg(long, value_name = "NEW")]
+    output: Option<PathBuf>,
+
+    /// After a successful pack, run the manifest again in test-only mode in
+    /// the same appliance before committing.
+    #[arg(long)]
+    verify: bool,
+
+    /// How the libguestfs appliance runs: hardware acceleration with a
+    /// fallback to emulation, or forced either way [default: auto].
+    #[arg(long, value_enum, value_name = "MODE")]
+    accel: Option<AccelArg>,
+
+    /// Give the appliance no network (package installs will fail).
+    #[arg(long)]
+    no_network: bool,
+
+    /// A config file (INI, oslo style; sahara.conf is accepted). Repeatable;
+    /// later files win.
+    #[arg(long = "config-file", value_name = "PATH")]
+    config_files: Vec<PathBuf>,
+
+    /// Where PLUGIN VERSION is looked up [default: ./manifests and the bundled ones].
+    #[arg(long = "manifest-dir", value_name = "DIR")]
+    manifest_dirs: Vec<PathBuf>,
+
+    /// Run this manifest file instead of PLUGIN VERSION.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+
+    /// Set a manifest argument. Repeatable.
+    #[arg(long = "arg", value_name = "NAME=VALUE")]
+    args: Vec<String>,
+
+    /// Write the results as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+
+    /// PLUGIN VERSION, then the plugin's own arguments.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PLUGIN VERSION [--NAME VALUE]"
+    )]
+    words: Vec<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AccelArg {
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+pub fn run(common: &Common, args: &PackArgs) -> Result<i32> {
+    let prepared = prepare(
+        common,
+        &args.config_files,
+        &args.manifest,
+        &args.words,
+        &args.manifest_dirs,
+        &args.args,
+        "kiln pack",
+    )?;
+    let Prepared::Run {
+        kiln,
+        manifest,
+        arguments,
+        config,
+    } = prepared
+    else {
+        return Ok(0);
+    };
+    let Some(image) = &args.image else {
+        anyhow::bail!("--image PATH is required: the disk image to pack");
+    };
+    let accel = match (args.accel, config.accel.as_deref()) {
+        (Some(accel), _) => accel,
+        (None, None) => AccelArg::Auto,
+        (None, Some(name)) => AccelArg::from_str(name, true).map_err(|_| {
+            anyhow::anyhow!("config: accel must be auto, kvm or tcg, found `{name}`")
+        })?,
+    };
+    image_target::pack(common, args, &kiln, &manifest, &arguments, image, accel)
+}
+
+#[cfg(feature = "image-target")]
+mod image_target {
+    use super::*;
+    use kiln::interpreter::RunSummary;
+    use kiln::manifest::Manifest;
+    use kiln::target::image::{Accel, ImageOptions, ImageSession};
+    use kiln::Kiln;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    pub fn pack(
+        common: &Common,
+        args: &PackArgs,
+        kiln: &Kiln,
+        manifest: &Manifest,
+        arguments: &BTreeMap<String, String>,
+        image: &Path,
+        accel: AccelArg,
+    ) -> Result<i32> {
+        let started = Instant::now();
+        let say = |text: &str| println!("[{:>6.1}] {text}", started.elapsed().as_secs_f64());
+        let options = ImageOptions {
+            image: image.to_path_buf(),
+            root_filesystem: args.root_filesystem.clone(),
+            test_only: args.test_only,
+            accel: match accel {
+                AccelArg::Auto => Accel::Auto,
+                AccelArg::Kvm => Accel::Kvm,
+                AccelArg::Tcg => Accel::Tcg,
+            },
+            output: args.output.clone(),
+            network: !args.no_network,
+        };
+        let mode = if args.test_only {
+            "checking (read-only)"
+        } else {
+            "packing"
+        };
+        say(&format!(
+            "{mode} {} with {}",
+            image.display(),
+            manifest.path.display()
+        ));
+        let session = ImageSession::open(&options, &mut |note: &str| say(note))?;
+        say("image ready");
+        let observer = |offset| {
+            Box::new(Progress {
+                prefix: String::new(),
+                verbose: common.verbose,
+                offset,
+            })
+        };
+        let (summary, session) = kiln.run(
+            manifest,
+            session,
+            arguments,
+            args.test_only,
+            observer(started.elapsed()),
+        );
+        let (summary, session) = if summary.passed() && args.verify && !args.test_only {
+            say("verifying: running the manifest again in test-only mode");
+            let (verified, session) = kiln.run(
+                manifest,
+                session,
+                arguments,
+                true,
+                observer(started.elapsed()),
+            );
+            (merge_verify(summary, verified), session)
+        } else {
+            (summary, session)
+        };
+        if summary.passed() && !args.test_only {
+            say("committing the changes");
+            let written = session.commit()?;
+            if let Some(path) = &written.written {
+                say(&format!(
+                    "wrote {} ({:.1} s)",
+                    path.display(),
+                    written.elapsed.as_secs_f64()
+                ));
+            }
+        } else {
+            session.discard();
+            if !args.test_only {
+                say(&format!("{} left unchanged", image.display()));
+            }
+        }
+        print!("{}", progress::summary_text(&summary));
+        println!(
+            "{} in {:.1} s",
+            if summary.passed() { "PASSED" } else { "FAILED" },
+            started.elapsed().as_secs_f64()
+        );
+        if let Some(path) = &args.report {
+            let extra = started.elapsed().as_secs_f64() - summary.elapsed.as_secs_f64();
+            let report = Report {
+                command: "pack",
+                manifest: manifest.path.display().to_string(),
+                test_only: args.test_only,
+                passed: summary.passed(),
+                targets: vec![TargetReport::new(
+                    format!("image {}", image.display()),
+                    &summary,
+                    extra,
+                )],
+            };
+            progress::write_report(path, &report)?;
+        }
+        Ok(if summary.passed() { 0 } else { 1 })
+    }
+
+    /// The pack's records with the verify pass's outcome: a pack whose
+    /// result does not pass its own test-only run has failed.
+    fn merge_verify(mut pack: RunSummary, verify: RunSummary) -> RunSummary {
+        pack.commands += verify.commands;
+        pack.elapsed += verify.elapsed;
+        if let Err(error) = verify.outcome {
+            pack.outcome = Err(error);
+        }
+        pack
+    }
+}
+
+#[cfg(not(feature = "image-target"))]
+mod image_target {
+    use super::*;
+
+    pub fn pack(
+        _: &Common,
+        _: &PackArgs,
+        _: &kiln::Kiln,
+        _: &kiln::manifest::Manifest,
+        _: &std::collections::BTreeMap<String, String>,
+        _: &std::path::Path,
+        _: AccelArg,
+    ) -> Result<i32> {
+        let _ = Instant::now();
+        anyhow::bail!("this kiln was built without the disk-image target; rebuild with the `image-target` feature (needs libguestfs-dev)")
+    }
+}

@@ -1,0 +1,130 @@
+//! A manifest's own arguments on the command line: `--NAME VALUE` or
+//! `--NAME=VALUE` after `PLUGIN VERSION` (as sahara-image-pack took them),
+//! `--arg NAME=VALUE` anywhere, and `PLUGIN VERSION --help` listing them.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Result};
+use kiln::manifest::Manifest;
+
+/// What the words after `PLUGIN VERSION` asked for.
+pub enum PluginArgs {
+    Values(BTreeMap<String, String>),
+    Help,
+}
+
+/// Parses the words after `PLUGIN VERSION` plus `--arg` pairs (which win).
+pub fn parse(manifest: &Manifest, words: &[String], arg_pairs: &[String]) -> Result<PluginArgs> {
+    let mut values = BTreeMap::new();
+    let mut iter = words.iter();
+    while let Some(word) = iter.next() {
+        if word == "--help" || word == "-h" {
+            return Ok(PluginArgs::Help);
+        }
+        let Some(option) = word.strip_prefix("--") else {
+            bail!(
+                "unexpected `{word}` after the plugin version; plugin arguments are `--NAME VALUE`"
+            );
+        };
+        let (name, value) = match option.split_once('=') {
+            Some((name, value)) => (name.to_string(), value.to_string()),
+            None => {
+                let value = iter
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--{option} needs a value"))?;
+                (option.to_string(), value.clone())
+            }
+        };
+        let name = declared_name(manifest, &name)?;
+        values.insert(name, value);
+    }
+    for pair in arg_pairs {
+        let Some((name, value)) = pair.split_once('=') else {
+            bail!("--arg takes NAME=VALUE, found `{pair}`");
+        };
+        let name = declared_name(manifest, name)?;
+        values.insert(name, value.to_string());
+    }
+    Ok(PluginArgs::Values(values))
+}
+
+/// The declared argument `name` refers to (`java-distro` and `java_distro`
+/// are the same option), or an error listing the ones there are.
+fn declared_name(manifest: &Manifest, name: &str) -> Result<String> {
+    let wanted = name.replace('-', "_");
+    if let Some(argument) = manifest
+        .arguments
+        .iter()
+        .find(|a| a.name == name || a.name.replace('-', "_") == wanted)
+    {
+        return Ok(argument.name.clone());
+    }
+    const OWN: [&str; 10] = [
+        "image",
+        "root-filesystem",
+        "test-only",
+        "config-file",
+        "output",
+        "accel",
+        "report",
+        "verify",
+        "manifest",
+        "arg",
+    ];
+    if OWN.contains(&name) {
+        bail!("--{name} is one of kiln's own options; put it before PLUGIN VERSION");
+    }
+    let known: Vec<String> = manifest
+        .arguments
+        .iter()
+        .map(|a| format!("--{}", a.name))
+        .collect();
+    bail!(
+        "{} takes no argument `--{name}` (it takes: {})",
+        manifest.path.display(),
+        if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        }
+    )
+}
+
+/// The help text for a manifest's arguments (hidden ones left out).
+pub fn help(manifest: &Manifest, usage: &str) -> String {
+    let mut out = format!(
+        "usage: {usage} [--NAME VALUE]...\n\nArguments of {}:\n",
+        manifest.path.display()
+    );
+    let shown: Vec<_> = manifest.arguments.iter().filter(|a| !a.hidden).collect();
+    if shown.is_empty() {
+        out.push_str("  (none)\n");
+    }
+    for argument in shown {
+        out.push_str(&format!("  --{} VALUE\n", argument.name));
+        if !argument.description.is_empty() {
+            out.push_str(&format!(
+                "      {}\n",
+                argument
+                    .description
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
+        }
+        let mut facts = Vec::new();
+        if argument.required {
+            facts.push("required".to_string());
+        }
+        if let Some(default) = &argument.default {
+            facts.push(format!("default: {default}"));
+        }
+        if !argument.choices.is_empty() {
+            facts.push(format!("choices: {}", argument.choices.join(", ")));
+        }
+        if !facts.is_empty() {
+            out.push_str(&format!("      [{}]\n", facts.join("; ")));
+        }
+    }
+    out
+}

@@ -1,0 +1,317 @@
+//! `kiln validate`: the same manifests against live hosts over SSH, one host
+//! or a fleet, in parallel up to `--forks`. One host's failure never stops
+//! the others; a closing table and `--report` say how each fared.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use kiln::interpreter::RunError;
+use kiln::target::ssh::{HostSpec, SshOptions, SshTarget};
+
+use super::progress::{self, Progress, Report, TargetReport};
+use super::{prepare, Common, Prepared};
+
+pub const AFTER_HELP: &str = "\
+Test-only by default; --reconcile prepares the hosts. Plugin arguments follow PLUGIN VERSION as --NAME VALUE.
+
+Examples:
+  kiln validate --host admin@10.0.0.5 demo 1.0
+  kiln validate --inventory hosts.ini --forks 16 --reconcile spark 2.3.2
+  kiln validate --host web1 --manifest image.yaml --report results.json";
+
+#[derive(Args)]
+pub struct ValidateArgs {
+    /// A host to validate: [USER@]HOST[:PORT] or an ssh_config alias. Repeatable.
+    #[arg(long = "host", value_name = "[USER@]HOST[:PORT]")]
+    hosts: Vec<String>,
+
+    /// A file listing hosts: one per line, or an Ansible inventory (INI or YAML).
+    #[arg(long, value_name = "FILE")]
+    inventory: Option<PathBuf>,
+
+    /// Make the hosts match the manifest instead of only checking them.
+    #[arg(long)]
+    reconcile: bool,
+
+    /// How many hosts run at once.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    forks: u16,
+
+    /// Seconds to wait for a host to answer (and for a dead connection to be noticed).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    connect_timeout: u64,
+
+    /// Seconds one command may run (default: the validator's own limit).
+    #[arg(long, value_name = "SECONDS")]
+    command_timeout: Option<u64>,
+
+    /// Trust hosts whose keys are not yet in known_hosts, and record them.
+    /// A changed key is refused all the same.
+    #[arg(long)]
+    accept_new_host_keys: bool,
+
+    /// An ssh_config file to use instead of ~/.ssh/config.
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
+
+    /// An extra ssh option (`-o Name=value`). Repeatable.
+    #[arg(short = 'o', long = "ssh-option", value_name = "OPTION")]
+    ssh_options: Vec<String>,
+
+    /// A config file (INI, oslo style). Repeatable; later files win.
+    #[arg(long = "config-file", value_name = "PATH")]
+    config_files: Vec<PathBuf>,
+
+    /// Where PLUGIN VERSION is looked up [default: ./manifests and the bundled ones].
+    #[arg(long = "manifest-dir", value_name = "DIR")]
+    manifest_dirs: Vec<PathBuf>,
+
+    /// Run this manifest file instead of PLUGIN VERSION.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+
+    /// Set a manifest argument. Repeatable.
+    #[arg(long = "arg", value_name = "NAME=VALUE")]
+    args: Vec<String>,
+
+    /// Write the results as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+
+    /// PLUGIN VERSION, then the plugin's own arguments.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PLUGIN VERSION [--NAME VALUE]"
+    )]
+    words: Vec<String>,
+}
+
+/// How one host fared.
+struct HostResult {
+    host: String,
+    distro: Option<String>,
+    result: String,
+    failing: String,
+    elapsed: Duration,
+    passed: bool,
+    report: TargetReport,
+}
+
+pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
+    let prepared = prepare(
+        common,
+        &args.config_files,
+        &args.manifest,
+        &args.words,
+        &args.manifest_dirs,
+        &args.args,
+        "kiln validate",
+    )?;
+    let Prepared::Run {
+        kiln,
+        manifest,
+        arguments,
+        ..
+    } = prepared
+    else {
+        return Ok(0);
+    };
+    let hosts = hosts(args)?;
+    let options = SshOptions {
+        connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
+        command_timeout: args.command_timeout.map(Duration::from_secs),
+        accept_new_host_keys: args.accept_new_host_keys,
+        ssh_config: args.ssh_config.clone(),
+        extra_options: args.ssh_options.clone(),
+    };
+    let test_only = !args.reconcile;
+    let started = Instant::now();
+    println!(
+        "[{:>6.1}] {} {} host(s) with {} ({} at a time)",
+        0.0,
+        if test_only { "checking" } else { "reconciling" },
+        hosts.len(),
+        manifest.path.display(),
+        args.forks
+    );
+    let width = hosts.iter().map(|h| h.to_string().len()).max().unwrap_or(4);
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, HostResult)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..usize::from(args.forks).min(hosts.len()) {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::SeqCst);
+                let Some(spec) = hosts.get(index) else { break };
+                let prefix = format!("{:width$} ", spec.to_string());
+                let result = one_host(
+                    &kiln,
+                    &manifest,
+                    &arguments,
+                    spec,
+                    &options,
+                    test_only,
+                    common.verbose,
+                    prefix,
+                    started,
+                );
+                results.lock().unwrap().push((index, result));
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap();
+    results.sort_by_key(|(index, _)| *index);
+    let results: Vec<HostResult> = results.into_iter().map(|(_, r)| r).collect();
+    print_table(&results);
+    let failed = results.iter().filter(|r| !r.passed).count();
+    println!(
+        "{} of {} hosts passed in {:.1} s",
+        results.len() - failed,
+        results.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &args.report {
+        let report = Report {
+            command: "validate",
+            manifest: manifest.path.display().to_string(),
+            test_only,
+            passed: failed == 0,
+            targets: results.into_iter().map(|r| r.report).collect(),
+        };
+        progress::write_report(path, &report)?;
+    }
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+fn hosts(args: &ValidateArgs) -> Result<Vec<HostSpec>> {
+    let mut hosts: Vec<HostSpec> = Vec::new();
+    for text in &args.hosts {
+        hosts.push(text.parse().with_context(|| format!("--host {text}"))?);
+    }
+    if let Some(path) = &args.inventory {
+        hosts.extend(kiln::inventory::load_inventory(path)?);
+    }
+    if hosts.is_empty() {
+        bail!("name the hosts to validate with --host [USER@]HOST[:PORT] or --inventory FILE");
+    }
+    let mut seen = std::collections::HashSet::new();
+    hosts.retain(|h| seen.insert(h.clone()));
+    Ok(hosts)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn one_host(
+    kiln: &kiln::Kiln,
+    manifest: &kiln::manifest::Manifest,
+    arguments: &std::collections::BTreeMap<String, String>,
+    spec: &HostSpec,
+    options: &SshOptions,
+    test_only: bool,
+    verbose: u8,
+    prefix: String,
+    started: Instant,
+) -> HostResult {
+    let host_started = Instant::now();
+    let name = spec.to_string();
+    let target = match SshTarget::connect(spec, options) {
+        Ok(target) => target,
+        Err(error) => {
+            let message = error.to_string();
+            println!(
+                "[{:>6.1}] {prefix}UNREACHABLE: {message}",
+                started.elapsed().as_secs_f64()
+            );
+            return HostResult {
+                host: name.clone(),
+                distro: None,
+                result: "unreachable".into(),
+                failing: String::new(),
+                elapsed: host_started.elapsed(),
+                passed: false,
+                report: TargetReport::unreachable(
+                    name,
+                    message,
+                    host_started.elapsed().as_secs_f64(),
+                ),
+            };
+        }
+    };
+    let observer = Box::new(Progress {
+        prefix,
+        verbose,
+        offset: started.elapsed(),
+    });
+    let (summary, target) = kiln.run(manifest, target, arguments, test_only, observer);
+    drop(target);
+    let (result, failing) = match &summary.outcome {
+        Ok(()) => ("passed".to_string(), String::new()),
+        Err(RunError::Validation(e)) if e.message.contains("is unreachable") => {
+            ("unreachable".to_string(), e.path.clone())
+        }
+        Err(RunError::Distro(message)) => ("unreachable".to_string(), message.clone()),
+        Err(RunError::Validation(e)) => ("failed".to_string(), e.path.clone()),
+        Err(other) => ("failed".to_string(), other.to_string()),
+    };
+    if let Err(error) = &summary.outcome {
+        println!(
+            "[{:>6.1}] {name} {}: {}",
+            started.elapsed().as_secs_f64(),
+            result.to_uppercase(),
+            progress::failure_line(error)
+        );
+    }
+    let extra = host_started.elapsed().as_secs_f64() - summary.elapsed.as_secs_f64();
+    HostResult {
+        host: name.clone(),
+        distro: summary.distro.clone(),
+        passed: summary.passed(),
+        result,
+        failing,
+        elapsed: host_started.elapsed(),
+        report: TargetReport::new(name, &summary, extra),
+    }
+}
+
+fn print_table(results: &[HostResult]) {
+    let w_host = results
+        .iter()
+        .map(|r| r.host.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let w_distro = results
+        .iter()
+        .map(|r| r.distro.as_deref().unwrap_or("-").len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let w_failing = results
+        .iter()
+        .map(|r| r.failing.len())
+        .max()
+        .unwrap_or(0)
+        .max(17);
+    println!();
+    println!(
+        "{:w_host$}  {:w_distro$}  {:11}  {:w_failing$}  TIME",
+        "HOST", "DISTRO", "RESULT", "FAILING VALIDATOR"
+    );
+    for r in results {
+        println!(
+            "{:w_host$}  {:w_distro$}  {:11}  {:w_failing$}  {:.1} s",
+            r.host,
+            r.distro.as_deref().unwrap_or("-"),
+            r.result,
+            if r.failing.is_empty() {
+                "-"
+            } else {
+                &r.failing
+            },
+            r.elapsed.as_secs_f64()
+        );
+    }
+}

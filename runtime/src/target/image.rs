@@ -1,0 +1,1336 @@
+//! The disk-image target: an [`ImageSession`] opens a qcow2 or raw machine
+//! image through libguestfs (format detected with `qemu-img`, never probed by
+//! qemu), boots the appliance with the network on, inspects the guest, mounts
+//! its file systems and then serves the [`Remote`] calls as root inside it. This
+//! module owns the promise that an image is never left half-changed: a
+//! test-only session adds the image read-only, and a reconciling session writes
+//! into a temporary qcow2 overlay that `commit` turns into the result with one
+//! atomic `rename` (or that `discard`, `Drop`, a crash or SIGINT/SIGTERM simply
+//! deletes). It also owns the choice between hardware acceleration and
+//! software emulation, and the lock that keeps two reconciling sessions off one
+//! image.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::remote::{CommandOutput, Remote, RemoteCommand, RemoteError};
+
+/// How the appliance's virtual machine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Accel {
+    /// Hardware acceleration when `/dev/kvm` is usable, software emulation
+    /// when it is not or when the accelerated appliance fails to boot.
+    #[default]
+    Auto,
+    /// Hardware acceleration only; a failure is an error.
+    Kvm,
+    /// Software emulation (TCG) only.
+    Tcg,
+}
+
+/// What to open and how.
+#[derive(Debug, Clone)]
+pub struct ImageOptions {
+    /// The disk image (qcow2 or raw).
+    pub image: PathBuf,
+    /// The guest root file system to use (`/dev/sda1`) when the image holds
+    /// several operating systems.
+    pub root_filesystem: Option<String>,
+    /// Open read-only: nothing the session does reaches the image.
+    pub test_only: bool,
+    pub accel: Accel,
+    /// Write the changed image here instead of replacing `image`.
+    pub output: Option<PathBuf>,
+    /// Give the appliance a network (needed for package installs).
+    pub network: bool,
+}
+
+impl ImageOptions {
+    /// Options for a reconciling session on `image` with the network on.
+    pub fn new(image: impl Into<PathBuf>) -> Self {
+        ImageOptions {
+            image: image.into(),
+            root_filesystem: None,
+            test_only: false,
+            accel: Accel::Auto,
+            output: None,
+            network: true,
+        }
+    }
+}
+
+/// Why an image could not be opened, changed or written back. Every variant
+/// names the image, and none of them leaves the image changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("{}: no such file", .path.display())]
+    NotFound { path: PathBuf },
+    #[error("{} is a directory, not a disk image", .path.display())]
+    IsDirectory { path: PathBuf },
+    #[error("{} is not a regular file", .path.display())]
+    NotRegularFile { path: PathBuf },
+    #[error("{}: {source}", .path.display())]
+    Unreadable { path: PathBuf, source: io::Error },
+    #[error("{} is already open in another kiln session that may change it; wait for it to finish", .path.display())]
+    HeldByKiln { path: PathBuf },
+    #[error("{} is in use by another process: {reason}", .path.display())]
+    InUse { path: PathBuf, reason: String },
+    #[error("{} is damaged or not a disk image: {reason}", .path.display())]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("no operating system found in {}", .path.display())]
+    NoOperatingSystem { path: PathBuf },
+    #[error("{} holds several operating systems ({}); choose one as the root file system", .path.display(), .roots.join(", "))]
+    SeveralOperatingSystems { path: PathBuf, roots: Vec<String> },
+    #[error("{} has no operating system on {wanted}; it has: {}", .path.display(), .roots.join(", "))]
+    RootNotFound {
+        path: PathBuf,
+        wanted: String,
+        roots: Vec<String>,
+    },
+    #[error("hardware acceleration is unavailable for {}: {reason}", .path.display())]
+    NoHardwareAcceleration { path: PathBuf, reason: String },
+    #[error("the libguestfs appliance for {} did not start: {reason}", .path.display())]
+    Launch { path: PathBuf, reason: String },
+    #[error("{}: libguestfs {operation} failed: {message}", .path.display())]
+    Guestfs {
+        path: PathBuf,
+        operation: String,
+        message: String,
+    },
+    #[error("{}: `{tool}` failed: {message}", .path.display())]
+    Tool {
+        path: PathBuf,
+        tool: String,
+        message: String,
+    },
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+}
+
+/// What `commit` produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitSummary {
+    /// The file now holding the changed image; `None` for a test-only
+    /// session, which has nothing to write.
+    pub written: Option<PathBuf>,
+    /// Its format ("qcow2", "raw").
+    pub format: String,
+    /// How long writing it took.
+    pub elapsed: Duration,
+}
+
+/// An open image: a running appliance with the guest's file systems mounted.
+pub struct ImageSession {
+    guest: Option<Guest>,
+    image: PathBuf,
+    format: String,
+    distro: String,
+    writes: Option<PendingWrites>,
+}
+
+/// What a reconciling session holds until it commits or discards.
+struct PendingWrites {
+    overlay: TempPath,
+    output: Option<PathBuf>,
+    _lock: ImageLock,
+}
+
+impl ImageSession {
+    /// Opens `options.image`: checks the file, locks it (reconciling
+    /// sessions), creates the overlay, boots the appliance and mounts the
+    /// guest. `progress` receives one-line notes (acceleration fallback,
+    /// file systems that could not be mounted).
+    pub fn open(
+        options: &ImageOptions,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<ImageSession, ImageError> {
+        install_signal_cleanup()?;
+        let image = checked_image_path(&options.image)?;
+        // The lock comes before anything else so that a refused session
+        // touches nothing.
+        let lock = if options.test_only {
+            None
+        } else {
+            Some(ImageLock::acquire(&image)?)
+        };
+        let format = detect_format(&image)?;
+        let writes = match lock {
+            None => None,
+            Some(lock) => Some(PendingWrites {
+                overlay: create_overlay(&image, &format, options.output.as_deref())?,
+                output: output_path(&image, options.output.as_deref())?,
+                _lock: lock,
+            }),
+        };
+        let drive = match &writes {
+            None => Drive {
+                path: image.clone(),
+                format: format.clone(),
+                readonly: true,
+            },
+            Some(w) => Drive {
+                path: w.overlay.path.clone(),
+                format: "qcow2".into(),
+                readonly: false,
+            },
+        };
+        let handle = launch_appliance(&image, &drive, options, progress)?;
+        let guest = Guest {
+            handle,
+            image: image.clone(),
+        };
+        let root = guest.choose_root(options.root_filesystem.as_deref())?;
+        guest.mount_filesystems(&root, progress)?;
+        let distro = guest.call("inspect_get_distro", |g| g.inspect_get_distro(&root))?;
+        Ok(ImageSession {
+            guest: Some(guest),
+            image,
+            format,
+            distro,
+            writes,
+        })
+    }
+
+    /// The image this session opened.
+    pub fn image(&self) -> &Path {
+        &self.image
+    }
+
+    /// Whether changes can be committed (false for test-only sessions).
+    pub fn is_reconciling(&self) -> bool {
+        self.writes.is_some()
+    }
+
+    /// Shuts the appliance down and writes the result atomically: to
+    /// `output` when given, otherwise over the original image. A test-only
+    /// session has nothing to write and just closes.
+    pub fn commit(mut self) -> Result<CommitSummary, ImageError> {
+        let started = Instant::now();
+        let guest = self.guest.take();
+        let Some(writes) = self.writes.take() else {
+            drop(guest);
+            return Ok(CommitSummary {
+                written: None,
+                format: self.format.clone(),
+                elapsed: started.elapsed(),
+            });
+        };
+        if let Some(guest) = guest {
+            guest.shut_down()?;
+        }
+        let target = writes.output.clone().unwrap_or_else(|| self.image.clone());
+        write_result(&self.image, &writes.overlay.path, &self.format, &target)?;
+        // `writes` drops here: the overlay is deleted and the lock released.
+        Ok(CommitSummary {
+            written: Some(target),
+            format: self.format.clone(),
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Closes the appliance and deletes the overlay; the image stays as it was.
+    pub fn discard(self) {
+        drop(self);
+    }
+
+    fn guest(&self) -> Result<&Guest, RemoteError> {
+        self.guest.as_ref().ok_or_else(|| RemoteError::Failed {
+            target: self.name(),
+            message: "the session is closed".into(),
+        })
+    }
+
+    fn remote_error(&self, error: ImageError) -> RemoteError {
+        RemoteError::Failed {
+            target: self.name(),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl Drop for ImageSession {
+    fn drop(&mut self) {
+        // Closing the handle kills the appliance; then the overlay goes.
+        self.guest.take();
+        self.writes.take();
+    }
+}
+
+impl Remote for ImageSession {
+    fn name(&self) -> String {
+        let file = self
+            .image
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        format!(
+            "image {}",
+            file.unwrap_or_else(|| self.image.display().to_string())
+        )
+    }
+
+    fn distro(&mut self) -> Result<String, RemoteError> {
+        Ok(self.distro.clone())
+    }
+
+    fn run(&mut self, command: &RemoteCommand) -> Result<CommandOutput, RemoteError> {
+        let started = Instant::now();
+        let output = self
+            .guest()?
+            .run(command)
+            .map_err(|e| self.remote_error(e))?;
+        if let Some(limit) = command.timeout {
+            if timed_out(output.exit_code, started.elapsed(), limit) {
+                return Err(RemoteError::Timeout {
+                    target: self.name(),
+                    command: summarize_script(&command.script),
+                    seconds: limit.as_secs_f64(),
+                });
+            }
+        }
+        Ok(output)
+    }
+
+    fn write_file(&mut self, path: &str, contents: &[u8], mode: u32) -> Result<(), RemoteError> {
+        self.guest()?
+            .write_file(path, contents, mode)
+            .map_err(|e| self.remote_error(e))
+    }
+
+    fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, RemoteError> {
+        self.guest()?
+            .read_file(path)
+            .map_err(|e| self.remote_error(e))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The image file: checks, format, lock, overlay and the atomic write-back.
+
+/// Rejects what is not a readable regular file, with a one-line reason, and
+/// returns the absolute path (the overlay's backing reference needs one).
+fn checked_image_path(path: &Path) -> Result<PathBuf, ImageError> {
+    let metadata = fs::metadata(path).map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => ImageError::NotFound {
+            path: path.to_path_buf(),
+        },
+        _ => ImageError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        },
+    })?;
+    if metadata.is_dir() {
+        return Err(ImageError::IsDirectory {
+            path: path.to_path_buf(),
+        });
+    }
+    if !metadata.is_file() {
+        return Err(ImageError::NotRegularFile {
+            path: path.to_path_buf(),
+        });
+    }
+    File::open(path).map_err(|source| ImageError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    fs::canonicalize(path).map_err(|source| ImageError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A raw file smaller than this cannot hold a partition table and a file
+/// system with an operating system; refusing it early saves an appliance boot.
+const SMALLEST_RAW_IMAGE: u64 = 1024 * 1024;
+
+/// The image's format as `qemu-img` reads it, checked for damage. Passing the
+/// format to libguestfs explicitly keeps qemu from probing a raw image (whose
+/// first sector the guest controls).
+fn detect_format(image: &Path) -> Result<String, ImageError> {
+    // Without `-U`, so that an image a running VM holds is refused here
+    // with qemu's own lock message.
+    let info = run_tool(image, "qemu-img", &["info", "--output=json"], &[image])?;
+    let info = match info {
+        Ok(stdout) => stdout,
+        Err(stderr) => return Err(classify_qemu_img_failure(image, &stderr)),
+    };
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&info).map_err(|e| ImageError::Tool {
+            path: image.to_path_buf(),
+            tool: "qemu-img info".into(),
+            message: format!("unreadable output: {e}"),
+        })?;
+    let format = parsed["format"].as_str().unwrap_or("").to_string();
+    match format.as_str() {
+        "" => Err(ImageError::Corrupt {
+            path: image.to_path_buf(),
+            reason: "qemu-img reports no format".into(),
+        }),
+        "raw" => check_raw(image).map(|()| format),
+        "qcow2" => check_qcow2(image).map(|()| format),
+        _ => Ok(format),
+    }
+}
+
+fn check_raw(image: &Path) -> Result<(), ImageError> {
+    let size = fs::metadata(image)
+        .map_err(|source| ImageError::Unreadable {
+            path: image.to_path_buf(),
+            source,
+        })?
+        .len();
+    if size < SMALLEST_RAW_IMAGE {
+        return Err(ImageError::Corrupt {
+            path: image.to_path_buf(),
+            reason: format!("no known image format, and {size} bytes are too few for a raw disk"),
+        });
+    }
+    Ok(())
+}
+
+/// `qemu-img check` finds truncated and damaged qcow2 files in milliseconds;
+/// without it a truncated image fails late, inside the appliance.
+fn check_qcow2(image: &Path) -> Result<(), ImageError> {
+    let output = Command::new("qemu-img")
+        .args(["check", "--output=json", "-f", "qcow2"])
+        .arg(image)
+        .output()
+        .map_err(|source| ImageError::Io {
+            context: "running qemu-img check".into(),
+            source,
+        })?;
+    // Exit status 3 means leaked clusters only: wasted space, no damage.
+    if matches!(output.status.code(), Some(0) | Some(3)) {
+        return Ok(());
+    }
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+    let reason = match report["corruptions"].as_u64() {
+        Some(count) if count > 0 => {
+            let end = report["image-end-offset"].as_u64().unwrap_or(0);
+            format!(
+                "qcow2 check found {count} damaged clusters (truncated? the file ends at {} MiB)",
+                end >> 20
+            )
+        }
+        _ => first_line(&String::from_utf8_lossy(&output.stderr)).to_string(),
+    };
+    Err(ImageError::Corrupt {
+        path: image.to_path_buf(),
+        reason,
+    })
+}
+
+fn classify_qemu_img_failure(image: &Path, stderr: &str) -> ImageError {
+    let reason = first_line(stderr.trim_start_matches("qemu-img: ")).to_string();
+    if stderr.contains("lock") {
+        ImageError::InUse {
+            path: image.to_path_buf(),
+            reason,
+        }
+    } else {
+        ImageError::Corrupt {
+            path: image.to_path_buf(),
+            reason,
+        }
+    }
+}
+
+/// Runs a tool; `Ok(Err(stderr))` when it ran and failed.
+fn run_tool(
+    image: &Path,
+    tool: &str,
+    args: &[&str],
+    paths: &[&Path],
+) -> Result<Result<Vec<u8>, String>, ImageError> {
+    let output = Command::new(tool)
+        .args(args)
+        .args(paths)
+        .output()
+        .map_err(|source| ImageError::Io {
+            context: format!(
+                "running {tool} (is qemu-utils installed?) for {}",
+                image.display()
+            ),
+            source,
+        })?;
+    if output.status.success() {
+        Ok(Ok(output.stdout))
+    } else {
+        Ok(Err(String::from_utf8_lossy(&output.stderr).into_owned()))
+    }
+}
+
+/// An exclusive `flock` on the image file itself, held by a reconciling
+/// session so that a second one is refused instead of racing to commit.
+struct ImageLock {
+    _file: File,
+}
+
+impl ImageLock {
+    fn acquire(image: &Path) -> Result<ImageLock, ImageError> {
+        let file = File::open(image).map_err(|source| ImageError::Unreadable {
+            path: image.to_path_buf(),
+            source,
+        })?;
+        // SAFETY: flock on a file descriptor we own; no memory is shared.
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if !locked {
+            return Err(ImageError::HeldByKiln {
+                path: image.to_path_buf(),
+            });
+        }
+        // A commit replaces the image by rename: if that happened between
+        // our open and our flock we hold a lock on the old file, so the
+        // session that just committed still counts as holding the image.
+        let opened = file.metadata().map_err(|source| ImageError::Unreadable {
+            path: image.to_path_buf(),
+            source,
+        })?;
+        let current = fs::metadata(image).map_err(|source| ImageError::Unreadable {
+            path: image.to_path_buf(),
+            source,
+        })?;
+        if (opened.dev(), opened.ino()) != (current.dev(), current.ino()) {
+            return Err(ImageError::HeldByKiln {
+                path: image.to_path_buf(),
+            });
+        }
+        Ok(ImageLock { _file: file })
+    }
+}
+
+/// Where a commit writes: `None` for "over the image itself".
+fn output_path(image: &Path, output: Option<&Path>) -> Result<Option<PathBuf>, ImageError> {
+    let Some(output) = output else {
+        return Ok(None);
+    };
+    if output.is_dir() {
+        return Err(ImageError::IsDirectory {
+            path: output.to_path_buf(),
+        });
+    }
+    let absolute = std::path::absolute(output).map_err(|source| ImageError::Io {
+        context: format!("resolving output path {}", output.display()),
+        source,
+    })?;
+    let same_file = fs::canonicalize(&absolute)
+        .map(|p| p == image)
+        .unwrap_or(false);
+    Ok(if same_file { None } else { Some(absolute) })
+}
+
+/// Creates the qcow2 overlay that takes every write of a reconciling session,
+/// next to where the result will go (so the final rename stays on one file
+/// system) or in the temp directory when that directory is not writable.
+fn create_overlay(
+    image: &Path,
+    format: &str,
+    output: Option<&Path>,
+) -> Result<TempPath, ImageError> {
+    let beside = output.unwrap_or(image);
+    let mut last_error = String::new();
+    for dir in [parent_dir(beside), std::env::temp_dir()] {
+        let overlay = TempPath::register(sibling_name(&dir, image, "overlay", "qcow2"));
+        let backing = image.to_string_lossy();
+        let args = ["create", "-q", "-f", "qcow2", "-F", format, "-b", &backing];
+        match run_tool(image, "qemu-img", &args, &[&overlay.path])? {
+            Ok(_) => return Ok(overlay),
+            Err(stderr) => last_error = first_line(&stderr).to_string(),
+        }
+    }
+    Err(ImageError::Tool {
+        path: image.to_path_buf(),
+        tool: "qemu-img create".into(),
+        message: last_error,
+    })
+}
+
+/// Converts the overlay (image + changes) into a new file beside `target`,
+/// flushes it, and renames it over `target`: readers see the old image or
+/// the new one, never a mix.
+fn write_result(
+    image: &Path,
+    overlay: &Path,
+    format: &str,
+    target: &Path,
+) -> Result<(), ImageError> {
+    let staged = TempPath::register(sibling_name(&parent_dir(target), target, "commit", format));
+    let args = ["convert", "-f", "qcow2", "-O", format];
+    if let Err(stderr) = run_tool(image, "qemu-img", &args, &[overlay, &staged.path])? {
+        return Err(ImageError::Tool {
+            path: target.to_path_buf(),
+            tool: "qemu-img convert".into(),
+            message: first_line(&stderr).to_string(),
+        });
+    }
+    let io_context = |what: &str| format!("{what} {}", staged.path.display());
+    copy_ownership_and_mode(image, &staged.path);
+    File::open(&staged.path)
+        .and_then(|f| f.sync_all())
+        .map_err(|source| ImageError::Io {
+            context: io_context("flushing"),
+            source,
+        })?;
+    fs::rename(&staged.path, target).map_err(|source| ImageError::Io {
+        context: format!(
+            "replacing {} with {}",
+            target.display(),
+            staged.path.display()
+        ),
+        source,
+    })?;
+    staged.forget();
+    // Make the rename itself durable; a failure here changes nothing visible.
+    if let Ok(dir) = File::open(parent_dir(target)) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+/// The new file replaces the image, so it keeps the image's mode and, when
+/// we may, its owner.
+fn copy_ownership_and_mode(from: &Path, to: &Path) {
+    if let Ok(metadata) = fs::metadata(from) {
+        let _ = fs::set_permissions(to, fs::Permissions::from_mode(metadata.mode() & 0o7777));
+        let _ = std::os::unix::fs::chown(to, Some(metadata.uid()), Some(metadata.gid()));
+    }
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// `.NAME.kiln-KIND-PID-N.EXT` in `dir`: hidden, unique in this process, and
+/// traceable to the image it belongs to.
+fn sibling_name(dir: &Path, image: &Path, kind: &str, ext: &str) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = image
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.join(format!(
+        ".{name}.kiln-{kind}-{}-{n}.{ext}",
+        std::process::id()
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// Temporary files that must not outlive the process, even on SIGINT/SIGTERM.
+
+/// Every overlay and staged file currently on disk, so the signal thread can
+/// remove them before the process exits.
+static TEMP_PATHS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn temp_paths() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    TEMP_PATHS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A file path this process may create; removed on drop and on SIGINT/SIGTERM.
+struct TempPath {
+    path: PathBuf,
+}
+
+impl TempPath {
+    /// Registers the path before the file exists, so there is no moment when
+    /// a signal could leave it behind.
+    fn register(path: PathBuf) -> TempPath {
+        temp_paths().push(path.clone());
+        TempPath { path }
+    }
+
+    /// The file was renamed into place: it is no longer ours to remove.
+    fn forget(self) {
+        temp_paths().retain(|p| p != &self.path);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+        temp_paths().retain(|p| p != &self.path);
+    }
+}
+
+/// Starts (once per process) a thread that, on SIGINT or SIGTERM, removes all
+/// registered temporary files and exits with 128 + the signal number. Exiting
+/// runs libguestfs's exit handler, which kills the appliances. The original
+/// image is never among the registered paths, so it stays as it was.
+fn install_signal_cleanup() -> Result<(), ImageError> {
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    let installed = INSTALLED.get_or_init(|| {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals =
+            signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| e.to_string())?;
+        thread::Builder::new()
+            .name("kiln-image-cleanup".into())
+            .spawn(move || {
+                if let Some(signal) = signals.forever().next() {
+                    for path in temp_paths().iter() {
+                        let _ = fs::remove_file(path);
+                    }
+                    std::process::exit(128 + signal);
+                }
+            })
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    installed.clone().map_err(|message| ImageError::Io {
+        context: "installing the SIGINT/SIGTERM cleanup".into(),
+        source: io::Error::other(message),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Launching the appliance, with the hardware-acceleration fallback.
+
+struct Drive {
+    path: PathBuf,
+    format: String,
+    readonly: bool,
+}
+
+/// A healthy accelerated appliance boots in a few seconds; on hosts where
+/// KVM is broken (nested, some CI) qemu boots the firmware and then hangs in
+/// the kernel, so without a deadline `Auto` would wait forever.
+const HARDWARE_BOOT_DEADLINE: Duration = Duration::from_secs(30);
+/// Software emulation boots in 13–20 s on a 2-core host; this only catches
+/// appliances that will never come up.
+const SOFTWARE_BOOT_DEADLINE: Duration = Duration::from_secs(600);
+
+/// Set once hardware acceleration failed in this process, so later sessions
+/// do not pay the deadline again.
+static HARDWARE_ACCEL_FAILED: AtomicBool = AtomicBool::new(false);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Emulation {
+    Hardware,
+    Software,
+}
+
+fn launch_appliance(
+    image: &Path,
+    drive: &Drive,
+    options: &ImageOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<guestfs::Handle, ImageError> {
+    let first = first_emulation(image, options.accel, progress)?;
+    match launch_with(drive, options.network, first) {
+        Ok(handle) => Ok(handle),
+        Err(failure) if first == Emulation::Hardware && options.accel == Accel::Auto => {
+            HARDWARE_ACCEL_FAILED.store(true, Ordering::Relaxed);
+            progress(&format!(
+                "hardware acceleration failed ({}); using software emulation",
+                failure.reason
+            ));
+            launch_with(drive, options.network, Emulation::Software)
+                .map_err(|f| f.into_error(image))
+        }
+        Err(failure) => Err(failure.into_error(image)),
+    }
+}
+
+/// Which emulation to try first, reporting why hardware acceleration is
+/// skipped when `Auto` skips it.
+fn first_emulation(
+    image: &Path,
+    accel: Accel,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Emulation, ImageError> {
+    let kvm = kvm_usable();
+    match accel {
+        Accel::Tcg => Ok(Emulation::Software),
+        Accel::Kvm => match kvm {
+            Ok(()) => Ok(Emulation::Hardware),
+            Err(reason) => Err(ImageError::NoHardwareAcceleration {
+                path: image.to_path_buf(),
+                reason,
+            }),
+        },
+        Accel::Auto if user_forces_tcg() => Ok(Emulation::Software),
+        Accel::Auto => {
+            if let Err(reason) = kvm {
+                progress(&format!(
+                    "hardware acceleration unavailable ({reason}); using software emulation"
+                ));
+                Ok(Emulation::Software)
+            } else if HARDWARE_ACCEL_FAILED.load(Ordering::Relaxed) {
+                progress(
+                    "hardware acceleration failed earlier in this run; using software emulation",
+                );
+                Ok(Emulation::Software)
+            } else {
+                Ok(Emulation::Hardware)
+            }
+        }
+    }
+}
+
+fn kvm_usable() -> Result<(), String> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .map(|_| ())
+        .map_err(|e| format!("/dev/kvm: {e}"))
+}
+
+/// The user already asked libguestfs for software emulation.
+fn user_forces_tcg() -> bool {
+    std::env::var("LIBGUESTFS_BACKEND_SETTINGS")
+        .map(|settings| settings.split(':').any(|s| s == "force_tcg"))
+        .unwrap_or(false)
+}
+
+struct LaunchFailure {
+    reason: String,
+}
+
+impl LaunchFailure {
+    fn into_error(self, image: &Path) -> ImageError {
+        ImageError::Launch {
+            path: image.to_path_buf(),
+            reason: self.reason,
+        }
+    }
+}
+
+fn launch_with(
+    drive: &Drive,
+    network: bool,
+    emulation: Emulation,
+) -> Result<guestfs::Handle, LaunchFailure> {
+    let fail = |operation: &str, e: guestfs::Error| LaunchFailure {
+        reason: format!("{operation}: {}", describe(&e)),
+    };
+    let handle = guestfs::Handle::create().map_err(|e| fail("create", e))?;
+    let token = launch_token();
+    configure(&handle, drive, network, emulation, &token).map_err(|e| fail("configure", e))?;
+    let deadline = match emulation {
+        Emulation::Hardware => HARDWARE_BOOT_DEADLINE,
+        Emulation::Software => SOFTWARE_BOOT_DEADLINE,
+    };
+    let watchdog = BootWatchdog::start(token, deadline);
+    let launched = handle.launch();
+    let overran = watchdog.stop();
+    match launched {
+        Ok(()) => Ok(handle),
+        Err(_) if overran => Err(LaunchFailure {
+            reason: format!("appliance did not boot within {} s", deadline.as_secs()),
+        }),
+        Err(e) => Err(LaunchFailure {
+            reason: summarize_launch_error(&describe(&e)),
+        }),
+    }
+}
+
+fn configure(
+    handle: &guestfs::Handle,
+    drive: &Drive,
+    network: bool,
+    emulation: Emulation,
+    token: &str,
+) -> Result<(), guestfs::Error> {
+    handle.set_network(network)?;
+    let mut settings = handle.get_backend_settings()?;
+    settings.retain(|s| s != "force_tcg");
+    if emulation == Emulation::Software {
+        settings.push("force_tcg".into());
+    }
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    handle.set_backend_settings(&settings)?;
+    // The token lands on qemu's command line, which lets the watchdog find
+    // this appliance's qemu among others the process may run.
+    let append = match handle.get_append()? {
+        Some(existing) => format!("{existing} {token}"),
+        None => token.to_string(),
+    };
+    handle.set_append(Some(&append))?;
+    let path = drive.path.to_string_lossy();
+    handle.add_drive(
+        &path,
+        guestfs::AddDriveOptArgs {
+            readonly: Some(drive.readonly),
+            format: Some(&drive.format),
+            ..Default::default()
+        },
+    )
+}
+
+fn launch_token() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "kiln_launch={}.{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Kills an appliance's qemu that has run longer than the deadline without
+/// the launch completing, so `launch` returns instead of hanging.
+struct BootWatchdog {
+    stop: mpsc::Sender<()>,
+    thread: thread::JoinHandle<bool>,
+}
+
+impl BootWatchdog {
+    fn start(token: String, deadline: Duration) -> BootWatchdog {
+        let (stop, stopped) = mpsc::channel();
+        let thread = thread::spawn(move || {
+            let mut first_seen: Option<Instant> = None;
+            while let Err(mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(Duration::from_millis(250))
+            {
+                let Some(pid) = find_qemu(&token) else {
+                    continue;
+                };
+                // The clock starts when qemu does: building the appliance
+                // (supermin) before that can take a while on a first run.
+                let since = *first_seen.get_or_insert_with(Instant::now);
+                if since.elapsed() > deadline {
+                    // SAFETY: sending a signal to a process id; no memory involved.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    return true;
+                }
+            }
+            false
+        });
+        BootWatchdog { stop, thread }
+    }
+
+    /// Stops watching; true when the watchdog killed the appliance.
+    fn stop(self) -> bool {
+        let _ = self.stop.send(());
+        self.thread.join().unwrap_or(false)
+    }
+}
+
+/// The pid of the qemu process whose command line carries `token`.
+fn find_qemu(token: &str) -> Option<libc::pid_t> {
+    let entries = fs::read_dir("/proc").ok()?;
+    entries.flatten().find_map(|entry| {
+        let pid: libc::pid_t = entry.file_name().to_str()?.parse().ok()?;
+        let mut cmdline = Vec::new();
+        File::open(entry.path().join("cmdline"))
+            .ok()?
+            .read_to_end(&mut cmdline)
+            .ok()?;
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        (cmdline.contains("qemu") && cmdline.contains(token)).then_some(pid)
+    })
+}
+
+/// libguestfs's launch error is a paragraph of debugging advice; keep the
+/// first line and point at the switch that shows the appliance log.
+fn summarize_launch_error(message: &str) -> String {
+    format!(
+        "{} (set LIBGUESTFS_DEBUG=1 to see the appliance log)",
+        first_line(message)
+    )
+}
+
+// ---------------------------------------------------------------------------
+// The running guest.
+
+/// The libguestfs handle of a launched appliance with the guest mounted.
+struct Guest {
+    handle: guestfs::Handle,
+    image: PathBuf,
+}
+
+// SAFETY: a libguestfs handle may be used from any thread as long as calls
+// on it do not overlap (guestfs(3), "MULTIPLE HANDLES AND MULTIPLE
+// THREADS"); `Guest` is only reached through `&mut ImageSession` or by value,
+// so calls never overlap.
+unsafe impl Send for Guest {}
+
+impl Guest {
+    fn call<T>(
+        &self,
+        operation: &str,
+        f: impl FnOnce(&guestfs::Handle) -> Result<T, guestfs::Error>,
+    ) -> Result<T, ImageError> {
+        f(&self.handle).map_err(|e| ImageError::Guestfs {
+            path: self.image.clone(),
+            operation: operation.to_string(),
+            message: describe(&e),
+        })
+    }
+
+    fn choose_root(&self, wanted: Option<&str>) -> Result<String, ImageError> {
+        let roots = self.call("inspect_os", |g| g.inspect_os())?;
+        pick_root(&self.image, roots, wanted)
+    }
+
+    /// Mounts the guest's file systems as its fstab says, parents before
+    /// children. Only the root is required: fstab entries for disks the
+    /// image does not contain are reported and skipped, as virt-customize
+    /// does.
+    fn mount_filesystems(
+        &self,
+        root: &str,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<(), ImageError> {
+        let mountpoints = self.call("inspect_get_mountpoints", |g| {
+            g.inspect_get_mountpoints(root)
+        })?;
+        for (mountpoint, device) in mount_order(mountpoints) {
+            match self.call("mount", |g| g.mount(&device, &mountpoint)) {
+                Ok(()) => {}
+                Err(e) if mountpoint == "/" => return Err(e),
+                Err(e) => progress(&format!(
+                    "could not mount {device} on {mountpoint} (skipped): {e}"
+                )),
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the command as root inside the guest. libguestfs's `sh` fails on
+    /// a non-zero exit and mixes stderr into its error, so the command's
+    /// streams and status go to files in the guest that are read back.
+    fn run(&self, command: &RemoteCommand) -> Result<CommandOutput, ImageError> {
+        let capture = format!("/tmp/.kiln-run-{}", unique_suffix());
+        let script = capture_script(command, &capture);
+        let ran = self
+            .call("sh", |g| g.sh(&script))
+            .and_then(|_| self.collect(&capture));
+        let _ = self.handle.rm_rf(&capture);
+        ran
+    }
+
+    fn collect(&self, capture: &str) -> Result<CommandOutput, ImageError> {
+        let status = self.download(&format!("{capture}/status"))?;
+        let status = String::from_utf8_lossy(&status);
+        let exit_code = status.trim().parse().map_err(|_| ImageError::Guestfs {
+            path: self.image.clone(),
+            operation: "sh".into(),
+            message: format!("the command left no exit status (got {:?})", status.trim()),
+        })?;
+        let stdout = self.download(&format!("{capture}/stdout"))?;
+        let stderr = self.download(&format!("{capture}/stderr"))?;
+        Ok(CommandOutput {
+            exit_code,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Downloads through a local file rather than `read_file`, whose
+    /// result must fit in one protocol message (4 MB).
+    fn download(&self, path: &str) -> Result<Vec<u8>, ImageError> {
+        let local = tempfile::NamedTempFile::new().map_err(|source| ImageError::Io {
+            context: "creating a temporary file".into(),
+            source,
+        })?;
+        let local_path = local.path().to_string_lossy().into_owned();
+        self.call("download", |g| g.download(path, &local_path))?;
+        fs::read(local.path()).map_err(|source| ImageError::Io {
+            context: format!("reading {local_path}"),
+            source,
+        })
+    }
+
+    fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, ImageError> {
+        require_absolute(&self.image, path)?;
+        if !self.call("exists", |g| g.exists(path))? {
+            return Ok(None);
+        }
+        if !self.call("is_file", |g| {
+            g.is_file(
+                path,
+                guestfs::IsFileOptArgs {
+                    followsymlinks: Some(true),
+                },
+            )
+        })? {
+            return Err(self.not_a_file(path));
+        }
+        self.download(path).map(Some)
+    }
+
+    /// Uploads to a temporary name beside `path`, sets the mode, then
+    /// renames: the file never exists with the wrong mode or partial content.
+    fn write_file(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), ImageError> {
+        require_absolute(&self.image, path)?;
+        let mut local = tempfile::NamedTempFile::new().map_err(|source| ImageError::Io {
+            context: "creating a temporary file".into(),
+            source,
+        })?;
+        io::Write::write_all(&mut local, contents).map_err(|source| ImageError::Io {
+            context: "writing a temporary file".into(),
+            source,
+        })?;
+        let local_path = local.path().to_string_lossy().into_owned();
+        let staged = format!("{}/.kiln-write-{}", guest_parent(path), unique_suffix());
+        let written = self
+            .call("upload", |g| g.upload(&local_path, &staged))
+            .and_then(|()| self.call("chmod", |g| g.chmod((mode & 0o7777) as i32, &staged)))
+            .and_then(|()| self.call("mv", |g| g.mv(&staged, path)));
+        if written.is_err() {
+            let _ = self.handle.rm_f(&staged);
+        }
+        written
+    }
+
+    fn not_a_file(&self, path: &str) -> ImageError {
+        ImageError::Guestfs {
+            path: self.image.clone(),
+            operation: "read_file".into(),
+            message: format!("{path} is not a regular file"),
+        }
+    }
+
+    /// Unmounts and stops the appliance, which flushes every write into the
+    /// overlay. Errors here mean the overlay may be incomplete, so the
+    /// commit stops before touching the image.
+    fn shut_down(self) -> Result<(), ImageError> {
+        self.call("umount_all", |g| g.umount_all())?;
+        self.call("shutdown", |g| g.shutdown())
+    }
+}
+
+fn require_absolute(image: &Path, path: &str) -> Result<(), ImageError> {
+    if path.starts_with('/') {
+        Ok(())
+    } else {
+        Err(ImageError::Guestfs {
+            path: image.to_path_buf(),
+            operation: "path".into(),
+            message: format!("guest paths must be absolute, got {path:?}"),
+        })
+    }
+}
+
+fn guest_parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "",
+        Some(i) => &path[..i],
+    }
+}
+
+fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Picks the root to use from what inspection found.
+fn pick_root(
+    image: &Path,
+    mut roots: Vec<String>,
+    wanted: Option<&str>,
+) -> Result<String, ImageError> {
+    roots.sort();
+    match (wanted, roots.len()) {
+        (_, 0) => Err(ImageError::NoOperatingSystem {
+            path: image.to_path_buf(),
+        }),
+        (Some(wanted), _) if roots.iter().any(|r| r == wanted) => Ok(wanted.to_string()),
+        (Some(wanted), _) => Err(ImageError::RootNotFound {
+            path: image.to_path_buf(),
+            wanted: wanted.to_string(),
+            roots,
+        }),
+        (None, 1) => Ok(roots.remove(0)),
+        (None, _) => Err(ImageError::SeveralOperatingSystems {
+            path: image.to_path_buf(),
+            roots,
+        }),
+    }
+}
+
+/// Mountpoints sorted so parents mount before children ("/" before "/boot"
+/// before "/boot/efi").
+fn mount_order(mountpoints: HashMap<String, String>) -> Vec<(String, String)> {
+    let mut ordered: Vec<(String, String)> = mountpoints.into_iter().collect();
+    ordered.sort_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+    ordered
+}
+
+/// Grace after the timeout's TERM before `timeout` sends KILL.
+const KILL_GRACE_SECONDS: u64 = 10;
+
+/// The shell text libguestfs runs: the command (under coreutils `timeout`
+/// when it has a limit and the guest has `timeout`) with its output and
+/// exit status captured in `capture`. The wrapper itself always succeeds, so
+/// libguestfs's `sh` reports only real failures (no `/bin/sh`, no space).
+/// Name resolution inside the command works because libguestfs swaps the
+/// appliance's resolv.conf in for the duration of each command and puts the
+/// guest's back afterwards.
+fn capture_script(command: &RemoteCommand, capture: &str) -> String {
+    let line = command.to_shell_line();
+    let limited = match command.timeout {
+        Some(limit) => {
+            let seconds = limit.as_secs() + u64::from(limit.subsec_nanos() > 0);
+            let seconds = seconds.max(1);
+            format!(
+                "if command -v timeout >/dev/null 2>&1; then timeout -k {KILL_GRACE_SECONDS} {seconds} {line}; else {line}; fi"
+            )
+        }
+        None => line,
+    };
+    format!(
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; HOME=/root; export PATH HOME\n\
+         mkdir -p -m 700 {capture} || exit 1\n\
+         {{ {limited}\n}} >{capture}/stdout 2>{capture}/stderr </dev/null\n\
+         echo $? >{capture}/status\n"
+    )
+}
+
+/// `timeout` exits 124 (or 137 after KILL); a command that itself exits 124
+/// quickly is not a timeout.
+fn timed_out(exit_code: i32, elapsed: Duration, limit: Duration) -> bool {
+    matches!(exit_code, 124 | 137) && elapsed >= limit
+}
+
+fn summarize_script(script: &str) -> String {
+    let line = first_line(script);
+    if line.chars().count() > 60 {
+        format!("{}…", line.chars().take(60).collect::<String>())
+    } else {
+        line.to_string()
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+}
+
+/// The message of a libguestfs error. The `guestfs` crate (0.1) keeps the
+/// fields of its error private and implements only `Debug`, so the message
+/// is read back out of the `Debug` text.
+fn describe(error: &guestfs::Error) -> String {
+    let debug = format!("{error:?}");
+    message_from_debug(&debug).unwrap_or(debug)
+}
+
+fn message_from_debug(debug: &str) -> Option<String> {
+    let start = debug.find("message: \"")? + "message: \"".len();
+    let mut message = String::new();
+    let mut chars = debug[start..].chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(message.trim().to_string()),
+            '\\' => match chars.next()? {
+                'n' => message.push('\n'),
+                't' => message.push('\t'),
+                'r' => message.push('\r'),
+                '0' => message.push('\0'),
+                'u' => {
+                    let hex: String = chars.by_ref().skip(1).take_while(|&c| c != '}').collect();
+                    message.push(
+                        u32::from_str_radix(&hex, 16)
+                            .ok()
+                            .and_then(char::from_u32)
+                            .unwrap_or('?'),
+                    );
+                }
+                other => message.push(other),
+            },
+            c => message.push(c),
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guestfs_messages_are_read_from_debug_text() {
+        let debug = r#"API(APIError { operation: "sh", message: "sh: line \"1\"\nnext \u{1b}x", errno: 0 })"#;
+        assert_eq!(
+            message_from_debug(debug).unwrap(),
+            "sh: line \"1\"\nnext \u{1b}x"
+        );
+        assert_eq!(message_from_debug("Create"), None);
+    }
+
+    #[test]
+    fn parents_mount_before_children() {
+        let mountpoints = HashMap::from([
+            ("/boot/efi".to_string(), "/dev/sda1".to_string()),
+            ("/".to_string(), "/dev/sda3".to_string()),
+            ("/boot".to_string(), "/dev/sda2".to_string()),
+            ("/var".to_string(), "/dev/sda4".to_string()),
+        ]);
+        let order: Vec<String> = mount_order(mountpoints)
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect();
+        assert_eq!(order, ["/", "/var", "/boot", "/boot/efi"]);
+    }
+
+    #[test]
+    fn root_choice_needs_exactly_one_or_a_name() {
+        let image = Path::new("x.qcow2");
+        let two = vec!["/dev/sdb1".to_string(), "/dev/sda1".to_string()];
+        assert_eq!(
+            pick_root(image, vec!["/dev/sda1".into()], None).unwrap(),
+            "/dev/sda1"
+        );
+        assert_eq!(
+            pick_root(image, two.clone(), Some("/dev/sdb1")).unwrap(),
+            "/dev/sdb1"
+        );
+        let several = pick_root(image, two.clone(), None).unwrap_err().to_string();
+        assert_eq!(several, "x.qcow2 holds several operating systems (/dev/sda1, /dev/sdb1); choose one as the root file system");
+        assert!(pick_root(image, two, Some("/dev/sdc1"))
+            .unwrap_err()
+            .to_string()
+            .contains("/dev/sda1, /dev/sdb1"));
+        assert_eq!(
+            pick_root(image, vec![], None).unwrap_err().to_string(),
+            "no operating system found in x.qcow2"
+        );
+    }
+
+    #[test]
+    fn capture_script_quotes_the_command_and_applies_the_timeout() {
+        let mut command = RemoteCommand::new("echo \"$v\"");
+        command.env.push(("v".into(), "$(touch /pwned)".into()));
+        command.timeout = Some(Duration::from_millis(1500));
+        let script = capture_script(&command, "/tmp/.kiln-run-1");
+        assert!(
+            script.contains(r#"timeout -k 10 2 env 'v=$(touch /pwned)' /bin/sh -c 'echo "$v"'"#),
+            "{script}"
+        );
+        assert!(script.contains("echo $? >/tmp/.kiln-run-1/status"));
+    }
+
+    #[test]
+    fn only_a_slow_124_is_a_timeout() {
+        let limit = Duration::from_secs(5);
+        assert!(timed_out(124, Duration::from_secs(6), limit));
+        assert!(!timed_out(124, Duration::from_secs(1), limit));
+        assert!(!timed_out(0, Duration::from_secs(6), limit));
+    }
+
+    #[test]
+    fn guest_parent_of_top_level_files_is_root() {
+        assert_eq!(guest_parent("/etc/motd"), "/etc");
+        assert_eq!(guest_parent("/motd"), "");
+    }
+}
