@@ -125,11 +125,11 @@ pub fn manifest_dirs(given: &[PathBuf], config: &Config) -> Vec<PathBuf> {
         return config.manifest_dirs.clone();
     }
     let mut dirs = vec![PathBuf::from("manifests")];
-    let bundled = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("manifests");
-    if bundled.canonicalize().ok() != Path::new("manifests").canonicalize().ok() {
-        dirs.push(bundled);
+    // The manifests of the source tree this kiln was built from.
+    if let Ok(bundled) = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests").canonicalize() {
+        if Path::new("manifests").canonicalize().ok().as_ref() != Some(&bundled) {
+            dirs.push(bundled);
+        }
     }
     dirs.into_iter().filter(|d| d.is_dir()).collect()
 }

@@ -377,10 +377,7 @@ impl TreeBuilder<'_> {
         let plan = match vtype.check(&spec_json) {
             Outcome::Returned(Ok(plan)) => plan,
             Outcome::Returned(Err(problem)) => {
-                let at = spec
-                    .at_pointer(&problem.pointer)
-                    .map(|n| n.mark)
-                    .unwrap_or(spec.mark);
+                let at = spec.mark_at_pointer(&problem.pointer).unwrap_or(spec.mark);
                 let where_ = format!("{path}{}", pointer_to_path(&problem.pointer));
                 return Err(self.error(at, &where_, problem.message));
             }
@@ -390,10 +387,7 @@ impl TreeBuilder<'_> {
         };
         for resource in &plan.resources {
             if let Err(message) = self.resources.find(&resource.path) {
-                let at = spec
-                    .at_pointer(&resource.pointer)
-                    .map(|n| n.mark)
-                    .unwrap_or(spec.mark);
+                let at = spec.mark_at_pointer(&resource.pointer).unwrap_or(spec.mark);
                 return Err(self.error(at, &path, message));
             }
         }

@@ -33,7 +33,7 @@ impl Default for YamlLimits {
 }
 
 /// A 1-based line and column in the source text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Mark {
     pub line: usize,
     pub col: usize,
@@ -125,6 +125,25 @@ impl Yaml {
             };
         }
         Some(node)
+    }
+
+    /// Where a JSON pointer leads: the key's position when it ends in a map
+    /// key (errors about an entry point at its name), the item's otherwise.
+    pub fn mark_at_pointer(&self, pointer: &str) -> Option<Mark> {
+        let (parent, last) = match pointer.rfind('/') {
+            Some(split) => (
+                &pointer[..split],
+                pointer[split + 1..].replace("~1", "/").replace("~0", "~"),
+            ),
+            None => return self.at_pointer(pointer).map(|n| n.mark),
+        };
+        match &self.at_pointer(parent)?.kind {
+            YamlKind::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(&last))
+                .map(|(k, _)| k.mark),
+            _ => self.at_pointer(pointer).map(|n| n.mark),
+        }
     }
 
     /// The node as JSON, the form validator components receive their spec
@@ -274,7 +293,14 @@ impl Builder {
                     self.open(YamlKind::Map(Vec::new()), anchor, mark)?
                 }
                 Event::SequenceEnd | Event::MappingEnd => {
-                    let frame = self.stack.pop().expect("balanced events");
+                    let mut frame = self.stack.pop().expect("balanced events");
+                    // A block mapping's start event is marked at its first
+                    // value; users expect it where its first key stands.
+                    if let YamlKind::Map(entries) = &frame.node.kind {
+                        if let Some((key, _)) = entries.first() {
+                            frame.node.mark = frame.node.mark.min(key.mark);
+                        }
+                    }
                     self.finish(frame.node, frame.anchor, mark)?;
                 }
                 Event::Alias(id) => {
