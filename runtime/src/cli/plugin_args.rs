@@ -26,16 +26,20 @@ pub fn parse(manifest: &Manifest, words: &[String], arg_pairs: &[String]) -> Res
                 "unexpected `{word}` after the plugin version; plugin arguments are `--NAME VALUE`"
             );
         };
-        let (name, value) = match option.split_once('=') {
-            Some((name, value)) => (name.to_string(), value.to_string()),
-            None => {
-                let value = iter
-                    .next()
-                    .ok_or_else(|| anyhow::anyhow!("--{option} needs a value"))?;
-                (option.to_string(), value.clone())
-            }
+        // Resolve the name first: a misplaced kiln option deserves that
+        // message, not "needs a value".
+        let (name, inline_value) = match option.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_string())),
+            None => (option, None),
         };
-        let name = declared_name(manifest, &name)?;
+        let name = declared_name(manifest, name)?;
+        let value = match inline_value {
+            Some(value) => value,
+            None => iter
+                .next()
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("--{name} needs a value"))?,
+        };
         values.insert(name, value);
     }
     for pair in arg_pairs {

@@ -101,22 +101,30 @@ pub fn run_checked(command: &str, env: &[(String, String)]) -> Result<CommandOut
     }
 }
 
-/// "`cmd` exited with 1: <last line of stderr or stdout>".
+/// "`cmd` exited with 1: <the telling line of stderr, else stdout>".
 pub fn failure_message(command: &str, output: &CommandOutput) -> String {
-    let detail = last_line(&output.stderr).or_else(|| last_line(&output.stdout));
+    let detail = telling_line(&output.stderr).or_else(|| telling_line(&output.stdout));
     match detail {
         Some(line) => format!("`{command}` exited with {}: {line}", output.exit_code),
         None => format!("`{command}` exited with {}", output.exit_code),
     }
 }
 
-fn last_line(bytes: &[u8]) -> Option<String> {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .map(|l| l.chars().take(300).collect())
+/// The most telling line of a command's output: a line that reads like an
+/// error (tools print hints after them: `dpkg -s` ends with "Use dpkg
+/// --info ..."), else the last line.
+fn telling_line(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let telling = |line: &&&str| {
+        let lower = line.to_ascii_lowercase();
+        line.starts_with("E:")
+            || ["error", "not installed", "not found", "no such", "unable to", "failed", "denied"]
+                .iter()
+                .any(|needle| lower.contains(needle))
+    };
+    let line = lines.iter().rev().find(telling).or(lines.last())?;
+    Some(line.chars().take(300).collect())
 }
 
 /// Logs at info level.
