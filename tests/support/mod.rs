@@ -83,3 +83,25 @@ pub fn repo_root() -> &'static Path {
 pub fn component(name: &str) -> PathBuf {
     Path::new(env!("KILN_COMPONENT_DIR")).join(format!("{name}.wasm"))
 }
+
+/// The cached demo Debian 12 image (built by `scripts/build-demo-image.sh`
+/// on first use). Tests copy it before changing anything.
+pub fn demo_image() -> &'static Path {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let script = repo_root().join("scripts/build-demo-image.sh");
+        let output = std::process::Command::new(&script)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("running build-demo-image.sh");
+        assert!(output.status.success(), "build-demo-image.sh failed");
+        PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+    })
+}
+
+/// The SHA-256 of a file, as hex.
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    kiln::host::hex(&sha2::Sha256::digest(bytes))
+}

@@ -126,7 +126,10 @@ pub fn manifest_dirs(given: &[PathBuf], config: &Config) -> Vec<PathBuf> {
     }
     let mut dirs = vec![PathBuf::from("manifests")];
     // The manifests of the source tree this kiln was built from.
-    if let Ok(bundled) = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests").canonicalize() {
+    if let Ok(bundled) = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../manifests")
+        .canonicalize()
+    {
         if Path::new("manifests").canonicalize().ok().as_ref() != Some(&bundled) {
             dirs.push(bundled);
         }

@@ -269,7 +269,8 @@ pub fn resolve_manifest(
     }
 }
 
-/// Reads the config files and loads the manifest, with its arguments parsed.
+/// Reads the config files and loads the manifest, with its arguments parsed;
+/// `None` when the words asked for the plugin's help (printed here).
 pub fn prepare(
     common: &Common,
     config_files: &[PathBuf],
@@ -278,7 +279,7 @@ pub fn prepare(
     manifest_dirs: &[PathBuf],
     arg_pairs: &[String],
     usage: &str,
-) -> Result<Prepared> {
+) -> Result<Option<Prepared>> {
     let config = config::Config::load(config_files)?;
     let (path, rest, label) = resolve_manifest(manifest, words, manifest_dirs, &config)?;
     let kiln = common.kiln(&config.validator_dirs)?;
@@ -291,26 +292,24 @@ pub fn prepare(
                 "{}",
                 plugin_args::help(&loaded, &format!("{usage} {label}"))
             );
-            return Ok(Prepared::Help);
+            return Ok(None);
         }
         plugin_args::PluginArgs::Values(values) => values,
     };
     // Argument errors are cheap to find: report them before any target opens.
     kiln::interpreter::resolve_arguments(&loaded, &arguments).context("bad plugin arguments")?;
-    Ok(Prepared::Run {
+    Ok(Some(Prepared {
         kiln,
         manifest: loaded,
         arguments,
         config,
-    })
+    }))
 }
 
-pub enum Prepared {
-    Help,
-    Run {
-        kiln: Kiln,
-        manifest: kiln::manifest::Manifest,
-        arguments: std::collections::BTreeMap<String, String>,
-        config: config::Config,
-    },
+/// A manifest ready to run, with its arguments checked.
+pub struct Prepared {
+    pub kiln: Kiln,
+    pub manifest: kiln::manifest::Manifest,
+    pub arguments: std::collections::BTreeMap<String, String>,
+    pub config: config::Config,
 }

@@ -103,12 +103,12 @@ pub fn run(common: &Common, args: &PackArgs) -> Result<i32> {
         &args.args,
         "kiln pack",
     )?;
-    let Prepared::Run {
+    let Some(Prepared {
         kiln,
         manifest,
         arguments,
         config,
-    } = prepared
+    }) = prepared
     else {
         return Ok(0);
     };

@@ -29,28 +29,21 @@ impl Progress {
 impl Observer for Progress {
     fn event(&mut self, event: Event<'_>) {
         match event {
+            // Flow-control nodes only at -v: their children say what happens.
             Event::Started {
                 node,
                 test_only,
                 at,
-            } => {
-                if self.verbose > 0 || !node.is_flow_control() {
-                    let mode = if test_only { "check" } else { "apply" };
-                    self.line(at, &format!("{}: {mode} {}", node.path, node.summary));
-                }
+            } if self.verbose > 0 || !node.is_flow_control() => {
+                let mode = if test_only { "check" } else { "apply" };
+                self.line(at, &format!("{}: {mode} {}", node.path, node.summary));
             }
-            Event::Finished { record, at } => {
-                if self.verbose > 0 || !record.flow_control {
-                    self.line(
-                        at,
-                        &format!(
-                            "{}: {} ({:.1} s)",
-                            record.path,
-                            status_text(record),
-                            record.elapsed.as_secs_f64()
-                        ),
-                    );
-                }
+            Event::Finished { record, at } if self.verbose > 0 || !record.flow_control => {
+                let elapsed = record.elapsed.as_secs_f64();
+                self.line(
+                    at,
+                    &format!("{}: {} ({elapsed:.1} s)", record.path, status_text(record)),
+                );
             }
             Event::Command {
                 command,
@@ -151,6 +144,8 @@ pub struct TargetReport {
     pub target: String,
     pub distro: Option<String>,
     pub passed: bool,
+    /// `passed`, `failed` or `unreachable`, as the closing table says it.
+    pub result: String,
     pub error: Option<ErrorReport>,
     pub validators: Vec<ValidatorReport>,
     pub commands: usize,
@@ -205,6 +200,7 @@ impl TargetReport {
             target,
             distro: summary.distro.clone(),
             passed: summary.passed(),
+            result: if summary.passed() { "passed" } else { "failed" }.to_string(),
             error: summary
                 .outcome
                 .as_ref()
@@ -222,6 +218,7 @@ impl TargetReport {
             target,
             distro: None,
             passed: false,
+            result: "unreachable".to_string(),
             error: Some(ErrorReport {
                 validator: None,
                 location: None,

@@ -112,12 +112,12 @@ pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
         &args.args,
         "kiln validate",
     )?;
-    let Prepared::Run {
+    let Some(Prepared {
         kiln,
         manifest,
         arguments,
         ..
-    } = prepared
+    }) = prepared
     else {
         return Ok(0);
     };
@@ -137,7 +137,7 @@ pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
         if test_only { "checking" } else { "reconciling" },
         hosts.len(),
         manifest.path.display(),
-        args.forks
+        usize::from(args.forks).min(hosts.len())
     );
     let width = hosts.iter().map(|h| h.to_string().len()).max().unwrap_or(4);
     let next = AtomicUsize::new(0);
@@ -247,9 +247,12 @@ fn one_host(
     });
     let (summary, target) = kiln.run(manifest, target, arguments, test_only, observer);
     drop(target);
+    let lost_connection = format!("host {name} is unreachable: ");
     let (result, failing) = match &summary.outcome {
         Ok(()) => ("passed".to_string(), String::new()),
-        Err(RunError::Validation(e)) if e.message.contains("is unreachable") => {
+        // The SSH target's own words (`RemoteError::Unreachable` naming this
+        // host), not any "is unreachable" a script printed (curl, ping).
+        Err(RunError::Validation(e)) if e.message.contains(&lost_connection) => {
             ("unreachable".to_string(), e.path.clone())
         }
         Err(RunError::Distro(message)) => ("unreachable".to_string(), message.clone()),
@@ -265,6 +268,9 @@ fn one_host(
         );
     }
     let extra = host_started.elapsed().as_secs_f64() - summary.elapsed.as_secs_f64();
+    // The report tells an unreachable host from a failed one, as the table does.
+    let mut report = TargetReport::new(name.clone(), &summary, extra);
+    report.result = result.clone();
     HostResult {
         host: name.clone(),
         distro: summary.distro.clone(),
@@ -272,7 +278,7 @@ fn one_host(
         result,
         failing,
         elapsed: host_started.elapsed(),
-        report: TargetReport::new(name, &summary, extra),
+        report,
     }
 }
 

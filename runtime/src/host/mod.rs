@@ -39,7 +39,7 @@ pub use bindings::kiln::validator::types::{
 };
 
 /// The version of the `kiln:validator` WIT package this kiln provides.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.1.1";
 const EXPORT_INTERFACE: &str = "kiln:validator/validator";
 /// How often the epoch advances; wall-clock limits are checked this often.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -321,7 +321,8 @@ fn newer(component: &str, host: &str) -> bool {
     matches!((parse_version(component), parse_version(host)), (Some(c), Some(h)) if c > h)
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+/// Bytes as lowercase hexadecimal (digests in messages and cache names).
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -438,26 +439,34 @@ impl ValidatorType {
                 .describe()
             );
         }
-        if let Some(code) = trap.downcast_ref::<wasmtime::Trap>() {
-            match code {
-                wasmtime::Trap::Interrupt => {
-                    return format!(
-                        "validator type `{}` {}",
-                        self.name,
-                        Violation::WallClock {
-                            limit: self.limits.wall_clock
-                        }
-                        .describe()
-                    )
+        let code = trap.downcast_ref::<wasmtime::Trap>();
+        if code == Some(&wasmtime::Trap::Interrupt) {
+            return format!(
+                "validator type `{}` {}",
+                self.name,
+                Violation::WallClock {
+                    limit: self.limits.wall_clock
                 }
-                wasmtime::Trap::StackOverflow => {
-                    return format!(
-                        "validator type `{}` crashed: it exhausted its stack",
-                        self.name
-                    )
+                .describe()
+            );
+        }
+        // Output past the limit is refused, which a guest sees as a closed
+        // stream; a trap that follows (println! panics) is the limit's doing.
+        if state.filled_output() {
+            return format!(
+                "validator type `{}` {}",
+                self.name,
+                Violation::Log {
+                    limit: self.limits.log_bytes
                 }
-                _ => {}
-            }
+                .describe()
+            );
+        }
+        if code == Some(&wasmtime::Trap::StackOverflow) {
+            return format!(
+                "validator type `{}` crashed: it exhausted its stack",
+                self.name
+            );
         }
         let detail = state
             .last_stderr_line()
