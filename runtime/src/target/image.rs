@@ -707,7 +707,9 @@ struct Drive {
 /// A healthy accelerated appliance boots in a few seconds; on hosts where
 /// KVM is broken (nested, some CI) qemu boots the firmware and then hangs in
 /// the kernel, so without a deadline `Auto` would wait forever.
-const HARDWARE_BOOT_DEADLINE: Duration = Duration::from_secs(30);
+/// A false alarm only costs speed (software emulation still works), so the
+/// deadline is short.
+const HARDWARE_BOOT_DEADLINE: Duration = Duration::from_secs(20);
 /// Software emulation boots in 13–20 s on a 2-core host; this only catches
 /// appliances that will never come up.
 const SOFTWARE_BOOT_DEADLINE: Duration = Duration::from_secs(600);
@@ -818,6 +820,7 @@ fn launch_with(
         reason: format!("{operation}: {}", describe(&e)),
     };
     let handle = guestfs::Handle::create().map_err(|e| fail("create", e))?;
+    silence_error_printing(&handle);
     let token = launch_token();
     configure(&handle, drive, network, emulation, &token).map_err(|e| fail("configure", e))?;
     let deadline = match emulation {
@@ -869,6 +872,40 @@ fn configure(
             ..Default::default()
         },
     )
+}
+
+/// libguestfs prints every failed call to stderr ("libguestfs: error: …",
+/// often a paragraph of debugging advice) besides returning it; kiln reports
+/// errors itself, in one line, so the printing is switched off. The messages
+/// stay available to the `guestfs` crate through `guestfs_last_error`.
+fn silence_error_printing(handle: &guestfs::Handle) {
+    #[link(name = "guestfs")]
+    extern "C" {
+        fn guestfs_set_error_handler(
+            g: *mut std::ffi::c_void,
+            cb: Option<
+                extern "C" fn(
+                    *mut std::ffi::c_void,
+                    *mut std::ffi::c_void,
+                    *const std::ffi::c_char,
+                ),
+            >,
+            opaque: *mut std::ffi::c_void,
+        );
+    }
+    // The crate keeps the `guestfs_h *` in its only field and offers no way
+    // to set the handler. A struct exactly the size of its one pointer field
+    // holds that field at offset 0, which this assertion pins down.
+    const _: () = assert!(
+        std::mem::size_of::<guestfs::Handle>() == std::mem::size_of::<*mut std::ffi::c_void>()
+    );
+    // SAFETY: per the assertion above, the handle's first (only) word is
+    // the live `guestfs_h *` it owns; a null callback is documented as
+    // "no handler" and the handle outlives this call.
+    unsafe {
+        let g = *(handle as *const guestfs::Handle as *const *mut std::ffi::c_void);
+        guestfs_set_error_handler(g, None, std::ptr::null_mut());
+    }
 }
 
 fn launch_token() -> String {
