@@ -735,6 +735,7 @@ fn launch_appliance(
         Ok(handle) => Ok(handle),
         Err(failure) if first == Emulation::Hardware && options.accel == Accel::Auto => {
             HARDWARE_ACCEL_FAILED.store(true, Ordering::Relaxed);
+            remember_hardware_failure();
             progress(&format!(
                 "hardware acceleration failed ({}); using software emulation",
                 failure.reason
@@ -775,10 +776,51 @@ fn first_emulation(
                     "hardware acceleration failed earlier in this run; using software emulation",
                 );
                 Ok(Emulation::Software)
+            } else if let Some(memo) = remembered_hardware_failure() {
+                progress(&format!(
+                    "hardware acceleration failed earlier since this machine booted (remembered in {}); \
+                     using software emulation (--accel kvm tries it again)",
+                    memo.display()
+                ));
+                Ok(Emulation::Software)
             } else {
                 Ok(Emulation::Hardware)
             }
         }
+    }
+}
+
+/// Where a failed hardware launch is remembered until the machine reboots,
+/// so that later runs do not each pay the boot deadline: the file holds the
+/// kernel's boot id.
+fn accel_memo_path() -> Option<PathBuf> {
+    let cache = std::env::var_os("KILN_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("kiln")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kiln")))?;
+    Some(cache.join("hardware-accel-failed"))
+}
+
+fn boot_id() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|id| id.trim().to_string())
+}
+
+/// The memo file, when it says hardware acceleration failed since this boot.
+fn remembered_hardware_failure() -> Option<PathBuf> {
+    let path = accel_memo_path()?;
+    let recorded = fs::read_to_string(&path).ok()?;
+    (Some(recorded.trim().to_string()) == boot_id()).then_some(path)
+}
+
+/// Best effort: a memo that cannot be written only costs the next run the deadline.
+fn remember_hardware_failure() {
+    if let (Some(path), Some(id)) = (accel_memo_path(), boot_id()) {
+        if let Some(dir) = path.parent() {
+            let _ = fs::create_dir_all(dir);
+        }
+        let _ = fs::write(path, id + "\n");
     }
 }
 
