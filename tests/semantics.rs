@@ -537,3 +537,19 @@ fn deep_failures_name_their_manifest_position() {
     );
     assert_eq!((error.location.mark.line, error.location.mark.col), (6, 17));
 }
+
+#[test]
+fn a_target_lost_mid_run_is_reported_unreachable_and_not_called_again() {
+    let remote = ScriptedRemote::new("debian").lost_after(1);
+    let yaml = "validators:\n  - package: a\n  - any:\n    - package: b\n    - package: c\n  - package: d\n";
+    let summary = run(yaml, &[], &remote, &[], false);
+    match summary.outcome {
+        Err(RunError::Unreachable { validator, message }) => {
+            assert_eq!(validator, "validators[1].any");
+            assert!(message.contains("scripted as unreachable"), "{message}");
+        }
+        other => panic!("expected unreachable, got {other:?}"),
+    }
+    // `a` passed; `b` found the target gone; nothing was sent after that.
+    assert_eq!(remote.commands(), ["dpkg -s a", "dpkg -s b"]);
+}

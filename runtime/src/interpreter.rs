@@ -40,6 +40,10 @@ pub enum RunError {
     Distro(String),
     #[error("{0}")]
     Validation(ValidationError),
+    /// The target went away mid-run (a host that dropped, an appliance
+    /// that died); the validator it happened in is named.
+    #[error("the target became unreachable during {validator}: {message}")]
+    Unreachable { validator: String, message: String },
 }
 
 /// What happened to one validator run.
@@ -183,6 +187,7 @@ pub fn run<R: Remote + 'static>(
         observer: Mutex::new(observer),
         records: Mutex::new(Vec::new()),
         commands: Mutex::new(0),
+        lost: Mutex::new(None),
         started,
     });
     let outcome = std::thread::scope(|scope| {
@@ -227,7 +232,15 @@ fn run_root<R: Remote + 'static>(
         .map_err(|e| RunError::Distro(e.to_string()))?;
     values.insert("distro".into(), distro);
     *session.arguments.lock().unwrap() = values;
-    run_node(session, &manifest.root, test_only).map_err(RunError::Validation)
+    let result = run_node(session, &manifest.root, test_only);
+    if let Some(message) = session.lost.lock().unwrap().take() {
+        let validator = match &result {
+            Err(error) => error.path.clone(),
+            Ok(()) => manifest.root.path.clone(),
+        };
+        return Err(RunError::Unreachable { validator, message });
+    }
+    result.map_err(RunError::Validation)
 }
 
 /// The state one run shares between its validators.
@@ -238,12 +251,35 @@ struct Session<R> {
     observer: Mutex<Box<dyn Observer>>,
     records: Mutex<Vec<NodeRecord>>,
     commands: Mutex<usize>,
+    /// Set when the target became unreachable: later calls fail at once
+    /// instead of waiting on a dead connection again.
+    lost: Mutex<Option<String>>,
     started: Instant,
 }
 
-impl<R> Session<R> {
+impl<R: Remote> Session<R> {
     fn emit(&self, event: Event<'_>) {
         self.observer.lock().unwrap().event(event);
+    }
+
+    /// One call to the target: counted, and remembered when it shows the
+    /// target is gone.
+    fn call<T>(
+        &self,
+        call: impl FnOnce(&mut R) -> Result<T, RemoteError>,
+    ) -> Result<T, RemoteError> {
+        if let Some(message) = self.lost.lock().unwrap().as_ref() {
+            return Err(RemoteError::Unreachable {
+                target: self.remote.lock().unwrap().name(),
+                reason: message.clone(),
+            });
+        }
+        *self.commands.lock().unwrap() += 1;
+        let result = call(&mut self.remote.lock().unwrap());
+        if let Err(RemoteError::Unreachable { reason, .. }) = &result {
+            *self.lost.lock().unwrap() = Some(reason.clone());
+        }
+        result
     }
 }
 
@@ -348,22 +384,16 @@ impl<R: Remote + 'static> RunScope for NodeScope<R> {
     }
 
     fn run_command(&self, command: &RemoteCommand) -> Result<CommandOutput, RemoteError> {
-        *self.session.commands.lock().unwrap() += 1;
-        self.session.remote.lock().unwrap().run(command)
+        self.session.call(|remote| remote.run(command))
     }
 
     fn write_file(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), RemoteError> {
-        *self.session.commands.lock().unwrap() += 1;
         self.session
-            .remote
-            .lock()
-            .unwrap()
-            .write_file(path, contents, mode)
+            .call(|remote| remote.write_file(path, contents, mode))
     }
 
     fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, RemoteError> {
-        *self.session.commands.lock().unwrap() += 1;
-        self.session.remote.lock().unwrap().read_file(path)
+        self.session.call(|remote| remote.read_file(path))
     }
 
     fn read_resource(&self, path: &str) -> Result<Vec<u8>, String> {

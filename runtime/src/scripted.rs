@@ -58,6 +58,8 @@ pub struct ScriptedRemote {
     rules: Arc<Mutex<Vec<Rule>>>,
     state: Arc<Mutex<State>>,
     unreachable: bool,
+    /// Calls answered before the target "goes away".
+    calls_before_loss: Option<usize>,
 }
 
 impl ScriptedRemote {
@@ -67,6 +69,7 @@ impl ScriptedRemote {
             rules: Arc::default(),
             state: Arc::default(),
             unreachable: false,
+            calls_before_loss: None,
         }
     }
 
@@ -90,6 +93,12 @@ impl ScriptedRemote {
     /// Every command fails as if the target had gone away.
     pub fn unreachable(mut self) -> Self {
         self.unreachable = true;
+        self
+    }
+
+    /// Answers `calls` calls, then acts as if the target went away.
+    pub fn lost_after(mut self, calls: usize) -> Self {
+        self.calls_before_loss = Some(calls);
         self
     }
 
@@ -119,6 +128,19 @@ impl ScriptedRemote {
         self.state.lock().unwrap().files.get(path).cloned()
     }
 
+    /// Records a call; fails it when the target is (now) gone.
+    fn log(&self, call: Call) -> Result<(), RemoteError> {
+        let calls = {
+            let mut state = self.state.lock().unwrap();
+            state.calls.push(call);
+            state.calls.len()
+        };
+        if self.unreachable || self.calls_before_loss.is_some_and(|limit| calls > limit) {
+            return Err(self.gone());
+        }
+        Ok(())
+    }
+
     fn gone(&self) -> RemoteError {
         RemoteError::Unreachable {
             target: self.name(),
@@ -140,14 +162,7 @@ impl Remote for ScriptedRemote {
     }
 
     fn run(&mut self, command: &RemoteCommand) -> Result<CommandOutput, RemoteError> {
-        self.state
-            .lock()
-            .unwrap()
-            .calls
-            .push(Call::Run(command.clone()));
-        if self.unreachable {
-            return Err(self.gone());
-        }
+        self.log(Call::Run(command.clone()))?;
         let mut rules = self.rules.lock().unwrap();
         let Some(rule) = rules
             .iter_mut()
@@ -161,25 +176,18 @@ impl Remote for ScriptedRemote {
     }
 
     fn write_file(&mut self, path: &str, contents: &[u8], mode: u32) -> Result<(), RemoteError> {
-        let mut state = self.state.lock().unwrap();
-        state.calls.push(Call::Write {
+        self.log(Call::Write {
             path: path.to_string(),
             contents: contents.to_vec(),
             mode,
-        });
-        if self.unreachable {
-            return Err(self.gone());
-        }
+        })?;
+        let mut state = self.state.lock().unwrap();
         state.files.insert(path.to_string(), contents.to_vec());
         Ok(())
     }
 
     fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, RemoteError> {
-        let mut state = self.state.lock().unwrap();
-        state.calls.push(Call::Read(path.to_string()));
-        if self.unreachable {
-            return Err(self.gone());
-        }
-        Ok(state.files.get(path).cloned())
+        self.log(Call::Read(path.to_string()))?;
+        Ok(self.state.lock().unwrap().files.get(path).cloned())
     }
 }

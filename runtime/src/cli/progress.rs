@@ -239,6 +239,11 @@ impl ErrorReport {
                 location: Some(e.location.to_string()),
                 message: e.message.clone(),
             },
+            RunError::Unreachable { validator, message } => ErrorReport {
+                validator: Some(validator.clone()),
+                location: None,
+                message: format!("unreachable: {message}"),
+            },
             other => ErrorReport {
                 validator: None,
                 location: None,
