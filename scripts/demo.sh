@@ -13,6 +13,9 @@ bash .ci/install-deps
 cargo build
 kiln=${CARGO_TARGET_DIR:-target}/debug/kiln
 
+echo "demo: \$ kiln explain demo 1.0"
+"$kiln" explain demo 1.0
+
 if [ ! -f "$image" ]; then
   echo "demo: building $image (a minimal Debian 12, about a minute the first time)..."
   cp "$(scripts/build-demo-image.sh)" "$image"

@@ -274,3 +274,59 @@ fn help_texts_describe_the_verbs() {
     }
     assert!(Path::new(env!("CARGO_BIN_EXE_kiln")).exists());
 }
+
+#[test]
+fn the_guides_invocation_parses_with_a_sahara_conf() {
+    // `sahara-image-pack --image CentOS.qcow2 --config-file etc/sahara/sahara.conf cdh 5.7.0`,
+    // with kiln in place of the command name, against the real CDH 5.7.0 manifest.
+    let dir = tempfile::tempdir().unwrap();
+    let version = dir.path().join("plugins/cdh/v5_7_0");
+    std::fs::create_dir_all(&version).unwrap();
+    let corpus = repo_root().join("../shared/corpus/sahara/cdh/v5_7_0");
+    std::fs::copy(corpus.join("image.yaml"), version.join("image.yaml")).unwrap();
+    for script in std::fs::read_to_string(corpus.join("RESOURCES"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
+        let path = version.join(script.trim());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "#!/bin/sh\n").unwrap();
+    }
+    let conf = dir.path().join("etc/sahara/sahara.conf");
+    std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
+    std::fs::write(
+        &conf,
+        "[DEFAULT]\nuse_floating_ips = false\n\n[kiln]\nmanifest_dirs = ../../plugins\n",
+    )
+    .unwrap();
+    let image = dir.path().join("CentOS.qcow2");
+    let output = kiln(&[
+        "pack",
+        "--image",
+        image.to_str().unwrap(),
+        "--config-file",
+        conf.to_str().unwrap(),
+        "cdh",
+        "5.7.0",
+    ]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr.contains("CentOS.qcow2: no such file"),
+        "the manifest loaded and its arguments passed: {stderr}"
+    );
+    let output = kiln(&[
+        "pack",
+        "--config-file",
+        conf.to_str().unwrap(),
+        "cdh",
+        "5.7.0",
+        "--help",
+    ]);
+    let (stdout, _) = text(&output);
+    assert!(
+        stdout.contains("--java_distro VALUE") && !stdout.contains("--plugin_version"),
+        "{stdout}"
+    );
+}
