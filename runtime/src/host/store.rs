@@ -56,6 +56,10 @@ pub enum Violation {
         index: u32,
         declared: usize,
     },
+    /// It asked for a resource path that leaves the resource roots.
+    ResourceOutsideRoots {
+        path: String,
+    },
     WallClock {
         limit: Duration,
     },
@@ -83,6 +87,9 @@ impl Violation {
             }
             Violation::UndeclaredBlock { index, declared } => {
                 format!("asked to run nested block {index}, but its spec declared {declared}")
+            }
+            Violation::ResourceOutsideRoots { path } => {
+                format!("was denied reading resource `{path}`: it is outside the resource roots")
             }
             Violation::WallClock { limit } => format!(
                 "was stopped at its wall-clock limit of {}",
@@ -144,6 +151,7 @@ pub struct StoreState {
     pub(super) log_bytes: usize,
     pub(super) violations: Vec<Violation>,
     pub(super) changes: Vec<String>,
+    pub(super) stdout: MemoryOutputPipe,
     pub(super) stderr: MemoryOutputPipe,
     pub(super) memory: MemoryLimiter,
     wasi: WasiCtx,
@@ -159,12 +167,17 @@ impl StoreState {
     ) -> Self {
         // WASI gives the component nothing of the host: no preopened
         // directories, no environment, no arguments, no sockets. Its stdout
-        // and stderr go to bounded buffers that count against the log limit.
+        // and stderr go to buffers bounded by the log limit. The socket
+        // switches restate wasmtime-wasi's defaults so that a change of
+        // defaults cannot open the network.
         let stdout = MemoryOutputPipe::new(limits.log_bytes);
         let stderr = MemoryOutputPipe::new(limits.log_bytes);
         let wasi = WasiCtx::builder()
-            .stdout(stdout)
+            .stdout(stdout.clone())
             .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
             .build();
         StoreState {
             type_name,
@@ -175,6 +188,7 @@ impl StoreState {
             log_bytes: 0,
             violations: Vec::new(),
             changes: Vec::new(),
+            stdout,
             stderr,
             memory: MemoryLimiter {
                 limit: limits.memory_bytes,
@@ -250,16 +264,34 @@ impl StoreState {
         Ok(())
     }
 
-    /// The last non-empty line the component wrote to stderr (a panic
-    /// message, usually).
+    /// Whether the component filled its stdout or stderr buffer: further
+    /// writes fail, and Rust's `println!` panics on that, so a trap after it
+    /// is the log limit at work.
+    pub(super) fn filled_output(&self) -> bool {
+        let full = |pipe: &MemoryOutputPipe| pipe.contents().len() >= self.limits.log_bytes;
+        full(&self.stdout) || full(&self.stderr)
+    }
+
+    /// What the component last said on stderr before it crashed: a Rust
+    /// panic's "panicked at FILE:LINE:COL: message" when there is one (the
+    /// standard hook prints the message on the line after the location and
+    /// a `note:` about backtraces last), else the last non-empty line.
     pub(super) fn last_stderr_line(&self) -> Option<String> {
         let bytes = self.stderr.contents();
-        String::from_utf8_lossy(&bytes)
+        let text = String::from_utf8_lossy(&bytes);
+        let lines: Vec<&str> = text
             .lines()
-            .rev()
             .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(str::to_string)
+            .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+            .collect();
+        if let Some(at) = lines.iter().rposition(|l| l.contains("panicked at")) {
+            let location = &lines[at][lines[at].find("panicked at").unwrap_or(0)..];
+            return Some(match lines.get(at + 1) {
+                Some(message) => format!("{location} {message}"),
+                None => location.to_string(),
+            });
+        }
+        lines.last().map(|l| l.to_string())
     }
 }
 
@@ -403,6 +435,11 @@ impl host::Host for StoreState {
             Ok(scope) => scope,
             Err(denied) => return Ok(Err(denied)),
         };
+        // The roots refuse such a path too; recording it as a denial means a
+        // component that tried and then claims success still fails.
+        if leaves_roots(&path) {
+            return Ok(Err(self.deny(Violation::ResourceOutsideRoots { path })));
+        }
         Ok(scope.read_resource(&path))
     }
 
@@ -450,9 +487,22 @@ impl host::Host for StoreState {
         Ok(())
     }
 
+    fn time_left_ms(&mut self) -> wasmtime::Result<u64> {
+        Ok(u64::try_from(self.remaining().as_millis()).unwrap_or(u64::MAX))
+    }
+
     fn note_change(&mut self, description: String) -> wasmtime::Result<()> {
         self.count_log(description.len())?;
         self.changes.push(description);
         Ok(())
     }
+}
+
+/// Whether a resource path is absolute or climbs out with `..`.
+fn leaves_roots(path: &str) -> bool {
+    let path = std::path::Path::new(path);
+    path.is_absolute()
+        || path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
 }
