@@ -330,6 +330,30 @@ fn command_without_the_exec_grant_is_refused_and_fails_the_node() {
 }
 
 #[test]
+fn a_flood_of_command_output_is_stopped_at_the_output_limit() {
+    // An honest command whose output floods the component: kiln stops the
+    // type instead of handing it 2 MiB it was not allowed to receive.
+    let case = Case::new("command_outside_pattern")
+        .grants("[exec]")
+        .limits("{milliseconds: 2000, memory_mib: 16, log_kib: 64, output_mib: 1}");
+    let flood = CommandOutput::success(vec![b'x'; 2 << 20]);
+    let remote = ScriptedRemote::new("debian").on("systemctl", [flood]);
+    let ran = run_case(&case, remote.clone(), &[]);
+    let message = &ran.failure(&case).message;
+    assert!(
+        message
+            .contains("was stopped: one command's output (2 MiB so far) passed the limit of 1 MiB"),
+        "{message}"
+    );
+    ran.assert_ended_cleanly(&remote);
+    assert_eq!(
+        remote.commands(),
+        ["systemctl is-enabled sshd"],
+        "stopped at the first command"
+    );
+}
+
+#[test]
 fn commands_outside_the_patterns_are_refused_and_fail_the_node() {
     let case = Case::new("command_outside_pattern")
         .grants("[exec]")
