@@ -29,14 +29,25 @@ pub use kiln::validator::types::{
 };
 pub use serde_json::{Map, Value};
 
+/// In `run`, a spec problem is just the error message (so `?` works).
+impl From<SpecError> for String {
+    fn from(error: SpecError) -> String {
+        error.message
+    }
+}
+
 /// Parses the spec kiln hands to `check` and `run`.
 pub fn parse_spec(spec: &str) -> Result<Value, SpecError> {
-    serde_json::from_str(spec).map_err(|e| spec_error("", format!("kiln sent a spec that is not JSON: {e}")))
+    serde_json::from_str(spec)
+        .map_err(|e| spec_error("", format!("kiln sent a spec that is not JSON: {e}")))
 }
 
 /// A spec error at `pointer` (a JSON pointer relative to the spec).
 pub fn spec_error(pointer: &str, message: impl Into<String>) -> SpecError {
-    SpecError { pointer: pointer.to_string(), message: message.into() }
+    SpecError {
+        pointer: pointer.to_string(),
+        message: message.into(),
+    }
 }
 
 /// Extends a JSON pointer by one object key, escaping it as RFC 6901 says.
@@ -63,27 +74,45 @@ pub fn kind_of(value: &Value) -> &'static str {
 
 /// The string at `pointer`, or a spec error saying what was found instead.
 pub fn expect_str<'a>(value: &'a Value, pointer: &str, what: &str) -> Result<&'a str, SpecError> {
-    value
-        .as_str()
-        .ok_or_else(|| spec_error(pointer, format!("{what} must be a string, found {}", kind_of(value))))
+    value.as_str().ok_or_else(|| {
+        spec_error(
+            pointer,
+            format!("{what} must be a string, found {}", kind_of(value)),
+        )
+    })
 }
 
 /// The single `(key, value)` of a one-key map, or a spec error.
-pub fn single_entry<'a>(value: &'a Value, pointer: &str, what: &str) -> Result<(&'a String, &'a Value), SpecError> {
+pub fn single_entry<'a>(
+    value: &'a Value,
+    pointer: &str,
+    what: &str,
+) -> Result<(&'a String, &'a Value), SpecError> {
     match value {
         Value::Object(map) if map.len() == 1 => Ok(map.iter().next().expect("one entry")),
         Value::Object(map) => Err(spec_error(
             pointer,
-            format!("{what} must be a map with exactly one key, found {} keys", map.len()),
+            format!(
+                "{what} must be a map with exactly one key, found {} keys",
+                map.len()
+            ),
         )),
-        other => Err(spec_error(pointer, format!("{what} must be a map with exactly one key, found {}", kind_of(other)))),
+        other => Err(spec_error(
+            pointer,
+            format!(
+                "{what} must be a map with exactly one key, found {}",
+                kind_of(other)
+            ),
+        )),
     }
 }
 
 /// Quotes `word` for a POSIX shell so that it is passed as one literal word.
 pub fn shell_quote(word: &str) -> String {
     if !word.is_empty()
-        && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:+,@%".contains(&b))
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:+,@%".contains(&b))
     {
         return word.to_string();
     }
@@ -115,16 +144,44 @@ pub fn failure_message(command: &str, output: &CommandOutput) -> String {
 /// --info ..."), else the last line.
 fn telling_line(bytes: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let telling = |line: &&&str| {
         let lower = line.to_ascii_lowercase();
         line.starts_with("E:")
-            || ["error", "not installed", "not found", "no such", "unable to", "failed", "denied"]
-                .iter()
-                .any(|needle| lower.contains(needle))
+            || [
+                "error",
+                "not installed",
+                "not found",
+                "no such",
+                "unable to",
+                "failed",
+                "denied",
+            ]
+            .iter()
+            .any(|needle| lower.contains(needle))
     };
     let line = lines.iter().rev().find(telling).or(lines.last())?;
     Some(line.chars().take(300).collect())
+}
+
+/// One `single` nested block per element of a list spec (`any`, `all`).
+pub fn single_blocks(count: usize) -> Vec<NestedBlock> {
+    (0..count)
+        .map(|i| NestedBlock {
+            pointer: pointer_index("", i),
+            shape: BlockShape::Single,
+        })
+        .collect()
+}
+
+/// Parses the spec in `run`, where a problem is a plain error message
+/// (`check` already accepted this spec, so it is kiln's fault if it fails).
+pub fn parse_run_spec(spec: &str) -> Result<Value, String> {
+    Ok(parse_spec(spec)?)
 }
 
 /// Logs at info level.
@@ -134,7 +191,11 @@ pub fn info(message: &str) {
 
 /// The plan of a type with no nested blocks and no resources.
 pub fn leaf_plan(summary: impl Into<String>) -> Plan {
-    Plan { nested: Vec::new(), resources: Vec::new(), summary: summary.into() }
+    Plan {
+        nested: Vec::new(),
+        resources: Vec::new(),
+        summary: summary.into(),
+    }
 }
 
 /// Parses a boolean-ish spec scalar the way YAML 1.1 users write them.

@@ -16,6 +16,17 @@ pub struct ScriptSpec {
 }
 
 impl ScriptSpec {
+    /// The resource the spec names, unless the script is inline.
+    pub fn resources(&self) -> Vec<crate::ResourceRef> {
+        match &self.inline {
+            Some(_) => Vec::new(),
+            None => vec![crate::ResourceRef {
+                pointer: self.path_pointer.clone(),
+                path: self.name.clone(),
+            }],
+        }
+    }
+
     /// The script text: the inline text or the resource's bytes.
     pub fn contents(&self) -> Result<Vec<u8>, String> {
         match &self.inline {
@@ -42,7 +53,13 @@ pub fn parse(spec: &Value, allow_env_vars: bool) -> Result<ScriptSpec, SpecError
     if name.trim().is_empty() {
         return Err(spec_error(&path_pointer, "the script path is empty"));
     }
-    let mut parsed = ScriptSpec { name, path_pointer: path_pointer.clone(), env_vars: Vec::new(), output: None, inline: None };
+    let mut parsed = ScriptSpec {
+        name,
+        path_pointer: path_pointer.clone(),
+        env_vars: Vec::new(),
+        output: None,
+        inline: None,
+    };
     if let Some(options) = options {
         for (key, value, pointer) in option_entries(options, &path_pointer)? {
             apply_option(&mut parsed, key, value, &pointer, allow_env_vars)?;
@@ -52,10 +69,16 @@ pub fn parse(spec: &Value, allow_env_vars: bool) -> Result<ScriptSpec, SpecError
 }
 
 /// The options as (key, value, pointer), from a map or a list of one-key maps.
-fn option_entries<'a>(options: &'a Value, base: &str) -> Result<Vec<(&'a str, &'a Value, String)>, SpecError> {
+fn option_entries<'a>(
+    options: &'a Value,
+    base: &str,
+) -> Result<Vec<(&'a str, &'a Value, String)>, SpecError> {
     match options {
         Value::Null => Ok(Vec::new()),
-        Value::Object(map) => Ok(map.iter().map(|(k, v)| (k.as_str(), v, pointer_key(base, k))).collect()),
+        Value::Object(map) => Ok(map
+            .iter()
+            .map(|(k, v)| (k.as_str(), v, pointer_key(base, k)))
+            .collect()),
         Value::Array(items) => items
             .iter()
             .enumerate()
@@ -66,22 +89,45 @@ fn option_entries<'a>(options: &'a Value, base: &str) -> Result<Vec<(&'a str, &'
                         let (k, v) = map.iter().next().expect("one entry");
                         Ok((k.as_str(), v, pointer_key(&item_ptr, k)))
                     }
-                    other => Err(spec_error(&item_ptr, format!("each option in the list must be a one-key map, found {}", kind_of(other)))),
+                    other => Err(spec_error(
+                        &item_ptr,
+                        format!(
+                            "each option in the list must be a one-key map, found {}",
+                            kind_of(other)
+                        ),
+                    )),
                 }
             })
             .collect(),
-        other => Err(spec_error(base, format!("script options must be a map, found {}", kind_of(other)))),
+        other => Err(spec_error(
+            base,
+            format!("script options must be a map, found {}", kind_of(other)),
+        )),
     }
 }
 
-fn apply_option(spec: &mut ScriptSpec, key: &str, value: &Value, pointer: &str, allow_env_vars: bool) -> Result<(), SpecError> {
+fn apply_option(
+    spec: &mut ScriptSpec,
+    key: &str,
+    value: &Value,
+    pointer: &str,
+    allow_env_vars: bool,
+) -> Result<(), SpecError> {
     match key {
         "env_vars" | "arguments" if allow_env_vars => {
-            let items = value
-                .as_array()
-                .ok_or_else(|| spec_error(pointer, format!("{key} must be a list of argument names, found {}", kind_of(value))))?;
+            let items = value.as_array().ok_or_else(|| {
+                spec_error(
+                    pointer,
+                    format!(
+                        "{key} must be a list of argument names, found {}",
+                        kind_of(value)
+                    ),
+                )
+            })?;
             for (i, item) in items.iter().enumerate() {
-                spec.env_vars.push(expect_str(item, &pointer_index(pointer, i), "an argument name")?.to_string());
+                spec.env_vars.push(
+                    expect_str(item, &pointer_index(pointer, i), "an argument name")?.to_string(),
+                );
             }
         }
         "output" => {
@@ -99,8 +145,15 @@ fn apply_option(spec: &mut ScriptSpec, key: &str, value: &Value, pointer: &str, 
             spec.inline = Some(text.to_string());
         }
         other => {
-            let known = if allow_env_vars { "env_vars, arguments, output, inline" } else { "output, inline" };
-            return Err(spec_error(pointer, format!("unknown option `{other}` (known: {known})")));
+            let known = if allow_env_vars {
+                "env_vars, arguments, output, inline"
+            } else {
+                "output, inline"
+            };
+            return Err(spec_error(
+                pointer,
+                format!("unknown option `{other}` (known: {known})"),
+            ));
         }
     }
     Ok(())

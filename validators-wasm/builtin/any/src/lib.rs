@@ -5,19 +5,24 @@
 //! in reconcile mode, again stopping at the first success. When none
 //! succeeds, the error lists every child's failure of the last pass.
 
-use kiln_validator_sdk::{export_validator, host, kind_of, pointer_index, spec_error, BlockShape, Guest, NestedBlock, Plan, SpecError, Value};
+use kiln_validator_sdk::{
+    export_validator, host, kind_of, single_blocks, spec_error, Guest, Plan, SpecError, Value,
+};
 
 struct Any;
 
 impl Guest for Any {
     fn check(spec: String) -> Result<Plan, SpecError> {
         let count = children(&kiln_validator_sdk::parse_spec(&spec)?)?;
-        let nested = (0..count).map(|i| NestedBlock { pointer: pointer_index("", i), shape: BlockShape::Single }).collect();
-        Ok(Plan { nested, resources: Vec::new(), summary: format!("any of {count}") })
+        Ok(Plan {
+            nested: single_blocks(count),
+            resources: Vec::new(),
+            summary: format!("any of {count}"),
+        })
     }
 
     fn run(spec: String, test_only: bool) -> Result<(), String> {
-        let count = children(&kiln_validator_sdk::parse_spec(&spec).map_err(|e| e.message)?).map_err(|e| e.message)?;
+        let count = children(&kiln_validator_sdk::parse_run_spec(&spec)?)?;
         let mut failures = match first_success(count, true) {
             Ok(()) => return Ok(()),
             Err(failures) => failures,
@@ -48,7 +53,10 @@ fn children(spec: &Value) -> Result<usize, SpecError> {
     match spec {
         Value::Array(items) if !items.is_empty() => Ok(items.len()),
         Value::Array(_) => Err(spec_error("", "any has no alternatives")),
-        other => Err(spec_error("", format!("any must be a list of validators, found {}", kind_of(other)))),
+        other => Err(spec_error(
+            "",
+            format!("any must be a list of validators, found {}", kind_of(other)),
+        )),
     }
 }
 

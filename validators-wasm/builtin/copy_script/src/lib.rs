@@ -5,23 +5,23 @@
 //! Spec: as `script`, without `env_vars` (`output` is accepted and ignored,
 //! as Sahara did).
 
-use kiln_validator_sdk::{export_validator, host, script_spec, Guest, Plan, ResourceRef, SpecError};
+use kiln_validator_sdk::{export_validator, host, script_spec, Guest, Plan, SpecError};
 
 struct CopyScript;
 
 impl Guest for CopyScript {
     fn check(spec: String) -> Result<Plan, SpecError> {
         let script = script_spec::parse(&kiln_validator_sdk::parse_spec(&spec)?, false)?;
-        let resources = match &script.inline {
-            Some(_) => Vec::new(),
-            None => vec![ResourceRef { pointer: script.path_pointer.clone(), path: script.name.clone() }],
-        };
-        Ok(Plan { nested: Vec::new(), resources, summary: format!("copy {} to {}", script.name, destination(&script.name)) })
+        Ok(Plan {
+            nested: Vec::new(),
+            resources: script.resources(),
+            summary: format!("copy {} to {}", script.name, destination(&script.name)),
+        })
     }
 
     fn run(spec: String, test_only: bool) -> Result<(), String> {
-        let spec = kiln_validator_sdk::parse_spec(&spec).map_err(|e| e.message)?;
-        let script = script_spec::parse(&spec, false).map_err(|e| e.message)?;
+        let spec = kiln_validator_sdk::parse_run_spec(&spec)?;
+        let script = script_spec::parse(&spec, false)?;
         let contents = script.contents()?;
         let target = destination(&script.name);
         let found = host::read_file(&target)?;
@@ -48,7 +48,11 @@ impl Guest for CopyScript {
 
 /// `/tmp/` plus the last component of the path.
 fn destination(path: &str) -> String {
-    let file_name = path.trim_end_matches('/').rsplit('/').next().unwrap_or(path);
+    let file_name = path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(path);
     format!("/tmp/{file_name}")
 }
 

@@ -5,8 +5,8 @@
 //! list, so order is kept).
 
 use kiln_validator_sdk::{
-    export_validator, host, kind_of, pointer_index, pointer_key, single_entry, spec_error, BlockShape, Guest,
-    NestedBlock, Plan, SpecError, Value,
+    export_validator, host, kind_of, pointer_index, pointer_key, single_entry, spec_error,
+    BlockShape, Guest, NestedBlock, Plan, SpecError, Value,
 };
 
 struct OsCase;
@@ -16,22 +16,33 @@ impl Guest for OsCase {
         let cases = cases(&kiln_validator_sdk::parse_spec(&spec)?)?;
         let nested = cases
             .iter()
-            .map(|(_, pointer)| NestedBlock { pointer: pointer.clone(), shape: BlockShape::Sequence })
+            .map(|(_, pointer)| NestedBlock {
+                pointer: pointer.clone(),
+                shape: BlockShape::Sequence,
+            })
             .collect();
         let keys: Vec<&str> = cases.iter().map(|(k, _)| k.as_str()).collect();
-        Ok(Plan { nested, resources: Vec::new(), summary: format!("by distro: {}", keys.join(", ")) })
+        Ok(Plan {
+            nested,
+            resources: Vec::new(),
+            summary: format!("by distro: {}", keys.join(", ")),
+        })
     }
 
     fn run(spec: String, test_only: bool) -> Result<(), String> {
-        let spec = kiln_validator_sdk::parse_spec(&spec).map_err(|e| e.message)?;
-        let cases = cases(&spec).map_err(|e| e.message)?;
+        let spec = kiln_validator_sdk::parse_run_spec(&spec)?;
+        let cases = cases(&spec)?;
         let distro = host::distro();
         let family = host::family_of(&distro);
-        let matching = cases.iter().position(|(key, _)| *key == distro || Some(key) == family.as_ref());
+        let matching = cases
+            .iter()
+            .position(|(key, _)| *key == distro || Some(key) == family.as_ref());
         match matching {
             Some(index) => host::run_nested(index as u32, test_only),
             None => {
-                kiln_validator_sdk::info(&format!("os_case: no case for distro {distro}; nothing to do"));
+                kiln_validator_sdk::info(&format!(
+                    "os_case: no case for distro {distro}; nothing to do"
+                ));
                 Ok(())
             }
         }
@@ -40,9 +51,15 @@ impl Guest for OsCase {
 
 /// (distro key, pointer to its validator list), in order.
 fn cases(spec: &Value) -> Result<Vec<(String, String)>, SpecError> {
-    let items = spec
-        .as_array()
-        .ok_or_else(|| spec_error("", format!("os_case must be a list of `distro: [validators]` entries, found {}", kind_of(spec))))?;
+    let items = spec.as_array().ok_or_else(|| {
+        spec_error(
+            "",
+            format!(
+                "os_case must be a list of `distro: [validators]` entries, found {}",
+                kind_of(spec)
+            ),
+        )
+    })?;
     if items.is_empty() {
         return Err(spec_error("", "os_case has no cases"));
     }

@@ -6,8 +6,8 @@
 //! Sahara did.
 
 use kiln_validator_sdk::{
-    export_validator, expect_str, host, kind_of, leaf_plan, pointer_index, pointer_key, run_checked, spec_error,
-    Guest, Plan, SpecError, Value,
+    expect_str, export_validator, host, kind_of, leaf_plan, pointer_index, pointer_key,
+    run_checked, spec_error, Guest, Plan, SpecError, Value,
 };
 
 struct Package;
@@ -19,8 +19,8 @@ impl Guest for Package {
     }
 
     fn run(spec: String, test_only: bool) -> Result<(), String> {
-        let spec = kiln_validator_sdk::parse_spec(&spec).map_err(|e| e.message)?;
-        let packages = packages(&spec).map_err(|e| e.message)?.join(" ");
+        let spec = kiln_validator_sdk::parse_run_spec(&spec)?;
+        let packages = packages(&spec)?.join(" ");
         let distro = host::distro();
         let family = host::family_of(&distro);
         let tools = Tools::for_distro(&distro, family.as_deref())?;
@@ -47,11 +47,22 @@ struct Tools {
 impl Tools {
     fn for_distro(distro: &str, family: Option<&str>) -> Result<Tools, String> {
         match family.unwrap_or(distro) {
-            "debian" => Ok(Tools { check: "dpkg -s", install_prefix: "DEBIAN_FRONTEND=noninteractive apt-get -y install" }),
+            "debian" => Ok(Tools {
+                check: "dpkg -s",
+                install_prefix: "DEBIAN_FRONTEND=noninteractive apt-get -y install",
+            }),
             // dnf replaced yum on newer releases; older ones only have yum.
-            "redhat" => Ok(Tools { check: "rpm -q", install_prefix: "yum install -y" }),
-            "suse" => Ok(Tools { check: "rpm -q", install_prefix: "zypper --non-interactive install" }),
-            _ => Err(format!("the package validator does not know the package manager of distro `{distro}`")),
+            "redhat" => Ok(Tools {
+                check: "rpm -q",
+                install_prefix: "yum install -y",
+            }),
+            "suse" => Ok(Tools {
+                check: "rpm -q",
+                install_prefix: "zypper --non-interactive install",
+            }),
+            _ => Err(format!(
+                "the package validator does not know the package manager of distro `{distro}`"
+            )),
         }
     }
 
@@ -68,7 +79,9 @@ impl Tools {
 fn packages(spec: &Value) -> Result<Vec<String>, SpecError> {
     let mut out = Vec::new();
     match spec {
-        Value::Array(items) if items.is_empty() => return Err(spec_error("", "the package list is empty")),
+        Value::Array(items) if items.is_empty() => {
+            return Err(spec_error("", "the package list is empty"))
+        }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 out.push(one_package(item, &pointer_index("", i))?);
@@ -93,8 +106,19 @@ fn one_package(item: &Value, pointer: &str) -> Result<String, SpecError> {
                     for (key, value) in props {
                         let ptr = pointer_key(&name_ptr, key);
                         match key.as_str() {
-                            "version" => version = Some(checked_word(expect_str(value, &ptr, "version")?, &ptr, "a version")?),
-                            other => return Err(spec_error(&ptr, format!("unknown package option `{other}` (known: version)"))),
+                            "version" => {
+                                version = Some(checked_word(
+                                    expect_str(value, &ptr, "version")?,
+                                    &ptr,
+                                    "a version",
+                                )?)
+                            }
+                            other => {
+                                return Err(spec_error(
+                                    &ptr,
+                                    format!("unknown package option `{other}` (known: version)"),
+                                ))
+                            }
                         }
                     }
                     Ok(match version {
@@ -102,12 +126,21 @@ fn one_package(item: &Value, pointer: &str) -> Result<String, SpecError> {
                         None => name,
                     })
                 }
-                other => Err(spec_error(&name_ptr, format!("package options must be a map like {{version: 1.2}}, found {}", kind_of(other)))),
+                other => Err(spec_error(
+                    &name_ptr,
+                    format!(
+                        "package options must be a map like {{version: 1.2}}, found {}",
+                        kind_of(other)
+                    ),
+                )),
             }
         }
         other => Err(spec_error(
             pointer,
-            format!("a package must be a name or a one-key map `name: {{version: ...}}`, found {}", kind_of(other)),
+            format!(
+                "a package must be a name or a one-key map `name: {{version: ...}}`, found {}",
+                kind_of(other)
+            ),
         )),
     }
 }
@@ -117,11 +150,16 @@ fn one_package(item: &Value, pointer: &str) -> Result<String, SpecError> {
 fn checked_word(word: &str, pointer: &str, what: &str) -> Result<String, SpecError> {
     let ok = !word.is_empty()
         && !word.starts_with('-')
-        && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-:~".contains(&b));
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-:~".contains(&b));
     if ok {
         Ok(word.to_string())
     } else {
-        Err(spec_error(pointer, format!("`{word}` is not {what}: use letters, digits and . _ + - : ~")))
+        Err(spec_error(
+            pointer,
+            format!("`{word}` is not {what}: use letters, digits and . _ + - : ~"),
+        ))
     }
 }
 

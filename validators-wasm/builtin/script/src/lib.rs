@@ -12,7 +12,7 @@
 //! Values travel as environment entries, never through shell parsing.
 
 use kiln_validator_sdk::{
-    export_validator, failure_message, host, script_spec, Guest, Plan, ResourceRef, SpecError,
+    export_validator, failure_message, host, script_spec, Guest, Plan, SpecError,
 };
 
 struct Script;
@@ -20,22 +20,26 @@ struct Script;
 impl Guest for Script {
     fn check(spec: String) -> Result<Plan, SpecError> {
         let script = script_spec::parse(&kiln_validator_sdk::parse_spec(&spec)?, true)?;
-        let resources = match &script.inline {
-            Some(_) => Vec::new(),
-            None => vec![ResourceRef { pointer: script.path_pointer.clone(), path: script.name.clone() }],
-        };
+        let resources = script.resources();
         let mut summary = format!("run {}", script.name);
         if let Some(output) = &script.output {
             summary.push_str(&format!(" (stdout into {output})"));
         }
-        Ok(Plan { nested: Vec::new(), resources, summary })
+        Ok(Plan {
+            nested: Vec::new(),
+            resources,
+            summary,
+        })
     }
 
     fn run(spec: String, test_only: bool) -> Result<(), String> {
-        let spec = kiln_validator_sdk::parse_spec(&spec).map_err(|e| e.message)?;
-        let script = script_spec::parse(&spec, true).map_err(|e| e.message)?;
+        let spec = kiln_validator_sdk::parse_run_spec(&spec)?;
+        let script = script_spec::parse(&spec, true)?;
         let contents = script.contents()?;
-        let path = format!("/tmp/kiln-script-{:016x}", script_spec::fingerprint(&script.name, &contents));
+        let path = format!(
+            "/tmp/kiln-script-{:016x}",
+            script_spec::fingerprint(&script.name, &contents)
+        );
         host::write_file(&path, &contents, 0o755)?;
         let env = environment(&script.env_vars, test_only);
         // One round trip: run, remember the status, remove the script.
@@ -43,14 +47,18 @@ impl Guest for Script {
         let output = host::run_command(&command, &env)?;
         if output.exit_code != 0 {
             let shown = failure_message(&script.name, &output);
-            return Err(shown.replacen(&format!("`{}`", script.name), &format!("script `{}`", script.name), 1));
+            return Err(shown.replacen(
+                &format!("`{}`", script.name),
+                &format!("script `{}`", script.name),
+                1,
+            ));
         }
         if !test_only {
             host::note_change(&format!("ran {}", script.name));
         }
         if let Some(name) = &script.output {
             let stdout = String::from_utf8_lossy(&output.stdout);
-                host::set_argument(name, stdout.trim_end_matches(['\n', '\r']))?;
+            host::set_argument(name, stdout.trim_end_matches(['\n', '\r']))?;
         }
         Ok(())
     }
@@ -59,7 +67,10 @@ impl Guest for Script {
 /// `test_only`, `distro`, then each listed argument that has a value.
 fn environment(env_vars: &[String], test_only: bool) -> Vec<(String, String)> {
     let mut env = vec![
-        ("test_only".to_string(), if test_only { "1" } else { "0" }.to_string()),
+        (
+            "test_only".to_string(),
+            if test_only { "1" } else { "0" }.to_string(),
+        ),
         ("distro".to_string(), host::distro()),
     ];
     for name in env_vars {

@@ -43,9 +43,7 @@ impl Guest for FileContent {
     fn run(spec: String, test_only: bool) -> Result<(), String> {
         // kiln checked this spec when the manifest loaded; a failure here
         // would mean kiln sent something else, so the message is enough.
-        let spec = parse_spec(&spec)
-            .and_then(|v| parse(&v))
-            .map_err(|e| e.message)?;
+        let spec = parse_spec(&spec).and_then(|v| parse(&v))?;
         let found = host::read_file(&spec.path)?;
         let wanted = spec.content.as_bytes();
         if found.as_deref() == Some(wanted) {
