@@ -200,7 +200,12 @@ impl TargetReport {
             target,
             distro: summary.distro.clone(),
             passed: summary.passed(),
-            result: if summary.passed() { "passed" } else { "failed" }.to_string(),
+            result: match &summary.outcome {
+                Ok(()) => "passed",
+                Err(RunError::Unreachable { .. }) => "unreachable",
+                Err(_) => "failed",
+            }
+            .to_string(),
             error: summary
                 .outcome
                 .as_ref()

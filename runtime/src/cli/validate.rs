@@ -247,13 +247,10 @@ fn one_host(
     });
     let (summary, target) = kiln.run(manifest, target, arguments, test_only, observer);
     drop(target);
-    let lost_connection = format!("host {name} is unreachable: ");
     let (result, failing) = match &summary.outcome {
         Ok(()) => ("passed".to_string(), String::new()),
-        // The SSH target's own words (`RemoteError::Unreachable` naming this
-        // host), not any "is unreachable" a script printed (curl, ping).
-        Err(RunError::Validation(e)) if e.message.contains(&lost_connection) => {
-            ("unreachable".to_string(), e.path.clone())
+        Err(RunError::Unreachable { validator, .. }) => {
+            ("unreachable".to_string(), validator.clone())
         }
         Err(RunError::Distro(message)) => ("unreachable".to_string(), message.clone()),
         Err(RunError::Validation(e)) => ("failed".to_string(), e.path.clone()),

@@ -1,0 +1,599 @@
+//! `kiln validate` end to end: the real `kiln` binary against fleets of real
+//! sshds on loopback, each host its own Debian chroot (see
+//! `support/sshd_fleet.rs`). One test walks a site manifest through
+//! test-only, reconcile and test-only again across three hosts (with one
+//! host made to differ, and host lists from Ansible INI and YAML
+//! inventories), reading what the manifest wrote straight out of each
+//! chroot; the others kill a host mid-run and present unknown and wrong host
+//! keys. Every kiln run has a deadline, so a hang fails instead of blocking,
+//! and nothing skips: without sshd, debootstrap or root the tests fail.
+
+#[path = "support/sshd_fleet.rs"]
+mod sshd_fleet;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sshd_fleet::Fleet;
+
+/// Longer than any run here needs (apt included), short enough that a hang
+/// shows up as a failure well within CI's patience.
+const RUN_DEADLINE: Duration = Duration::from_secs(240);
+
+fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/fleet")
+        .join(path)
+}
+
+/// `root@127.0.0.x:port`, as kiln prints the host.
+fn host_name(fleet: &Fleet, index: usize) -> String {
+    fleet.host(index).spec().to_string()
+}
+
+/// A finished kiln run.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+impl Run {
+    /// The closing table's cells for `host`: HOST DISTRO RESULT FAILING TIME.
+    fn row(&self, host: &str) -> Vec<String> {
+        let table = self
+            .stdout
+            .split_once("\nHOST ")
+            .map(|(_, table)| table)
+            .unwrap_or_else(|| panic!("no closing table:\n{self}"));
+        table
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(host))
+            .unwrap_or_else(|| panic!("no table row for {host}:\n{self}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Asserts the table says `result` for `host`, with `failing` (or `-`).
+    fn assert_row(&self, host: &str, result: &str, failing: &str) {
+        let row = self.row(host);
+        assert_eq!(
+            (row[2].as_str(), row[3].as_str()),
+            (result, failing),
+            "row for {host}:\n{self}"
+        );
+    }
+
+    /// The progress and failure lines kiln printed for `host`.
+    fn lines_for(&self, host: &str) -> Vec<&str> {
+        let table_start = self.stdout.find("\nHOST ").unwrap_or(self.stdout.len());
+        self.stdout[..table_start]
+            .lines()
+            .filter(|line| line.contains(&format!("] {host} ")))
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {} after {:.1} s\n--- stdout\n{}--- stderr\n{}",
+            self.code,
+            self.elapsed.as_secs_f64(),
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+/// A kiln run in progress, its stdout arriving line by line so a test can
+/// act at a given point of the run.
+struct Running {
+    child: Child,
+    lines: Receiver<String>,
+    stdout: String,
+    stderr: Receiver<String>,
+    started: Instant,
+}
+
+impl Running {
+    /// Waits for a stdout line satisfying `wanted` and returns it.
+    fn wait_for_line(&mut self, wanted: impl Fn(&str) -> bool, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.stdout.push_str(&line);
+                    self.stdout.push('\n');
+                    if wanted(&line) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "the awaited line never came; stdout so far:\n{}",
+                        self.stdout
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("kiln ended before the awaited line:\n{}", self.stdout)
+                }
+            }
+        }
+    }
+
+    /// Waits for kiln to exit (killing it at the deadline, which fails).
+    fn finish(mut self) -> Run {
+        let deadline = self.started + RUN_DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.stdout.push_str(&line);
+                    self.stdout.push('\n');
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!(
+                        "kiln did not finish within {RUN_DEADLINE:?}; stdout:\n{}",
+                        self.stdout
+                    );
+                }
+            }
+        }
+        let status = self.child.wait().expect("waiting for kiln");
+        Run {
+            code: status.code().expect("kiln was killed by a signal"),
+            stdout: self.stdout,
+            stderr: self.stderr.recv().unwrap_or_default(),
+            elapsed: self.started.elapsed(),
+        }
+    }
+}
+
+/// Starts `kiln validate -F <fleet's ssh_config> ARGS`.
+fn spawn_validate(fleet: &Fleet, args: &[String]) -> Running {
+    let ssh_config = fleet.options().ssh_config.expect("fleet ssh_config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("validate")
+        .arg("-F")
+        .arg(ssh_config)
+        .args(["--connect-timeout", "5"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting kiln");
+    let (line_sender, lines) = mpsc::channel();
+    let stdout = child.stdout.take().expect("kiln stdout");
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line_sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (stderr_sender, stderr) = mpsc::channel();
+    let mut pipe = child.stderr.take().expect("kiln stderr");
+    thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        let _ = stderr_sender.send(text);
+    });
+    Running {
+        child,
+        lines,
+        stdout: String::new(),
+        stderr,
+        started: Instant::now(),
+    }
+}
+
+fn validate(fleet: &Fleet, args: &[String]) -> Run {
+    let run = spawn_validate(fleet, args).finish();
+    eprintln!(
+        "kiln validate {}: exit {} in {:.1} s",
+        args.join(" "),
+        run.code,
+        run.elapsed.as_secs_f64()
+    );
+    run
+}
+
+/// `--host NAME` for each of `indices`.
+fn host_args(fleet: &Fleet, indices: &[usize]) -> Vec<String> {
+    indices
+        .iter()
+        .flat_map(|&i| ["--host".to_string(), host_name(fleet, i)])
+        .collect()
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn read_report(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("reading the --report file");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is not JSON ({e}):\n{text}"))
+}
+
+/// The report's entry for `host`, which must appear exactly once.
+fn report_target<'a>(report: &'a Value, host: &str) -> &'a Value {
+    let matching: Vec<&Value> = report["targets"]
+        .as_array()
+        .expect("targets array")
+        .iter()
+        .filter(|t| t["target"] == host)
+        .collect();
+    assert_eq!(matching.len(), 1, "{host} in {report:#}");
+    matching[0]
+}
+
+/// Runs a command inside host `index`'s chroot and returns its stdout.
+fn in_chroot(fleet: &Fleet, index: usize, command: &[&str]) -> String {
+    let output = Command::new("chroot")
+        .arg(fleet.host(index).root())
+        .args(command)
+        .output()
+        .expect("running chroot");
+    assert!(output.status.success(), "{command:?} in host {index}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn greeting_file(fleet: &Fleet, index: usize) -> PathBuf {
+    fleet.host(index).root().join("etc/kiln-fleet/greeting")
+}
+
+/// Keeps apt from installing `file` on a host, as a site's pinning would.
+const PIN_OUT_FILE: &str = "Package: file\nPin: release *\nPin-Priority: -1\n";
+
+#[test]
+fn the_site_manifest_checks_reconciles_and_rechecks_a_fleet() {
+    let fleet = Fleet::start(3);
+    let hosts: Vec<String> = (0..3).map(|i| host_name(&fleet, i)).collect();
+    let manifest = fixture("site/image.yaml");
+    let pin = fleet
+        .host(2)
+        .root()
+        .join("etc/apt/preferences.d/kiln-no-file");
+    std::fs::write(&pin, PIN_OUT_FILE).unwrap();
+    let site_args = |extra: &[&str]| {
+        let mut args = strings(&["--manifest", manifest.to_str().unwrap()]);
+        args.extend(strings(&["--arg", "greeting=ahoy", "--forks", "3"]));
+        args.extend(strings(extra));
+        args
+    };
+
+    // (a) Clean hosts lack the packages: every host fails, named, at the package validator.
+    let mut args = host_args(&fleet, &[0, 1, 2]);
+    args.extend(site_args(&[]));
+    let run = validate(&fleet, &args);
+    assert_eq!(run.code, 1, "{run}");
+    for host in &hosts {
+        run.assert_row(host, "failed", "validators[1].package");
+        assert!(
+            run.lines_for(host)
+                .iter()
+                .any(|l| l.contains("FAILED: validators[1].package") && l.contains("less")),
+            "no failure line for {host}:\n{run}"
+        );
+        assert_eq!(run.row(host)[1], "debian", "{run}");
+    }
+    assert!(run.stdout.contains("0 of 3 hosts passed"), "{run}");
+    assert!(!greeting_file(&fleet, 0).exists(), "test-only wrote a file");
+
+    // (i) Reconciling: host 2 cannot install `file`; hosts 0 and 1 finish all the same.
+    let first_report = fleet.scratch("reconcile-1.json");
+    let mut args = host_args(&fleet, &[0, 1, 2]);
+    args.extend(site_args(&[
+        "--reconcile",
+        "--report",
+        first_report.to_str().unwrap(),
+    ]));
+    let run = validate(&fleet, &args);
+    assert_eq!(run.code, 1, "{run}");
+    run.assert_row(&hosts[0], "passed", "-");
+    run.assert_row(&hosts[1], "passed", "-");
+    run.assert_row(&hosts[2], "failed", "validators[1].package");
+    assert!(greeting_file(&fleet, 0).exists() && greeting_file(&fleet, 1).exists());
+    assert!(
+        !greeting_file(&fleet, 2).exists(),
+        "host 2 went on past its failure"
+    );
+    // (h) One report entry per host, with passed/error/validators.
+    let report = read_report(&first_report);
+    assert_eq!(report["targets"].as_array().unwrap().len(), 3, "{report:#}");
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["test_only"], false);
+    for host in &hosts[..2] {
+        let target = report_target(&report, host);
+        assert_eq!(target["passed"], true, "{target:#}");
+        assert!(target["error"].is_null(), "{target:#}");
+        assert_eq!(target["validators"][1]["status"], "changed", "{target:#}");
+    }
+    let failed = report_target(&report, &hosts[2]);
+    assert_eq!(failed["passed"], false, "{failed:#}");
+    assert_eq!(failed["result"], "failed", "{failed:#}");
+    assert_eq!(failed["error"]["validator"], "validators[1].package");
+    let message = failed["error"]["message"].as_str().unwrap();
+    assert!(message.contains("no installation candidate"), "{message}");
+
+    // (b) With the pin gone, reconciling fixes host 2 and leaves the others as they are.
+    std::fs::remove_file(&pin).unwrap();
+    let second_report = fleet.scratch("reconcile-2.json");
+    let mut args = host_args(&fleet, &[0, 1, 2]);
+    args.extend(site_args(&[
+        "--reconcile",
+        "--report",
+        second_report.to_str().unwrap(),
+    ]));
+    let run = validate(&fleet, &args);
+    assert_eq!(run.code, 0, "{run}");
+    for host in &hosts {
+        run.assert_row(host, "passed", "-");
+    }
+    let report = read_report(&second_report);
+    assert_eq!(report["passed"], true);
+    let package_status =
+        |host: &str| report_target(&report, host)["validators"][1]["status"].clone();
+    assert_eq!(package_status(&hosts[0]), "in_place", "{report:#}");
+    assert_eq!(package_status(&hosts[2]), "changed", "{report:#}");
+
+    // (c, g) Test-only now passes everywhere, hosts named by an Ansible INI inventory.
+    let ini = fleet.scratch("hosts.ini");
+    std::fs::write(&ini, ini_inventory(&fleet)).unwrap();
+    let run = validate(&fleet, &site_args(&["--inventory", ini.to_str().unwrap()]));
+    assert_eq!(run.code, 0, "{run}");
+    for host in &hosts {
+        run.assert_row(host, "passed", "-");
+    }
+    assert!(run.stdout.contains("3 of 3 hosts passed"), "{run}");
+    // What the manifest wrote is really on each host.
+    let copied = std::fs::read(fixture("site/motd-check.sh")).unwrap();
+    for index in 0..3 {
+        let version = in_chroot(
+            &fleet,
+            index,
+            &["dpkg-query", "-W", "-f", "${Version}", "less"],
+        );
+        assert!(!version.is_empty());
+        let greeting = std::fs::read_to_string(greeting_file(&fleet, index)).unwrap();
+        assert_eq!(
+            greeting,
+            format!("ahoy from less {version}\n"),
+            "host {index}"
+        );
+        let root = fleet.host(index).root();
+        assert_eq!(
+            std::fs::read(root.join("tmp/motd-check.sh")).unwrap(),
+            copied
+        );
+        assert!(root.join("usr/bin/file").exists() && root.join("usr/bin/less").exists());
+    }
+
+    // (i, g, h) Someone edits host 1's file: only host 1 fails (YAML inventory this time).
+    std::fs::write(greeting_file(&fleet, 1), "hand-edited\n").unwrap();
+    let yaml = fleet.scratch("hosts.yaml");
+    std::fs::write(&yaml, yaml_inventory(&fleet)).unwrap();
+    let last_report = fleet.scratch("recheck.json");
+    let run = validate(
+        &fleet,
+        &site_args(&[
+            "--inventory",
+            yaml.to_str().unwrap(),
+            "--report",
+            last_report.to_str().unwrap(),
+        ]),
+    );
+    assert_eq!(run.code, 1, "{run}");
+    run.assert_row(&hosts[0], "passed", "-");
+    run.assert_row(&hosts[1], "failed", "validators[3].script");
+    run.assert_row(&hosts[2], "passed", "-");
+    assert!(run.stdout.contains("2 of 3 hosts passed"), "{run}");
+    let report = read_report(&last_report);
+    assert_eq!(report["test_only"], true);
+    assert_eq!(report["targets"].as_array().unwrap().len(), 3, "{report:#}");
+    let edited = report_target(&report, &hosts[1]);
+    assert_eq!(edited["passed"], false);
+    assert_eq!(edited["error"]["validator"], "validators[3].script");
+    let message = edited["error"]["message"].as_str().unwrap();
+    assert!(message.contains("holds 'hand-edited'"), "{message}");
+    // Test-only left the edit alone.
+    assert_eq!(
+        std::fs::read_to_string(greeting_file(&fleet, 1)).unwrap(),
+        "hand-edited\n"
+    );
+}
+
+/// The fleet as an Ansible INI inventory: a group with per-host addresses
+/// and ports, and the user from the group's vars.
+fn ini_inventory(fleet: &Fleet) -> String {
+    let mut text = String::from("# fleet test inventory\n[site]\n");
+    for (index, host) in fleet.hosts.iter().enumerate() {
+        text.push_str(&format!(
+            "node{index} ansible_host={} ansible_port={}\n",
+            host.address, host.port
+        ));
+    }
+    text.push_str("\n[site:vars]\nansible_user=root\n");
+    text
+}
+
+/// The fleet as an Ansible YAML inventory, hosts under a child group.
+fn yaml_inventory(fleet: &Fleet) -> String {
+    let mut text = String::from(
+        "all:\n  vars:\n    ansible_user: root\n  children:\n    site:\n      hosts:\n",
+    );
+    for (index, host) in fleet.hosts.iter().enumerate() {
+        text.push_str(&format!(
+            "        node{index}:\n          ansible_host: {}\n          ansible_port: {}\n",
+            host.address, host.port
+        ));
+    }
+    text
+}
+
+#[test]
+fn a_host_killed_mid_run_is_unreachable_while_the_others_pass() {
+    let mut fleet = Fleet::start(3);
+    let hosts: Vec<String> = (0..3).map(|i| host_name(&fleet, i)).collect();
+    // Host 0 sleeps in validators[1] until the test kills it.
+    std::fs::write(fleet.host(0).root().join("etc/kiln-stall"), "").unwrap();
+    let report = fleet.scratch("report.json");
+    let mut args = host_args(&fleet, &[0, 1, 2]);
+    args.extend(strings(&[
+        "--forks",
+        "3",
+        // A safety net: a kill that went unnoticed fails as a timeout, not a hang.
+        "--command-timeout",
+        "60",
+        "--report",
+        report.to_str().unwrap(),
+        "--manifest",
+        fixture("probe/image.yaml").to_str().unwrap(),
+    ]));
+    let mut running = spawn_validate(&fleet, &args);
+    let stalled = format!("] {} validators[1].script: check", hosts[0]);
+    running.wait_for_line(|line| line.contains(&stalled), Duration::from_secs(60));
+    // Give the script a moment to be running remotely, then crash the host.
+    thread::sleep(Duration::from_millis(500));
+    let killed_at = running.started.elapsed();
+    fleet.kill_host(0);
+    let run = running.finish();
+    eprintln!("killed at {killed_at:?}:\n{run}");
+    assert_eq!(run.code, 1, "{run}");
+    run.assert_row(&hosts[0], "unreachable", "validators[1].script");
+    run.assert_row(&hosts[1], "passed", "-");
+    run.assert_row(&hosts[2], "passed", "-");
+    assert!(
+        run.elapsed < killed_at + Duration::from_secs(20),
+        "kiln waited on the dead host:\n{run}"
+    );
+    let report = read_report(&report);
+    assert_eq!(report["targets"].as_array().unwrap().len(), 3, "{report:#}");
+    let dead = report_target(&report, &hosts[0]);
+    assert_eq!(dead["passed"], false, "{dead:#}");
+    assert_eq!(dead["result"], "unreachable", "{dead:#}");
+    assert_eq!(dead["error"]["validator"], "validators[1].script");
+    let message = dead["error"]["message"].as_str().unwrap();
+    assert!(message.contains("unreachable"), "{message}");
+    for host in &hosts[1..] {
+        let target = report_target(&report, host);
+        assert_eq!(target["passed"], true, "{target:#}");
+        assert_eq!(target["result"], "passed", "{target:#}");
+        assert_eq!(target["validators"].as_array().unwrap().len(), 4);
+    }
+}
+
+#[test]
+fn unknown_and_wrong_host_keys_are_refused() {
+    let fleet = Fleet::start(2);
+    let (unknown, changed) = (fleet.host(0), fleet.host(1));
+    let hosts = [host_name(&fleet, 0), host_name(&fleet, 1)];
+    // Host 0 is not in known_hosts at all; host 1 is, with another key.
+    let wrong_line = format!(
+        "[{}]:{} {}",
+        changed.address,
+        changed.port,
+        fleet.unrelated_public_key()
+    );
+    fleet.write_known_hosts(&wrong_line);
+    let mut args = host_args(&fleet, &[0, 1]);
+    args.extend(strings(&[
+        "--manifest",
+        fixture("probe/image.yaml").to_str().unwrap(),
+    ]));
+    let run = validate(&fleet, &args);
+    assert_eq!(run.code, 1, "{run}");
+    run.assert_row(&hosts[0], "unreachable", "-");
+    run.assert_row(&hosts[1], "unreachable", "-");
+    let known_hosts = fleet.known_hosts().display().to_string();
+    let said = |host: &str, text: &str| run.lines_for(host).iter().any(|l| l.contains(text));
+    let keyscan = format!(
+        "ssh-keyscan -p {} {} >> {known_hosts}",
+        unknown.port, unknown.address
+    );
+    assert!(said(&hosts[0], &keyscan), "{run}");
+    assert!(said(&hosts[0], "--accept-new-host-keys"), "{run}");
+    assert!(said(&hosts[1], "DIFFERS"), "{run}");
+    let remove = format!("-R [{}]:{}", changed.address, changed.port);
+    assert!(said(&hosts[1], &remove), "{run}");
+    assert_eq!(unknown.accepted_logins() + changed.accepted_logins(), 0);
+
+    // Accepting new keys admits host 0 and records its key; a changed key stays refused.
+    args.push("--accept-new-host-keys".into());
+    let run = validate(&fleet, &args);
+    assert_eq!(run.code, 1, "{run}");
+    run.assert_row(&hosts[0], "passed", "-");
+    run.assert_row(&hosts[1], "unreachable", "-");
+    assert!(
+        run.lines_for(&hosts[1])
+            .iter()
+            .any(|l| l.contains("DIFFERS")),
+        "{run}"
+    );
+    assert_eq!(changed.accepted_logins(), 0);
+    let recorded = std::fs::read_to_string(fleet.known_hosts()).unwrap();
+    // Type and base64 only: ssh records the key without the comment.
+    let real_key = unknown.known_hosts_line();
+    let real_key: Vec<&str> = real_key.split_whitespace().skip(1).take(2).collect();
+    let recorded_line = format!(
+        "[{}]:{} {}",
+        unknown.address,
+        unknown.port,
+        real_key.join(" ")
+    );
+    assert!(recorded.contains(&recorded_line), "{recorded}");
+    assert!(
+        recorded.contains(&wrong_line),
+        "the wrong entry was replaced:\n{recorded}"
+    );
+
+    // The recorded key is trusted from now on, without the flag.
+    let mut args = host_args(&fleet, &[0]);
+    args.extend(strings(&[
+        "--manifest",
+        fixture("probe/image.yaml").to_str().unwrap(),
+    ]));
+    let run = validate(&fleet, &args);
+    assert_eq!(run.code, 0, "{run}");
+    run.assert_row(&hosts[0], "passed", "-");
+}
+
+#[test]
+fn a_script_that_says_unreachable_is_a_failure_not_an_unreachable_host() {
+    let fleet = Fleet::start(1);
+    let host = host_name(&fleet, 0);
+    std::fs::write(fleet.host(0).root().join("etc/kiln-no-network"), "").unwrap();
+    let report = fleet.scratch("report.json");
+    let mut args = host_args(&fleet, &[0]);
+    args.extend(strings(&[
+        "--report",
+        report.to_str().unwrap(),
+        "--manifest",
+        fixture("probe/image.yaml").to_str().unwrap(),
+    ]));
+    let run = validate(&fleet, &args);
+    assert_eq!(run.code, 1, "{run}");
+    // The host answered every command; only the script's own words mention unreachability.
+    run.assert_row(&host, "failed", "validators[3].script");
+    let report = read_report(&report);
+    assert_eq!(
+        report_target(&report, &host)["result"],
+        "failed",
+        "{report:#}"
+    );
+}
