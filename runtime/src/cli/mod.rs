@@ -269,17 +269,50 @@ pub fn resolve_manifest(
     }
 }
 
+/// What names the manifest a pack or validate runs, and its arguments.
+#[derive(Args)]
+pub struct ManifestChoice {
+    /// A config file (INI, oslo style; sahara.conf is accepted). Repeatable;
+    /// later files win.
+    #[arg(long = "config-file", value_name = "PATH")]
+    config_files: Vec<PathBuf>,
+
+    /// Where PLUGIN VERSION is looked up [default: ./manifests and the bundled ones].
+    #[arg(long = "manifest-dir", value_name = "DIR")]
+    manifest_dirs: Vec<PathBuf>,
+
+    /// Run this manifest file instead of PLUGIN VERSION.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+
+    /// Set a manifest argument. Repeatable.
+    #[arg(long = "arg", value_name = "NAME=VALUE")]
+    args: Vec<String>,
+
+    /// Write the results as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// PLUGIN VERSION, then the plugin's own arguments.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PLUGIN VERSION [--NAME VALUE]"
+    )]
+    words: Vec<String>,
+}
+
 /// Reads the config files and loads the manifest, with its arguments parsed;
 /// `None` when the words asked for the plugin's help (printed here).
-pub fn prepare(
-    common: &Common,
-    config_files: &[PathBuf],
-    manifest: &Option<PathBuf>,
-    words: &[String],
-    manifest_dirs: &[PathBuf],
-    arg_pairs: &[String],
-    usage: &str,
-) -> Result<Option<Prepared>> {
+pub fn prepare(common: &Common, choice: &ManifestChoice, usage: &str) -> Result<Option<Prepared>> {
+    let ManifestChoice {
+        config_files,
+        manifest_dirs,
+        manifest,
+        args: arg_pairs,
+        words,
+        ..
+    } = choice;
     let config = config::Config::load(config_files)?;
     let (path, rest, label) = resolve_manifest(manifest, words, manifest_dirs, &config)?;
     let kiln = common.kiln(&config.validator_dirs)?;

@@ -10,7 +10,7 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 
 use super::progress::{self, Progress, Report, TargetReport};
-use super::{prepare, Common, Prepared};
+use super::{prepare, Common, ManifestChoice, Prepared};
 
 pub const AFTER_HELP: &str = "\
 Plugin arguments follow PLUGIN VERSION as --NAME VALUE; `kiln pack PLUGIN VERSION --help` lists them.
@@ -56,34 +56,8 @@ pub struct PackArgs {
     #[arg(long)]
     no_network: bool,
 
-    /// A config file (INI, oslo style; sahara.conf is accepted). Repeatable;
-    /// later files win.
-    #[arg(long = "config-file", value_name = "PATH")]
-    config_files: Vec<PathBuf>,
-
-    /// Where PLUGIN VERSION is looked up [default: ./manifests and the bundled ones].
-    #[arg(long = "manifest-dir", value_name = "DIR")]
-    manifest_dirs: Vec<PathBuf>,
-
-    /// Run this manifest file instead of PLUGIN VERSION.
-    #[arg(long, value_name = "FILE")]
-    manifest: Option<PathBuf>,
-
-    /// Set a manifest argument. Repeatable.
-    #[arg(long = "arg", value_name = "NAME=VALUE")]
-    args: Vec<String>,
-
-    /// Write the results as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
-    report: Option<PathBuf>,
-
-    /// PLUGIN VERSION, then the plugin's own arguments.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "PLUGIN VERSION [--NAME VALUE]"
-    )]
-    words: Vec<String>,
+    #[command(flatten)]
+    target: ManifestChoice,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -94,15 +68,7 @@ enum AccelArg {
 }
 
 pub fn run(common: &Common, args: &PackArgs) -> Result<i32> {
-    let prepared = prepare(
-        common,
-        &args.config_files,
-        &args.manifest,
-        &args.words,
-        &args.manifest_dirs,
-        &args.args,
-        "kiln pack",
-    )?;
+    let prepared = prepare(common, &args.target, "kiln pack")?;
     let Some(Prepared {
         kiln,
         manifest,
@@ -219,7 +185,7 @@ mod image_target {
             if summary.passed() { "PASSED" } else { "FAILED" },
             started.elapsed().as_secs_f64()
         );
-        if let Some(path) = &args.report {
+        if let Some(path) = &args.target.report {
             let extra = started.elapsed().as_secs_f64() - summary.elapsed.as_secs_f64();
             let report = Report {
                 command: "pack",

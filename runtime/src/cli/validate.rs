@@ -13,7 +13,7 @@ use kiln::interpreter::RunError;
 use kiln::target::ssh::{HostSpec, SshOptions, SshTarget};
 
 use super::progress::{self, Progress, Report, TargetReport};
-use super::{prepare, Common, Prepared};
+use super::{prepare, Common, ManifestChoice, Prepared};
 
 pub const AFTER_HELP: &str = "\
 Test-only by default; --reconcile prepares the hosts. Plugin arguments follow PLUGIN VERSION as --NAME VALUE.
@@ -62,33 +62,8 @@ pub struct ValidateArgs {
     #[arg(short = 'o', long = "ssh-option", value_name = "OPTION")]
     ssh_options: Vec<String>,
 
-    /// A config file (INI, oslo style). Repeatable; later files win.
-    #[arg(long = "config-file", value_name = "PATH")]
-    config_files: Vec<PathBuf>,
-
-    /// Where PLUGIN VERSION is looked up [default: ./manifests and the bundled ones].
-    #[arg(long = "manifest-dir", value_name = "DIR")]
-    manifest_dirs: Vec<PathBuf>,
-
-    /// Run this manifest file instead of PLUGIN VERSION.
-    #[arg(long, value_name = "FILE")]
-    manifest: Option<PathBuf>,
-
-    /// Set a manifest argument. Repeatable.
-    #[arg(long = "arg", value_name = "NAME=VALUE")]
-    args: Vec<String>,
-
-    /// Write the results as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
-    report: Option<PathBuf>,
-
-    /// PLUGIN VERSION, then the plugin's own arguments.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "PLUGIN VERSION [--NAME VALUE]"
-    )]
-    words: Vec<String>,
+    #[command(flatten)]
+    target: ManifestChoice,
 }
 
 /// How one host fared.
@@ -103,15 +78,7 @@ struct HostResult {
 }
 
 pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
-    let prepared = prepare(
-        common,
-        &args.config_files,
-        &args.manifest,
-        &args.words,
-        &args.manifest_dirs,
-        &args.args,
-        "kiln validate",
-    )?;
+    let prepared = prepare(common, &args.target, "kiln validate")?;
     let Some(Prepared {
         kiln,
         manifest,
@@ -174,7 +141,7 @@ pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
         results.len(),
         started.elapsed().as_secs_f64()
     );
-    if let Some(path) = &args.report {
+    if let Some(path) = &args.target.report {
         let report = Report {
             command: "validate",
             manifest: manifest.path.display().to_string(),
@@ -221,8 +188,12 @@ fn one_host(
         Ok(target) => target,
         Err(error) => {
             let message = error.to_string();
+            // The prefix already names the host; most SSH errors start with it too.
+            let shown = message
+                .strip_prefix(&format!("{name}: "))
+                .unwrap_or(&message);
             println!(
-                "[{:>6.1}] {prefix}UNREACHABLE: {message}",
+                "[{:>6.1}] {prefix}UNREACHABLE: {shown}",
                 started.elapsed().as_secs_f64()
             );
             return HostResult {
