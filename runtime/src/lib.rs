@@ -8,7 +8,10 @@
 //! - [`host`] loads validator components, links their imports with grants and
 //!   limits, and caches compiled code;
 //! - [`interpreter`] runs the tree against a [`remote::Remote`];
-//! - [`target`] holds the real remotes: disk images and SSH hosts;
+//! - [`target`] holds the real remotes: disk images and SSH hosts, and
+//!   [`inventory`] reads the host lists fleets are kept in;
+//! - [`scripted`] is an in-memory remote for pinning down exact semantics
+//!   and for testing validator types without a target;
 //! - [`api`] offers the three operations Sahara plugins had: the arguments a
 //!   plugin version takes, pack an image, validate instances.
 
@@ -20,4 +23,5 @@ pub mod manifest;
 pub mod remote;
 pub mod scripted;
 pub mod target;
+
 pub use api::Kiln;
