@@ -34,25 +34,41 @@ struct Cli {
 #[derive(Args, Clone)]
 pub struct Common {
     /// Print the commands each validator runs and what it logs.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Global options")]
     pub verbose: u8,
 
     /// Where compiled components are cached [default: ~/.cache/kiln/components].
-    #[arg(long, global = true, value_name = "DIR", env = "KILN_CACHE_DIR")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "DIR",
+        env = "KILN_CACHE_DIR"
+    )]
     pub cache_dir: Option<PathBuf>,
 
     /// Compile components on every run instead of caching them.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub no_cache: bool,
 
     /// A directory of third-party validator types (NAME.wasm with NAME.yaml
     /// declaring its grants) to add for every manifest. Repeatable.
-    #[arg(long = "validators", global = true, value_name = "DIR")]
+    #[arg(
+        long = "validators",
+        global = true,
+        help_heading = "Global options",
+        value_name = "DIR"
+    )]
     pub validator_dirs: Vec<PathBuf>,
 
     /// An extra resource root, searched after the manifest's own directory.
     /// Repeatable.
-    #[arg(long = "resource-root", global = true, value_name = "DIR")]
+    #[arg(
+        long = "resource-root",
+        global = true,
+        help_heading = "Global options",
+        value_name = "DIR"
+    )]
     pub resource_roots: Vec<PathBuf>,
 }
 
