@@ -1079,27 +1079,46 @@ impl Guest {
         Ok(())
     }
 
-    /// Runs the command as root inside the guest. libguestfs's `sh` fails on
-    /// a non-zero exit and mixes stderr into its error, so the command's
-    /// streams and status go to files in the guest that are read back.
+    /// Runs the command as root inside the guest in one libguestfs round
+    /// trip for normal-sized output. libguestfs's `sh` fails on a non-zero
+    /// exit, mixes stderr into its error and returns text only, so the
+    /// wrapper (see [`capture_script`]) captures the command's streams in
+    /// files and replies with one frame: the exit status, then both streams
+    /// base64-encoded. Output too large for one protocol message (or a guest
+    /// without `base64`) is downloaded from the files instead.
     fn run(&self, command: &RemoteCommand) -> Result<CommandOutput, ImageError> {
         let capture = format!("/tmp/.kiln-run-{}", unique_suffix());
         let script = capture_script(command, &capture);
-        let ran = self
-            .call("sh", |g| g.sh(&script))
-            .and_then(|_| self.collect(&capture));
-        let _ = self.handle.rm_rf(&capture);
-        ran
+        let reply = match self.call("sh", |g| g.sh(&script)) {
+            Ok(reply) => reply,
+            Err(e) => {
+                let _ = self.handle.rm_rf(&capture);
+                return Err(e);
+            }
+        };
+        match parse_reply(&reply) {
+            // The wrapper already removed the capture directory.
+            Reply::Inline(output) => Ok(output),
+            Reply::Files(exit_code) => {
+                let collected = self.collect(exit_code, &capture);
+                let _ = self.handle.rm_rf(&capture);
+                collected
+            }
+            Reply::Garbled => {
+                let _ = self.handle.rm_rf(&capture);
+                Err(ImageError::Guestfs {
+                    path: self.image.clone(),
+                    operation: "sh".into(),
+                    message: format!(
+                        "the command left no exit status (got {:?})",
+                        first_line(&reply)
+                    ),
+                })
+            }
+        }
     }
 
-    fn collect(&self, capture: &str) -> Result<CommandOutput, ImageError> {
-        let status = self.download(&format!("{capture}/status"))?;
-        let status = String::from_utf8_lossy(&status);
-        let exit_code = status.trim().parse().map_err(|_| ImageError::Guestfs {
-            path: self.image.clone(),
-            operation: "sh".into(),
-            message: format!("the command left no exit status (got {:?})", status.trim()),
-        })?;
+    fn collect(&self, exit_code: i32, capture: &str) -> Result<CommandOutput, ImageError> {
         let stdout = self.download(&format!("{capture}/stdout"))?;
         let stderr = self.download(&format!("{capture}/stderr"))?;
         Ok(CommandOutput {
@@ -1247,13 +1266,26 @@ fn mount_order(mountpoints: HashMap<String, String>) -> Vec<(String, String)> {
 /// Grace after the timeout's TERM before `timeout` sends KILL.
 const KILL_GRACE_SECONDS: u64 = 10;
 
+/// Output (stdout and stderr together) up to this size comes back inline in
+/// the `sh` reply. Base64 makes it 4/3 bigger plus a newline every 76
+/// characters, and libguestfs refuses protocol messages over 4 MB, so
+/// 2 MiB leaves room; bigger output is downloaded from the capture files.
+const INLINE_OUTPUT_LIMIT: u64 = 2 << 20;
+
+/// The first word of the wrapper's reply.
+const REPLY_TAG: &str = "kiln-run";
+
 /// The shell text libguestfs runs: the command (under coreutils `timeout`
-/// when it has a limit and the guest has `timeout`) with its output and
-/// exit status captured in `capture`. The wrapper itself always succeeds, so
-/// libguestfs's `sh` reports only real failures (no `/bin/sh`, no space).
-/// Name resolution inside the command works because libguestfs swaps the
-/// appliance's resolv.conf in for the duration of each command and puts the
-/// guest's back afterwards.
+/// when it has a limit and the guest has `timeout`) with its output
+/// captured in `capture`, then the reply frame: `kiln-run STATUS inline`,
+/// stdout in base64, a `.` line, stderr in base64, a `.` line (the capture
+/// is then removed); or `kiln-run STATUS files` when the output is too
+/// large to inline or the guest lacks `base64`, leaving the files to be
+/// downloaded. The wrapper itself always succeeds, so libguestfs's `sh`
+/// reports only real failures (no `/bin/sh`, no space). Name resolution
+/// inside the command works because libguestfs swaps the appliance's
+/// resolv.conf in for the duration of each command and puts the guest's
+/// back afterwards.
 fn capture_script(command: &RemoteCommand, capture: &str) -> String {
     let line = command.to_shell_line();
     let limited = match command.timeout {
@@ -1270,8 +1302,97 @@ fn capture_script(command: &RemoteCommand, capture: &str) -> String {
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; HOME=/root; export PATH HOME\n\
          mkdir -p -m 700 {capture} || exit 1\n\
          {{ {limited}\n}} >{capture}/stdout 2>{capture}/stderr </dev/null\n\
-         echo $? >{capture}/status\n"
+         kiln_status=$?\n\
+         if command -v base64 >/dev/null 2>&1 && command -v wc >/dev/null 2>&1 \\\n\
+         && [ \"$(cat {capture}/stdout {capture}/stderr | wc -c)\" -le {INLINE_OUTPUT_LIMIT} ] 2>/dev/null; then\n\
+         echo \"{REPLY_TAG} $kiln_status inline\"\n\
+         base64 <{capture}/stdout && echo . && base64 <{capture}/stderr && echo . && rm -rf {capture}\n\
+         else\n\
+         echo \"{REPLY_TAG} $kiln_status files\"\n\
+         fi\n\
+         exit 0\n"
     )
+}
+
+/// What the wrapper replied.
+#[derive(Debug, PartialEq)]
+enum Reply {
+    /// The whole result, decoded.
+    Inline(CommandOutput),
+    /// Only the exit status; the streams wait in the capture files (large
+    /// output, no `base64` in the guest, or an inline frame cut short).
+    Files(i32),
+    /// Not a reply of the wrapper at all.
+    Garbled,
+}
+
+fn parse_reply(reply: &str) -> Reply {
+    let mut lines = reply.split('\n');
+    let header: Vec<&str> = lines.next().unwrap_or("").split(' ').collect();
+    let (exit_code, mode) = match header[..] {
+        [REPLY_TAG, status, mode] => match status.parse::<i32>() {
+            Ok(code) => (code, mode),
+            Err(_) => return Reply::Garbled,
+        },
+        _ => return Reply::Garbled,
+    };
+    match mode {
+        "files" => return Reply::Files(exit_code),
+        "inline" => {}
+        _ => return Reply::Garbled,
+    }
+    // Base64 lines never equal ".", so the two sections end at the first
+    // two "." lines; without both, the frame was cut short.
+    let mut sections = [String::new(), String::new()];
+    let mut ended = 0;
+    for line in lines {
+        if ended == 2 {
+            break;
+        }
+        if line == "." {
+            ended += 1;
+        } else {
+            sections[ended].push_str(line);
+        }
+    }
+    match (
+        ended,
+        decode_base64(&sections[0]),
+        decode_base64(&sections[1]),
+    ) {
+        (2, Some(stdout), Some(stderr)) => Reply::Inline(CommandOutput {
+            exit_code,
+            stdout,
+            stderr,
+        }),
+        _ => Reply::Files(exit_code),
+    }
+}
+
+/// Decodes standard base64 (padding and line breaks ignored); `None` on any
+/// other character.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut bits, mut count) = (0u32, 0u32);
+    for byte in text.bytes() {
+        let value = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' | b'\r' | b'\n' => continue,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(value);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Some(out)
 }
 
 /// `timeout` exits 124 (or 137 after KILL); a command that itself exits 124
@@ -1396,7 +1517,68 @@ mod tests {
             script.contains(r#"timeout -k 10 2 env 'v=$(touch /pwned)' /bin/sh -c 'echo "$v"'"#),
             "{script}"
         );
-        assert!(script.contains("echo $? >/tmp/.kiln-run-1/status"));
+        assert!(script.contains("echo \"kiln-run $kiln_status inline\""));
+    }
+
+    /// Runs the wrapper with the local /bin/sh, as guestfsd would in the
+    /// guest, and parses its reply.
+    fn run_wrapper_locally(script: &str) -> (Reply, bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let capture = dir.path().join("capture");
+        let capture = capture.to_str().unwrap();
+        let wrapper = capture_script(&RemoteCommand::new(script), capture);
+        let output = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&wrapper)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "the wrapper always succeeds");
+        let reply = String::from_utf8(output.stdout).expect("the reply is text");
+        (parse_reply(&reply), Path::new(capture).exists())
+    }
+
+    #[test]
+    fn one_reply_carries_status_and_exact_streams() {
+        let (reply, left) =
+            run_wrapper_locally("printf 'a\\0b\\377'; printf 'no newline' >&2; exit 3");
+        assert_eq!(
+            reply,
+            Reply::Inline(CommandOutput {
+                exit_code: 3,
+                stdout: b"a\0b\xff".to_vec(),
+                stderr: b"no newline".to_vec(),
+            })
+        );
+        assert!(!left, "the inline path removes the capture");
+        let (reply, _) = run_wrapper_locally("true");
+        assert_eq!(reply, Reply::Inline(CommandOutput::default()));
+    }
+
+    #[test]
+    fn large_output_is_left_in_files() {
+        let (reply, left) = run_wrapper_locally("head -c 3000000 /dev/zero; exit 7");
+        assert_eq!(reply, Reply::Files(7));
+        assert!(left, "the files wait to be downloaded");
+    }
+
+    #[test]
+    fn cut_short_or_foreign_replies_are_not_trusted() {
+        assert_eq!(parse_reply("kiln-run 0 inline\nYQ==\n"), Reply::Files(0));
+        assert_eq!(parse_reply("kiln-run x inline\n.\n.\n"), Reply::Garbled);
+        assert_eq!(parse_reply("hello\n"), Reply::Garbled);
+        assert_eq!(
+            parse_reply("kiln-run 1 inline\nYQ==\n.\n\n.\n"),
+            Reply::Inline(CommandOutput {
+                exit_code: 1,
+                stdout: b"a".to_vec(),
+                stderr: Vec::new()
+            })
+        );
+        assert_eq!(
+            decode_base64("aGVsbG8h\nd29y\r\nbGQ="),
+            Some(b"hello!world".to_vec())
+        );
+        assert_eq!(decode_base64("a.b"), None);
     }
 
     #[test]
