@@ -40,6 +40,20 @@ fn kiln(args: &[&str]) -> Output {
     output
 }
 
+/// `kiln pack --image IMAGE --accel ACCEL ARGS...`
+fn pack(image: &Path, args: &[&str]) -> Output {
+    let accel = accel();
+    let mut all = vec![
+        "pack",
+        "--image",
+        image.to_str().unwrap(),
+        "--accel",
+        &accel,
+    ];
+    all.extend_from_slice(args);
+    kiln(&all)
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -69,21 +83,10 @@ fn pack_test_only_then_pack_then_prove() {
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("demo.qcow2");
     std::fs::copy(demo_image(), &image).unwrap();
-    let image_arg = image.to_str().unwrap();
-    let accel = accel();
     let clean = sha256_file(&image);
 
     // 1. The clean image does not match: test-only names the validator and changes nothing.
-    let output = kiln(&[
-        "pack",
-        "--image",
-        image_arg,
-        "--accel",
-        &accel,
-        "--test-only",
-        "demo",
-        "1.0",
-    ]);
+    let output = pack(&image, &["--test-only", "demo", "1.0"]);
     assert_eq!(output.status.code(), Some(1));
     let text = stdout(&output);
     assert!(
@@ -99,21 +102,19 @@ fn pack_test_only_then_pack_then_prove() {
 
     // 2. The pack: apt from the Debian mirror, scripts with arguments and output, a copied file.
     let report = dir.path().join("report.json");
-    let output = kiln(&[
-        "pack",
-        "--image",
-        image_arg,
-        "--accel",
-        &accel,
-        "--report",
-        report.to_str().unwrap(),
-        "demo",
-        "1.0",
-        "--motd",
-        "Hello from the pack test",
-        "--tools",
-        "full",
-    ]);
+    let output = pack(
+        &image,
+        &[
+            "--report",
+            report.to_str().unwrap(),
+            "demo",
+            "1.0",
+            "--motd",
+            "Hello from the pack test",
+            "--tools",
+            "full",
+        ],
+    );
     assert_eq!(output.status.code(), Some(0), "the pack passes");
     let text = stdout(&output);
     assert!(
@@ -135,18 +136,16 @@ fn pack_test_only_then_pack_then_prove() {
 
     // 3. Test-only now passes, and the files hold what the manifest asked for.
     let packed = sha256_file(&image);
-    let output = kiln(&[
-        "pack",
-        "--image",
-        image_arg,
-        "--accel",
-        &accel,
-        "--test-only",
-        "demo",
-        "1.0",
-        "--motd",
-        "Hello from the pack test",
-    ]);
+    let output = pack(
+        &image,
+        &[
+            "--test-only",
+            "demo",
+            "1.0",
+            "--motd",
+            "Hello from the pack test",
+        ],
+    );
     assert_eq!(output.status.code(), Some(0), "the packed image conforms");
     assert_eq!(sha256_file(&image), packed);
     let files = read_back(
@@ -171,15 +170,7 @@ fn pack_test_only_then_pack_then_prove() {
     let mut text = std::fs::read_to_string(&manifest).unwrap();
     text.push_str("  - script:\n      break_it:\n        inline: |\n          echo broken > /etc/motd\n          exit 7\n");
     std::fs::write(&manifest, text).unwrap();
-    let output = kiln(&[
-        "pack",
-        "--image",
-        image_arg,
-        "--accel",
-        &accel,
-        "--manifest",
-        manifest.to_str().unwrap(),
-    ]);
+    let output = pack(&image, &["--manifest", manifest.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     let text = stdout(&output);
     assert!(
