@@ -65,7 +65,7 @@ fn arguments_table(manifest: &Manifest) -> String {
                 name.push_str(" (hidden)");
             }
             let default = match (&a.default, a.required) {
-                (Some(d), _) => d.clone(),
+                (Some(d), _) => shorten(d, 40),
                 (None, true) => "(required)".to_string(),
                 (None, false) => String::new(),
             };
@@ -150,4 +150,14 @@ fn count(node: &Arc<ValidatorNode>) -> usize {
     let mut n = 0;
     node.walk(&mut |_, _| n += 1);
     n
+}
+
+/// Long values (URLs, mostly) cut to `width` characters so the table stays
+/// readable; `--help` of the plugin shows them whole.
+fn shorten(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(width - 1).collect();
+    format!("{kept}…")
 }
