@@ -65,7 +65,7 @@ timed() {
 vc() {
   virt-customize -a "$1" --network \
     --install less,file,procps \
-    --run "$repo/benches/image/scripts/os_version.sh" \
+    --run "$repo/manifests/demo/1.0/scripts/os_version.sh" \
     --run "$repo/benches/image/vc-write-motd.sh" \
     --mkdir /tmp \
     --upload "$repo/benches/image/scripts/healthcheck.sh:/tmp/healthcheck.sh" \
@@ -74,7 +74,7 @@ vc() {
 
 kpack() {
   rm -f "$dir/report.json"
-  "$kiln" pack --accel tcg --manifest "$manifest" --report "$dir/report.json" --image "$@"
+  "$kiln" pack --accel tcg --resource-root "$repo/manifests/demo/1.0" --manifest "$manifest" --report "$dir/report.json" --image "$@"
 }
 
 floor() { guestfish --ro -a "$1" -i sh true; }
