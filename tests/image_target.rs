@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use kiln::remote::{Remote, RemoteCommand, RemoteError};
-use kiln::target::image::{Accel, ImageError, ImageOptions, ImageSession};
+use kiln::target::image::{Accel, CommandChannel, ImageError, ImageOptions, ImageSession};
 use sha2::{Digest, Sha256};
 
 fn demo_image() -> &'static Path {
@@ -131,6 +131,19 @@ fn test_only_session_serves_remote_calls() {
         run(&mut session, "id -u; . /etc/os-release; echo $ID"),
         (0, "0\ndebian\n".into(), String::new())
     );
+    // Commands see /dev, /proc and /sys as under libguestfs's `sh`, and none
+    // of the appliance's variables.
+    assert_eq!(
+        run(
+            &mut session,
+            "test -r /proc/self/status && test -c /dev/null && test -d /sys/class && echo \"[$root][$sd][$HOME]\""
+        ),
+        (0, "[][][/root]\n".into(), String::new())
+    );
+    assert_eq!(
+        session.command_channel(),
+        Some(CommandChannel::SessionChroot)
+    );
 
     // Environment values never pass through a shell.
     let hostile = r#"it's "quoted" $(touch /pwned) `touch /pwned2` $HOME; \ end"#;
@@ -224,7 +237,22 @@ fn discard_and_output_leave_the_input_untouched() {
         output: Some(output.clone()),
         ..options(&image, false)
     });
+    // While commands run they see the appliance's resolver; the file calls
+    // and the written image see the guest's own.
+    let own_resolver = b"nameserver 192.0.2.53\n";
+    session
+        .write_file("/etc/resolv.conf", own_resolver, 0o644)
+        .unwrap();
     assert_eq!(run(&mut session, "echo kept > /etc/kiln-output").0, 0);
+    let (_, lent, _) = run(&mut session, "cat /etc/resolv.conf");
+    assert!(
+        lent.contains("nameserver") && !lent.contains("192.0.2.53"),
+        "{lent}"
+    );
+    assert_eq!(
+        session.read_file("/etc/resolv.conf").unwrap().as_deref(),
+        Some(&own_resolver[..])
+    );
     let summary = session.commit().unwrap();
     eprintln!("commit to output took {:?}", summary.elapsed);
     assert_eq!(summary.written.as_deref(), Some(output.as_path()));
@@ -232,12 +260,29 @@ fn discard_and_output_leave_the_input_untouched() {
     assert_eq!(sha256(&image), before);
     assert_eq!(leftovers(dir.path()), Vec::<String>::new());
 
-    let mut check = open(&options(&output, true));
+    // libguestfs's own `sh` serves the same calls (kiln falls back to it
+    // where the appliance has no `debug sh`).
+    let mut check = open(&ImageOptions {
+        command_channel: CommandChannel::DaemonSh,
+        ..options(&output, true)
+    });
     assert_eq!(
         check.read_file("/etc/kiln-output").unwrap().as_deref(),
         Some(&b"kept\n"[..])
     );
     assert_eq!(check.read_file("/etc/kiln-discarded").unwrap(), None);
+    assert_eq!(
+        check.read_file("/etc/resolv.conf").unwrap().as_deref(),
+        Some(&own_resolver[..]),
+        "the guest's resolver went back before the commit"
+    );
+    assert_eq!(
+        run(&mut check, "cat /etc/kiln-output; echo err >&2; exit 3"),
+        (3, "kept\n".into(), "err\n".into())
+    );
+    let (_, lent, _) = run(&mut check, "cat /etc/resolv.conf");
+    assert!(!lent.contains("192.0.2.53"), "{lent}");
+    assert_eq!(check.command_channel(), Some(CommandChannel::DaemonSh));
     check.discard();
 }
 

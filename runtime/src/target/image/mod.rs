@@ -10,6 +10,10 @@
 //! software emulation, and the lock that keeps two reconciling sessions off one
 //! image.
 
+mod command;
+
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
@@ -23,6 +27,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::remote::{CommandOutput, Remote, RemoteCommand, RemoteError};
+pub use command::CommandChannel;
+use command::{
+    appliance_script, capture_script, parse_reply, setup_script, timed_out, ApplianceSide,
+    ChrootSetup, Reply,
+};
 
 /// How the appliance's virtual machine runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -52,6 +61,8 @@ pub struct ImageOptions {
     pub output: Option<PathBuf>,
     /// Give the appliance a network (needed for package installs).
     pub network: bool,
+    /// How commands reach the guest (see [`CommandChannel`]).
+    pub command_channel: CommandChannel,
 }
 
 impl ImageOptions {
@@ -64,6 +75,7 @@ impl ImageOptions {
             accel: Accel::Auto,
             output: None,
             network: true,
+            command_channel: CommandChannel::default(),
         }
     }
 }
@@ -187,6 +199,9 @@ impl ImageSession {
         let guest = Guest {
             handle,
             image: image.clone(),
+            network: options.network,
+            wanted_channel: options.command_channel,
+            channel: RefCell::new(None),
         };
         let root = guest.choose_root(options.root_filesystem.as_deref())?;
         guest.mount_filesystems(&root, progress)?;
@@ -203,6 +218,19 @@ impl ImageSession {
     /// The image this session opened.
     pub fn image(&self) -> &Path {
         &self.image
+    }
+
+    /// The channel commands went through, once the first one has run
+    /// ([`CommandChannel::DaemonSh`] also when the appliance could not set
+    /// up a session chroot).
+    pub fn command_channel(&self) -> Option<CommandChannel> {
+        let guest = self.guest.as_ref()?;
+        let channel = guest.channel.borrow();
+        match &*channel {
+            None => None,
+            Some(ActiveChannel::Chroot(_)) => Some(CommandChannel::SessionChroot),
+            Some(ActiveChannel::DaemonSh) => Some(CommandChannel::DaemonSh),
+        }
     }
 
     /// Whether changes can be committed (false for test-only sessions).
@@ -1029,6 +1057,16 @@ fn summarize_launch_error(message: &str) -> String {
 struct Guest {
     handle: guestfs::Handle,
     image: PathBuf,
+    network: bool,
+    wanted_channel: CommandChannel,
+    /// Chosen (and set up) when the first command runs.
+    channel: RefCell<Option<ActiveChannel>>,
+}
+
+/// The channel a session's commands use once the first one has run.
+enum ActiveChannel {
+    Chroot(ChrootSetup),
+    DaemonSh,
 }
 
 // SAFETY: a libguestfs handle may be used from any thread as long as calls
@@ -1080,16 +1118,23 @@ impl Guest {
     }
 
     /// Runs the command as root inside the guest in one libguestfs round
-    /// trip for normal-sized output. libguestfs's `sh` fails on a non-zero
-    /// exit, mixes stderr into its error and returns text only, so the
-    /// wrapper (see [`capture_script`]) captures the command's streams in
+    /// trip for normal-sized output. libguestfs's `sh` and `debug sh` fail
+    /// on a non-zero exit, mix stderr into their reply or error and return
+    /// text only, so a wrapper ([`appliance_script`] in a session chroot,
+    /// [`capture_script`] under `sh`) captures the command's streams in
     /// files and replies with one frame: the exit status, then both streams
-    /// base64-encoded. Output too large for one protocol message (or a guest
-    /// without `base64`) is downloaded from the files instead.
+    /// base64-encoded. Output too large for one protocol message (or no
+    /// `base64`) is downloaded from files in the guest instead.
     fn run(&self, command: &RemoteCommand) -> Result<CommandOutput, ImageError> {
         let capture = format!("/tmp/.kiln-run-{}", unique_suffix());
-        let script = capture_script(command, &capture);
-        let reply = match self.call("sh", |g| g.sh(&script)) {
+        let sent = if self.chroot_ready()? {
+            let script = appliance_script(command, &capture, &ApplianceSide::CHROOT);
+            self.call("debug sh", |g| g.debug("sh", &[&script]))
+        } else {
+            let script = capture_script(command, &capture);
+            self.call("sh", |g| g.sh(&script))
+        };
+        let reply = match sent {
             Ok(reply) => reply,
             Err(e) => {
                 let _ = self.handle.rm_rf(&capture);
@@ -1115,6 +1160,61 @@ impl Guest {
                     ),
                 })
             }
+        }
+    }
+
+    /// Whether commands go through the session chroot, setting it up if this
+    /// is the first command. An appliance without `debug sh` falls back to
+    /// libguestfs's `sh`.
+    fn chroot_ready(&self) -> Result<bool, ImageError> {
+        let mut channel = self.channel.borrow_mut();
+        if channel.is_none() {
+            *channel = Some(match self.wanted_channel {
+                CommandChannel::DaemonSh => ActiveChannel::DaemonSh,
+                CommandChannel::SessionChroot => {
+                    let backup = format!("/etc/.kiln-resolv.conf-{}", unique_suffix());
+                    let script = setup_script(self.network, &backup);
+                    match self.handle.debug("sh", &[&script]) {
+                        Ok(reply) => match ChrootSetup::from_reply(&reply, &backup) {
+                            Some(setup) => ActiveChannel::Chroot(setup),
+                            None => ActiveChannel::DaemonSh,
+                        },
+                        Err(_) => ActiveChannel::DaemonSh,
+                    }
+                }
+            });
+        }
+        Ok(matches!(*channel, Some(ActiveChannel::Chroot(_))))
+    }
+
+    /// The path the file calls should use for the guest's `path` (see
+    /// [`ChrootSetup::file_path`]).
+    fn file_path<'a>(&self, path: &'a str) -> Cow<'a, str> {
+        match &*self.channel.borrow() {
+            Some(ActiveChannel::Chroot(setup)) => Cow::Owned(setup.file_path(path).into_owned()),
+            _ => Cow::Borrowed(path),
+        }
+    }
+
+    /// Undoes the session chroot's set-up, so that what the appliance
+    /// writes back holds the guest's own resolv.conf and no trace of kiln.
+    /// A resolv.conf that cannot be put back fails the commit.
+    fn close_channel(&self) -> Result<(), ImageError> {
+        let Some(ActiveChannel::Chroot(setup)) = self.channel.borrow_mut().take() else {
+            return Ok(());
+        };
+        let reply = self.call("debug sh", |g| g.debug("sh", &[&setup.teardown_script()]))?;
+        if ChrootSetup::restored(&reply) {
+            Ok(())
+        } else {
+            Err(ImageError::Guestfs {
+                path: self.image.clone(),
+                operation: "restoring /etc/resolv.conf".into(),
+                message: format!(
+                    "the guest's own resolver configuration could not be put back ({})",
+                    first_line(&reply)
+                ),
+            })
         }
     }
 
@@ -1145,6 +1245,7 @@ impl Guest {
 
     fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, ImageError> {
         require_absolute(&self.image, path)?;
+        let path = &*self.file_path(path);
         if !self.call("exists", |g| g.exists(path))? {
             return Ok(None);
         }
@@ -1165,6 +1266,7 @@ impl Guest {
     /// renames: the file never exists with the wrong mode or partial content.
     fn write_file(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), ImageError> {
         require_absolute(&self.image, path)?;
+        let path = &*self.file_path(path);
         let mut local = tempfile::NamedTempFile::new().map_err(|source| ImageError::Io {
             context: "creating a temporary file".into(),
             source,
@@ -1197,6 +1299,7 @@ impl Guest {
     /// overlay. Errors here mean the overlay may be incomplete, so the
     /// commit stops before touching the image.
     fn shut_down(self) -> Result<(), ImageError> {
+        self.close_channel()?;
         self.call("umount_all", |g| g.umount_all())?;
         self.call("shutdown", |g| g.shutdown())
     }
@@ -1261,144 +1364,6 @@ fn mount_order(mountpoints: HashMap<String, String>) -> Vec<(String, String)> {
     let mut ordered: Vec<(String, String)> = mountpoints.into_iter().collect();
     ordered.sort_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
     ordered
-}
-
-/// Grace after the timeout's TERM before `timeout` sends KILL.
-const KILL_GRACE_SECONDS: u64 = 10;
-
-/// Output (stdout and stderr together) up to this size comes back inline in
-/// the `sh` reply. Base64 makes it 4/3 bigger plus a newline every 76
-/// characters, and libguestfs refuses protocol messages over 4 MB, so
-/// 2 MiB leaves room; bigger output is downloaded from the capture files.
-const INLINE_OUTPUT_LIMIT: u64 = 2 << 20;
-
-/// The first word of the wrapper's reply.
-const REPLY_TAG: &str = "kiln-run";
-
-/// The shell text libguestfs runs: the command (under coreutils `timeout`
-/// when it has a limit and the guest has `timeout`) with its output
-/// captured in `capture`, then the reply frame: `kiln-run STATUS inline`,
-/// stdout in base64, a `.` line, stderr in base64, a `.` line (the capture
-/// is then removed); or `kiln-run STATUS files` when the output is too
-/// large to inline or the guest lacks `base64`, leaving the files to be
-/// downloaded. The wrapper itself always succeeds, so libguestfs's `sh`
-/// reports only real failures (no `/bin/sh`, no space). Name resolution
-/// inside the command works because libguestfs swaps the appliance's
-/// resolv.conf in for the duration of each command and puts the guest's
-/// back afterwards.
-fn capture_script(command: &RemoteCommand, capture: &str) -> String {
-    let line = command.to_shell_line();
-    let limited = match command.timeout {
-        Some(limit) => {
-            let seconds = limit.as_secs() + u64::from(limit.subsec_nanos() > 0);
-            let seconds = seconds.max(1);
-            format!(
-                "if command -v timeout >/dev/null 2>&1; then timeout -k {KILL_GRACE_SECONDS} {seconds} {line}; else {line}; fi"
-            )
-        }
-        None => line,
-    };
-    format!(
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; HOME=/root; export PATH HOME\n\
-         mkdir -p -m 700 {capture} || exit 1\n\
-         {{ {limited}\n}} >{capture}/stdout 2>{capture}/stderr </dev/null\n\
-         kiln_status=$?\n\
-         if command -v base64 >/dev/null 2>&1 && command -v wc >/dev/null 2>&1 \\\n\
-         && [ \"$(cat {capture}/stdout {capture}/stderr | wc -c)\" -le {INLINE_OUTPUT_LIMIT} ] 2>/dev/null; then\n\
-         echo \"{REPLY_TAG} $kiln_status inline\"\n\
-         base64 <{capture}/stdout && echo . && base64 <{capture}/stderr && echo . && rm -rf {capture}\n\
-         else\n\
-         echo \"{REPLY_TAG} $kiln_status files\"\n\
-         fi\n\
-         exit 0\n"
-    )
-}
-
-/// What the wrapper replied.
-#[derive(Debug, PartialEq)]
-enum Reply {
-    /// The whole result, decoded.
-    Inline(CommandOutput),
-    /// Only the exit status; the streams wait in the capture files (large
-    /// output, no `base64` in the guest, or an inline frame cut short).
-    Files(i32),
-    /// Not a reply of the wrapper at all.
-    Garbled,
-}
-
-fn parse_reply(reply: &str) -> Reply {
-    let mut lines = reply.split('\n');
-    let header: Vec<&str> = lines.next().unwrap_or("").split(' ').collect();
-    let (exit_code, mode) = match header[..] {
-        [REPLY_TAG, status, mode] => match status.parse::<i32>() {
-            Ok(code) => (code, mode),
-            Err(_) => return Reply::Garbled,
-        },
-        _ => return Reply::Garbled,
-    };
-    match mode {
-        "files" => return Reply::Files(exit_code),
-        "inline" => {}
-        _ => return Reply::Garbled,
-    }
-    // Base64 lines never equal ".", so the two sections end at the first
-    // two "." lines; without both, the frame was cut short.
-    let mut sections = [String::new(), String::new()];
-    let mut ended = 0;
-    for line in lines {
-        if ended == 2 {
-            break;
-        }
-        if line == "." {
-            ended += 1;
-        } else {
-            sections[ended].push_str(line);
-        }
-    }
-    match (
-        ended,
-        decode_base64(&sections[0]),
-        decode_base64(&sections[1]),
-    ) {
-        (2, Some(stdout), Some(stderr)) => Reply::Inline(CommandOutput {
-            exit_code,
-            stdout,
-            stderr,
-        }),
-        _ => Reply::Files(exit_code),
-    }
-}
-
-/// Decodes standard base64 (padding and line breaks ignored); `None` on any
-/// other character.
-fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let (mut bits, mut count) = (0u32, 0u32);
-    for byte in text.bytes() {
-        let value = match byte {
-            b'A'..=b'Z' => byte - b'A',
-            b'a'..=b'z' => byte - b'a' + 26,
-            b'0'..=b'9' => byte - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' | b'\r' | b'\n' => continue,
-            _ => return None,
-        };
-        bits = (bits << 6) | u32::from(value);
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-            bits &= (1 << count) - 1;
-        }
-    }
-    Some(out)
-}
-
-/// `timeout` exits 124 (or 137 after KILL); a command that itself exits 124
-/// quickly is not a timeout.
-fn timed_out(exit_code: i32, elapsed: Duration, limit: Duration) -> bool {
-    matches!(exit_code, 124 | 137) && elapsed >= limit
 }
 
 fn summarize_script(script: &str) -> String {
@@ -1505,88 +1470,6 @@ mod tests {
             pick_root(image, vec![], None).unwrap_err().to_string(),
             "no operating system found in x.qcow2"
         );
-    }
-
-    #[test]
-    fn capture_script_quotes_the_command_and_applies_the_timeout() {
-        let mut command = RemoteCommand::new("echo \"$v\"");
-        command.env.push(("v".into(), "$(touch /pwned)".into()));
-        command.timeout = Some(Duration::from_millis(1500));
-        let script = capture_script(&command, "/tmp/.kiln-run-1");
-        assert!(
-            script.contains(r#"timeout -k 10 2 env 'v=$(touch /pwned)' /bin/sh -c 'echo "$v"'"#),
-            "{script}"
-        );
-        assert!(script.contains("echo \"kiln-run $kiln_status inline\""));
-    }
-
-    /// Runs the wrapper with the local /bin/sh, as guestfsd would in the
-    /// guest, and parses its reply.
-    fn run_wrapper_locally(script: &str) -> (Reply, bool) {
-        let dir = tempfile::tempdir().unwrap();
-        let capture = dir.path().join("capture");
-        let capture = capture.to_str().unwrap();
-        let wrapper = capture_script(&RemoteCommand::new(script), capture);
-        let output = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&wrapper)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "the wrapper always succeeds");
-        let reply = String::from_utf8(output.stdout).expect("the reply is text");
-        (parse_reply(&reply), Path::new(capture).exists())
-    }
-
-    #[test]
-    fn one_reply_carries_status_and_exact_streams() {
-        let (reply, left) =
-            run_wrapper_locally("printf 'a\\0b\\377'; printf 'no newline' >&2; exit 3");
-        assert_eq!(
-            reply,
-            Reply::Inline(CommandOutput {
-                exit_code: 3,
-                stdout: b"a\0b\xff".to_vec(),
-                stderr: b"no newline".to_vec(),
-            })
-        );
-        assert!(!left, "the inline path removes the capture");
-        let (reply, _) = run_wrapper_locally("true");
-        assert_eq!(reply, Reply::Inline(CommandOutput::default()));
-    }
-
-    #[test]
-    fn large_output_is_left_in_files() {
-        let (reply, left) = run_wrapper_locally("head -c 3000000 /dev/zero; exit 7");
-        assert_eq!(reply, Reply::Files(7));
-        assert!(left, "the files wait to be downloaded");
-    }
-
-    #[test]
-    fn cut_short_or_foreign_replies_are_not_trusted() {
-        assert_eq!(parse_reply("kiln-run 0 inline\nYQ==\n"), Reply::Files(0));
-        assert_eq!(parse_reply("kiln-run x inline\n.\n.\n"), Reply::Garbled);
-        assert_eq!(parse_reply("hello\n"), Reply::Garbled);
-        assert_eq!(
-            parse_reply("kiln-run 1 inline\nYQ==\n.\n\n.\n"),
-            Reply::Inline(CommandOutput {
-                exit_code: 1,
-                stdout: b"a".to_vec(),
-                stderr: Vec::new()
-            })
-        );
-        assert_eq!(
-            decode_base64("aGVsbG8h\nd29y\r\nbGQ="),
-            Some(b"hello!world".to_vec())
-        );
-        assert_eq!(decode_base64("a.b"), None);
-    }
-
-    #[test]
-    fn only_a_slow_124_is_a_timeout() {
-        let limit = Duration::from_secs(5);
-        assert!(timed_out(124, Duration::from_secs(6), limit));
-        assert!(!timed_out(124, Duration::from_secs(1), limit));
-        assert!(!timed_out(0, Duration::from_secs(6), limit));
     }
 
     #[test]

@@ -1,0 +1,654 @@
+//! How a command reaches the guest. libguestfs's `sh` call bind-mounts /dev,
+//! /dev/pts, /proc and /sys into the guest and lends it the appliance's
+//! /etc/resolv.conf around *every* call — a dozen `mount`, `umount` and `cp`
+//! processes, about 0.7 s per command under software emulation. A
+//! [`CommandChannel::SessionChroot`] session does that set-up once, when its
+//! first command runs ([`setup_script`]), sends each command as `chroot
+//! /sysroot /bin/sh -c …` through the appliance's own shell (guestfsd's
+//! `debug sh`), and undoes the set-up before the appliance shuts down
+//! ([`ChrootSetup::teardown_script`]), so a committed image holds exactly what
+//! it would after `sh`. Where the appliance lacks `debug sh` (it is outside
+//! libguestfs's stable API) commands go through `sh` as before. Either way
+//! the command runs inside one wrapper ([`capture_script`]) that captures
+//! its exit status and both streams and answers in one reply frame
+//! ([`parse_reply`]).
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use crate::remote::{shell_quote, CommandOutput, RemoteCommand};
+
+/// How an image session sends commands into the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommandChannel {
+    /// Set the guest up once per session and `chroot` into it for each
+    /// command; libguestfs's `sh` where the appliance cannot.
+    #[default]
+    SessionChroot,
+    /// libguestfs's `sh` for every command, with its set-up each time.
+    DaemonSh,
+}
+
+/// The guest's resolver configuration, which commands see replaced by the
+/// appliance's while the network is on (as libguestfs's `sh` does).
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// Shell text for the appliance (guestfsd sets `$root` to the guest's
+/// mount point) that binds what libguestfs's `sh` binds and, with the
+/// network on, moves the guest's resolv.conf to `backup` and lends the
+/// appliance's. Each step that succeeded prints a marker line, which
+/// [`ChrootSetup::from_reply`] reads back so that exactly those steps are
+/// undone. The script always exits 0: a failed bind only means the command
+/// sees less of /dev or /proc, as with `sh`, which ignores those failures
+/// too.
+pub(super) fn setup_script(network: bool, backup: &str) -> String {
+    setup_script_lending(network, backup, "/etc/resolv.conf")
+}
+
+/// [`setup_script`] with the resolver to lend given (the unit tests lend a
+/// file of their own).
+fn setup_script_lending(network: bool, backup: &str, lent: &str) -> String {
+    let mut script = String::from(
+        "r=$root\n\
+         [ -n \"$r\" ] && [ -d \"$r\" ] || { echo kiln-setup-no-root; exit 0; }\n\
+         for d in /dev /dev/pts /proc /sys; do\n\
+         [ -d \"$r$d\" ] && mount --bind \"$d\" \"$r$d\" 2>/dev/null && echo \"kiln-bound $d\"\n\
+         done\n\
+         if [ -d /sys/fs/selinux ]; then\n\
+         for d in /selinux /sys/fs/selinux; do\n\
+         [ -d \"$r$d\" ] && mount --bind /sys/fs/selinux \"$r$d\" 2>/dev/null && echo \"kiln-bound $d\"\n\
+         done\n\
+         fi\n",
+    );
+    if network {
+        let conf = shell_quote(RESOLV_CONF);
+        let backup = shell_quote(backup);
+        let lent = shell_quote(lent);
+        script.push_str(&format!(
+            "c=\"$r\"{conf}; b=\"$r\"{backup}\n\
+             if [ -e \"$c\" ] || [ -L \"$c\" ]; then\n\
+             mv -f \"$c\" \"$b\" && echo kiln-saved-resolver && cp {lent} \"$c\" && echo kiln-lent-resolver\n\
+             elif [ -d \"$r/etc\" ]; then\n\
+             cp {lent} \"$c\" && echo kiln-lent-resolver\n\
+             fi\n"
+        ));
+    }
+    script.push_str("echo kiln-setup-done\nexit 0\n");
+    script
+}
+
+/// What the session set-up changed in the guest, so that it can be undone.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct ChrootSetup {
+    /// Guest directories with a bind mount on them, in mount order.
+    bound: Vec<String>,
+    /// Where the guest's own resolv.conf waits (and where file calls on it
+    /// go) while the appliance's is lent.
+    resolver_backup: Option<String>,
+    /// Whether the appliance's resolv.conf sits in the guest.
+    lent_resolver: bool,
+}
+
+impl ChrootSetup {
+    /// Reads the set-up's markers; `None` when there was nothing to set up
+    /// (no guest mounted).
+    pub(super) fn from_reply(reply: &str, backup: &str) -> Option<ChrootSetup> {
+        let mut setup = ChrootSetup::default();
+        let mut saved = false;
+        for line in reply.lines() {
+            match line.split_once(' ') {
+                Some(("kiln-bound", dir)) => setup.bound.push(dir.to_string()),
+                _ if line == "kiln-saved-resolver" => saved = true,
+                _ if line == "kiln-lent-resolver" => setup.lent_resolver = true,
+                _ if line == "kiln-setup-no-root" => return None,
+                _ => {}
+            }
+        }
+        if saved || setup.lent_resolver {
+            setup.resolver_backup = Some(backup.to_string());
+        }
+        Some(setup)
+    }
+
+    /// The path a file call should use for the guest's `path`: the guest's
+    /// own resolv.conf while the appliance's is lent, so reading and writing
+    /// it through the file calls sees what the image will hold.
+    pub(super) fn file_path<'a>(&'a self, path: &'a str) -> Cow<'a, str> {
+        match &self.resolver_backup {
+            Some(backup) if path == RESOLV_CONF => Cow::Borrowed(backup),
+            _ => Cow::Borrowed(path),
+        }
+    }
+
+    /// Shell text that puts the guest's resolv.conf back (or none, if it had
+    /// none) and removes the bind mounts, innermost first. It prints
+    /// `kiln-restored` at the end, or `kiln-restore-failed` when the guest's
+    /// resolv.conf could not be put back.
+    pub(super) fn teardown_script(&self) -> String {
+        let mut script = String::from("r=$root\n");
+        if let Some(backup) = &self.resolver_backup {
+            let conf = shell_quote(RESOLV_CONF);
+            let backup = shell_quote(backup);
+            script.push_str(&format!("c=\"$r\"{conf}; b=\"$r\"{backup}\n"));
+            if self.lent_resolver {
+                script.push_str("rm -f \"$c\" || echo kiln-restore-failed\n");
+            }
+            script.push_str(
+                "if [ -e \"$b\" ] || [ -L \"$b\" ]; then mv -f \"$b\" \"$c\" || echo kiln-restore-failed; fi\n",
+            );
+        }
+        for dir in self.bound.iter().rev() {
+            let dir = shell_quote(dir);
+            script.push_str(&format!(
+                "umount \"$r\"{dir} 2>/dev/null || umount -l \"$r\"{dir} 2>/dev/null\n"
+            ));
+        }
+        script.push_str("echo kiln-restored\nexit 0\n");
+        script
+    }
+
+    /// Whether the teardown's reply says the guest is back as it was.
+    pub(super) fn restored(reply: &str) -> bool {
+        let lines: Vec<&str> = reply.lines().collect();
+        lines.contains(&"kiln-restored") && !lines.contains(&"kiln-restore-failed")
+    }
+}
+
+/// Grace after the timeout's TERM before `timeout` sends KILL.
+const KILL_GRACE_SECONDS: u64 = 10;
+
+/// Output (stdout and stderr together) up to this size comes back inline in
+/// the `sh` reply. Base64 makes it 4/3 bigger plus a newline every 76
+/// characters, and libguestfs refuses protocol messages over 4 MB, so
+/// 2 MiB leaves room; bigger output is downloaded from the capture files.
+const INLINE_OUTPUT_LIMIT: u64 = 2 << 20;
+
+/// The first word of the wrapper's reply.
+const REPLY_TAG: &str = "kiln-run";
+
+/// The shell text libguestfs runs: the command (under coreutils `timeout`
+/// when it has a limit and the guest has `timeout`) with its output
+/// captured in `capture`, then the reply frame: `kiln-run STATUS inline`,
+/// stdout in base64, a `.` line, stderr in base64, a `.` line (the capture
+/// is then removed); or `kiln-run STATUS files` when the output is too
+/// large to inline or the guest lacks `base64`, leaving the files to be
+/// downloaded. The wrapper itself always succeeds, so libguestfs's `sh`
+/// reports only real failures (no `/bin/sh`, no space). Name resolution
+/// inside the command works because the appliance's resolv.conf is lent to
+/// the guest while commands run (per session, or by `sh` per command).
+pub(super) fn capture_script(command: &RemoteCommand, capture: &str) -> String {
+    let line = command.to_shell_line();
+    let limited = match command.timeout {
+        Some(limit) => {
+            let seconds = whole_seconds(limit);
+            format!(
+                "if command -v timeout >/dev/null 2>&1; then timeout -k {KILL_GRACE_SECONDS} {seconds} {line}; else {line}; fi"
+            )
+        }
+        None => line,
+    };
+    format!(
+        "PATH={GUEST_PATH}; HOME=/root; export PATH HOME\n\
+         mkdir -p -m 700 {capture} || exit 1\n\
+         {{ {limited}\n}} >{capture}/stdout 2>{capture}/stderr </dev/null\n\
+         kiln_status=$?\n\
+         if command -v base64 >/dev/null 2>&1 && command -v wc >/dev/null 2>&1 \\\n\
+         && [ \"$(cat {capture}/stdout {capture}/stderr | wc -c)\" -le {INLINE_OUTPUT_LIMIT} ] 2>/dev/null; then\n\
+         echo \"{REPLY_TAG} $kiln_status inline\"\n\
+         base64 <{capture}/stdout && echo . && base64 <{capture}/stderr && echo . && rm -rf {capture}\n\
+         else\n\
+         echo \"{REPLY_TAG} $kiln_status files\"\n\
+         fi\n\
+         exit 0\n"
+    )
+}
+
+/// Where the appliance-side wrapper keeps a command's streams, and how it
+/// enters the guest. One session runs one command at a time, so fixed names
+/// serve every command: each overwrites the last one's capture.
+pub(super) struct ApplianceSide<'a> {
+    /// Prefix of the two capture files, in the appliance (never the guest).
+    pub scratch: &'a str,
+    /// The command that puts the rest of the line into the guest's root.
+    pub enter: &'a str,
+}
+
+impl ApplianceSide<'static> {
+    pub(super) const CHROOT: ApplianceSide<'static> = ApplianceSide {
+        scratch: "/tmp/.kiln-capture",
+        enter: "chroot \"$kiln_root\"",
+    };
+}
+
+/// The shell text the appliance runs (through `debug sh`) for one command
+/// of a session chroot: the command enters the guest with `chroot`, under
+/// the appliance's coreutils `timeout` when it has a limit, with its
+/// streams captured in the appliance, so nothing is written to the guest
+/// for it; the reply frame is [`capture_script`]'s. Output too large to
+/// inline is moved into the guest at `spill` (`stdout`, `stderr`) for
+/// download. guestfsd's `debug sh` exports `root` and `sd` to every shell
+/// it starts; they are the appliance's business, so the guest never sees
+/// them.
+pub(super) fn appliance_script(
+    command: &RemoteCommand,
+    spill: &str,
+    side: &ApplianceSide,
+) -> String {
+    let line = command.to_shell_line();
+    let enter = side.enter;
+    let limited = match command.timeout {
+        Some(limit) => format!(
+            "timeout -k {KILL_GRACE_SECONDS} {} {enter} {line}",
+            whole_seconds(limit)
+        ),
+        None => format!("{enter} {line}"),
+    };
+    let out = shell_quote(&format!("{}.stdout", side.scratch));
+    let err = shell_quote(&format!("{}.stderr", side.scratch));
+    let spill = shell_quote(spill);
+    format!(
+        "kiln_root=$root; unset root sd\n\
+         PATH={GUEST_PATH} HOME=/root {limited} >{out} 2>{err} </dev/null\n\
+         kiln_status=$?\n\
+         set -- $(wc -c {out} {err} 2>/dev/null)\n\
+         if [ \"$5\" -le {INLINE_OUTPUT_LIMIT} ] 2>/dev/null && command -v base64 >/dev/null 2>&1; then\n\
+         echo \"{REPLY_TAG} $kiln_status inline\"\n\
+         if [ -s {out} ]; then base64 {out}; fi; echo .\n\
+         if [ -s {err} ]; then base64 {err}; fi; echo .\n\
+         elif mkdir -p -m 700 \"$kiln_root\"{spill} && mv -f {out} \"$kiln_root\"{spill}/stdout && mv -f {err} \"$kiln_root\"{spill}/stderr; then\n\
+         echo \"{REPLY_TAG} $kiln_status files\"\n\
+         else\n\
+         echo 'kiln-run-lost the output could not be kept'\n\
+         fi\n\
+         exit 0\n"
+    )
+}
+
+/// The PATH commands get in the guest.
+const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A limit in whole seconds for `timeout`, rounded up, at least 1.
+fn whole_seconds(limit: Duration) -> u64 {
+    (limit.as_secs() + u64::from(limit.subsec_nanos() > 0)).max(1)
+}
+
+/// What the wrapper replied.
+#[derive(Debug, PartialEq)]
+pub(super) enum Reply {
+    /// The whole result, decoded.
+    Inline(CommandOutput),
+    /// Only the exit status; the streams wait in the capture files (large
+    /// output, no `base64` in the guest, or an inline frame cut short).
+    Files(i32),
+    /// Not a reply of the wrapper at all.
+    Garbled,
+}
+
+pub(super) fn parse_reply(reply: &str) -> Reply {
+    let mut lines = reply.split('\n');
+    let header: Vec<&str> = lines.next().unwrap_or("").split(' ').collect();
+    let (exit_code, mode) = match header[..] {
+        [REPLY_TAG, status, mode] => match status.parse::<i32>() {
+            Ok(code) => (code, mode),
+            Err(_) => return Reply::Garbled,
+        },
+        _ => return Reply::Garbled,
+    };
+    match mode {
+        "files" => return Reply::Files(exit_code),
+        "inline" => {}
+        _ => return Reply::Garbled,
+    }
+    // Base64 lines never equal ".", so the two sections end at the first
+    // two "." lines; without both, the frame was cut short.
+    let mut sections = [String::new(), String::new()];
+    let mut ended = 0;
+    for line in lines {
+        if ended == 2 {
+            break;
+        }
+        if line == "." {
+            ended += 1;
+        } else {
+            sections[ended].push_str(line);
+        }
+    }
+    match (
+        ended,
+        decode_base64(&sections[0]),
+        decode_base64(&sections[1]),
+    ) {
+        (2, Some(stdout), Some(stderr)) => Reply::Inline(CommandOutput {
+            exit_code,
+            stdout,
+            stderr,
+        }),
+        _ => Reply::Files(exit_code),
+    }
+}
+
+/// Decodes standard base64 (padding and line breaks ignored); `None` on any
+/// other character.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut bits, mut count) = (0u32, 0u32);
+    for byte in text.bytes() {
+        let value = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' | b'\r' | b'\n' => continue,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(value);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// `timeout` exits 124 (or 137 after KILL); a command that itself exits 124
+/// quickly is not a timeout.
+pub(super) fn timed_out(exit_code: i32, elapsed: Duration, limit: Duration) -> bool {
+    matches!(exit_code, 124 | 137) && elapsed >= limit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    #[test]
+    fn capture_script_quotes_the_command_and_applies_the_timeout() {
+        let mut command = RemoteCommand::new("echo \"$v\"");
+        command.env.push(("v".into(), "$(touch /pwned)".into()));
+        command.timeout = Some(Duration::from_millis(1500));
+        let script = capture_script(&command, "/tmp/.kiln-run-1");
+        assert!(
+            script.contains(r#"timeout -k 10 2 env 'v=$(touch /pwned)' /bin/sh -c 'echo "$v"'"#),
+            "{script}"
+        );
+        assert!(script.contains("echo \"kiln-run $kiln_status inline\""));
+    }
+
+    /// Runs the wrapper with the local /bin/sh, as guestfsd would in the
+    /// guest, and parses its reply.
+    fn run_wrapper_locally(script: &str) -> (Reply, bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let capture = dir.path().join("capture");
+        let capture = capture.to_str().unwrap();
+        let wrapper = capture_script(&RemoteCommand::new(script), capture);
+        let output = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&wrapper)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "the wrapper always succeeds");
+        let reply = String::from_utf8(output.stdout).expect("the reply is text");
+        (parse_reply(&reply), Path::new(capture).exists())
+    }
+
+    #[test]
+    fn one_reply_carries_status_and_exact_streams() {
+        let (reply, left) =
+            run_wrapper_locally("printf 'a\\0b\\377'; printf 'no newline' >&2; exit 3");
+        assert_eq!(
+            reply,
+            Reply::Inline(CommandOutput {
+                exit_code: 3,
+                stdout: b"a\0b\xff".to_vec(),
+                stderr: b"no newline".to_vec(),
+            })
+        );
+        assert!(!left, "the inline path removes the capture");
+        let (reply, _) = run_wrapper_locally("true");
+        assert_eq!(reply, Reply::Inline(CommandOutput::default()));
+    }
+
+    #[test]
+    fn large_output_is_left_in_files() {
+        let (reply, left) = run_wrapper_locally("head -c 3000000 /dev/zero; exit 7");
+        assert_eq!(reply, Reply::Files(7));
+        assert!(left, "the files wait to be downloaded");
+    }
+
+    #[test]
+    fn cut_short_or_foreign_replies_are_not_trusted() {
+        assert_eq!(parse_reply("kiln-run 0 inline\nYQ==\n"), Reply::Files(0));
+        assert_eq!(parse_reply("kiln-run x inline\n.\n.\n"), Reply::Garbled);
+        assert_eq!(parse_reply("hello\n"), Reply::Garbled);
+        assert_eq!(
+            parse_reply("kiln-run 1 inline\nYQ==\n.\n\n.\n"),
+            Reply::Inline(CommandOutput {
+                exit_code: 1,
+                stdout: b"a".to_vec(),
+                stderr: Vec::new()
+            })
+        );
+        assert_eq!(
+            decode_base64("aGVsbG8h\nd29y\r\nbGQ="),
+            Some(b"hello!world".to_vec())
+        );
+        assert_eq!(decode_base64("a.b"), None);
+    }
+
+    #[test]
+    fn only_a_slow_124_is_a_timeout() {
+        let limit = Duration::from_secs(5);
+        assert!(timed_out(124, Duration::from_secs(6), limit));
+        assert!(!timed_out(124, Duration::from_secs(1), limit));
+        assert!(!timed_out(0, Duration::from_secs(6), limit));
+    }
+
+    /// Runs a set-up or teardown script under the local /bin/sh with
+    /// `$root` pointing at `root`, as guestfsd's `debug sh` would.
+    fn run_in_appliance_shell(script: &str, root: &Path) -> String {
+        let output = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .env("root", root)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "the scripts always succeed");
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// A guest tree with an /etc (and the given resolv.conf, if any) and an
+    /// appliance resolver to lend, both in `dir`.
+    fn guest_and_appliance(dir: &Path, guest_resolver: Option<&str>) -> (PathBuf, PathBuf) {
+        let root = dir.join("sysroot");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        if let Some(text) = guest_resolver {
+            std::fs::write(root.join("etc/resolv.conf"), text).unwrap();
+        }
+        let lent = dir.join("appliance-resolv.conf");
+        std::fs::write(&lent, "nameserver 169.254.2.3\n").unwrap();
+        (root, lent)
+    }
+
+    const BACKUP: &str = "/etc/.kiln-resolv.conf-test";
+
+    fn set_up(root: &Path, lent: &Path) -> ChrootSetup {
+        let script = setup_script_lending(true, BACKUP, lent.to_str().unwrap());
+        let reply = run_in_appliance_shell(&script, root);
+        ChrootSetup::from_reply(&reply, BACKUP).expect("a guest is mounted")
+    }
+
+    fn tear_down(setup: &ChrootSetup, root: &Path) {
+        let reply = run_in_appliance_shell(&setup.teardown_script(), root);
+        assert!(ChrootSetup::restored(&reply), "{reply}");
+    }
+
+    #[test]
+    fn the_guest_resolver_is_lent_over_and_given_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, lent) = guest_and_appliance(dir.path(), Some("nameserver 10.0.0.1\n"));
+        let setup = set_up(&root, &lent);
+        assert_eq!(setup.bound, Vec::<String>::new(), "no /dev to bind here");
+        assert!(setup.lent_resolver);
+        let conf = root.join("etc/resolv.conf");
+        assert_eq!(
+            std::fs::read_to_string(&conf).unwrap(),
+            "nameserver 169.254.2.3\n"
+        );
+        // File calls see (and change) what the image will hold.
+        assert_eq!(setup.file_path("/etc/resolv.conf"), BACKUP);
+        assert_eq!(setup.file_path("/etc/hosts"), "/etc/hosts");
+        let backup = root.join(BACKUP.trim_start_matches('/'));
+        assert_eq!(
+            std::fs::read_to_string(&backup).unwrap(),
+            "nameserver 10.0.0.1\n"
+        );
+        tear_down(&setup, &root);
+        assert_eq!(
+            std::fs::read_to_string(&conf).unwrap(),
+            "nameserver 10.0.0.1\n"
+        );
+        assert!(!backup.exists());
+    }
+
+    #[test]
+    fn a_guest_without_a_resolver_gets_none_back_unless_one_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, lent) = guest_and_appliance(dir.path(), None);
+        let conf = root.join("etc/resolv.conf");
+        let setup = set_up(&root, &lent);
+        assert!(conf.exists(), "commands get a resolver");
+        tear_down(&setup, &root);
+        assert!(!conf.exists());
+
+        let setup = set_up(&root, &lent);
+        let written = root.join(setup.file_path("/etc/resolv.conf").trim_start_matches('/'));
+        std::fs::write(written, "nameserver 10.9.9.9\n").unwrap();
+        tear_down(&setup, &root);
+        assert_eq!(
+            std::fs::read_to_string(&conf).unwrap(),
+            "nameserver 10.9.9.9\n"
+        );
+    }
+
+    #[test]
+    fn a_dangling_resolver_link_survives() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, lent) = guest_and_appliance(dir.path(), None);
+        let conf = root.join("etc/resolv.conf");
+        std::os::unix::fs::symlink("../run/systemd/resolve/stub-resolv.conf", &conf).unwrap();
+        let setup = set_up(&root, &lent);
+        assert!(!conf.is_symlink(), "the lent file replaces the link");
+        tear_down(&setup, &root);
+        assert_eq!(
+            std::fs::read_link(&conf).unwrap(),
+            Path::new("../run/systemd/resolve/stub-resolv.conf")
+        );
+    }
+
+    #[test]
+    fn without_network_nothing_is_lent_and_without_a_guest_nothing_is_set_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, _) = guest_and_appliance(dir.path(), Some("mine\n"));
+        let reply = run_in_appliance_shell(&setup_script(false, BACKUP), &root);
+        let setup = ChrootSetup::from_reply(&reply, BACKUP).unwrap();
+        assert_eq!(setup, ChrootSetup::default());
+        assert_eq!(setup.file_path("/etc/resolv.conf"), "/etc/resolv.conf");
+        let reply = run_in_appliance_shell(&setup_script(true, BACKUP), Path::new(""));
+        assert_eq!(ChrootSetup::from_reply(&reply, BACKUP), None);
+    }
+
+    #[test]
+    fn a_resolver_that_cannot_be_restored_fails_the_teardown() {
+        let setup = ChrootSetup {
+            bound: vec!["/dev".into(), "/proc".into()],
+            resolver_backup: Some(BACKUP.into()),
+            lent_resolver: true,
+        };
+        let script = setup.teardown_script();
+        let proc_at = script.find("umount \"$r\"/proc").unwrap();
+        let dev_at = script.find("umount \"$r\"/dev").unwrap();
+        assert!(proc_at < dev_at, "innermost first: {script}");
+        assert!(!ChrootSetup::restored(
+            "kiln-restore-failed\nkiln-restored\n"
+        ));
+        assert!(!ChrootSetup::restored("mv: cannot move\n"));
+        assert!(ChrootSetup::restored("kiln-restored\n"));
+    }
+
+    /// Runs the appliance-side wrapper with the local /bin/sh, entering no
+    /// chroot, with `$root` (and `$sd`) set as guestfsd's `debug sh` sets
+    /// them; returns the parsed reply.
+    fn run_appliance_locally(command: &RemoteCommand, dir: &Path) -> Reply {
+        let scratch = dir.join("capture");
+        let side = ApplianceSide {
+            scratch: scratch.to_str().unwrap(),
+            enter: "",
+        };
+        let script = appliance_script(command, "/spill", &side);
+        let output = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .env("root", dir)
+            .env("sd", "sd")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "the wrapper always succeeds");
+        parse_reply(&String::from_utf8(output.stdout).expect("the reply is text"))
+    }
+
+    #[test]
+    fn the_appliance_wrapper_replies_with_exact_streams_and_hides_its_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = RemoteCommand::new(
+            "printf 'a\\0b\\377'; printf '[%s][%s][%s][%s]' \"$root\" \"$sd\" \"$HOME\" \"$v\" >&2; exit 3",
+        );
+        command.env.push(("v".into(), "it's $(x)".into()));
+        assert_eq!(
+            run_appliance_locally(&command, dir.path()),
+            Reply::Inline(CommandOutput {
+                exit_code: 3,
+                stdout: b"a\0b\xff".to_vec(),
+                stderr: b"[][][/root][it's $(x)]".to_vec(),
+            })
+        );
+        assert_eq!(
+            run_appliance_locally(&RemoteCommand::new("true"), dir.path()),
+            Reply::Inline(CommandOutput::default())
+        );
+        assert!(!dir.path().join("spill").exists(), "nothing spilled");
+    }
+
+    #[test]
+    fn the_appliance_wrapper_spills_large_output_into_the_guest() {
+        let dir = tempfile::tempdir().unwrap();
+        let command = RemoteCommand::new("head -c 3000000 /dev/zero; echo e >&2; exit 7");
+        assert_eq!(run_appliance_locally(&command, dir.path()), Reply::Files(7));
+        let spill = dir.path().join("spill");
+        assert_eq!(
+            std::fs::metadata(spill.join("stdout")).unwrap().len(),
+            3_000_000
+        );
+        assert_eq!(std::fs::read(spill.join("stderr")).unwrap(), b"e\n");
+    }
+
+    #[test]
+    fn the_appliance_wrapper_applies_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = RemoteCommand::new("sleep 30");
+        command.timeout = Some(Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let reply = run_appliance_locally(&command, dir.path());
+        assert_eq!(
+            reply,
+            Reply::Inline(CommandOutput {
+                exit_code: 124,
+                ..Default::default()
+            })
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+}
