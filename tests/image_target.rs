@@ -17,7 +17,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use kiln::remote::{Remote, RemoteCommand, RemoteError};
-use kiln::target::image::{Accel, CommandChannel, ImageError, ImageOptions, ImageSession};
+use kiln::target::image::{
+    Accel, CommandChannel, ImageError, ImageOptions, ImageSession, Inspector,
+};
 use sha2::{Digest, Sha256};
 
 fn demo_image() -> &'static Path {
@@ -119,6 +121,7 @@ fn test_only_session_serves_remote_calls() {
     assert!(notes.iter().all(|n| !n.contains('\n')), "{notes:?}");
 
     assert_eq!(session.distro().unwrap(), "debian");
+    assert_eq!(session.inspector(), Inspector::Quick);
     assert_eq!(session.name(), "image debian12.qcow2");
     assert!(!session.is_reconciling());
 
@@ -260,12 +263,16 @@ fn discard_and_output_leave_the_input_untouched() {
     assert_eq!(sha256(&image), before);
     assert_eq!(leftovers(dir.path()), Vec::<String>::new());
 
-    // libguestfs's own `sh` serves the same calls (kiln falls back to it
-    // where the appliance has no `debug sh`).
+    // libguestfs's own inspection finds the same system, and its `sh`
+    // serves the same calls (kiln falls back to both where its quicker
+    // ways do not apply).
     let mut check = open(&ImageOptions {
         command_channel: CommandChannel::DaemonSh,
+        full_inspection: true,
         ..options(&output, true)
     });
+    assert_eq!(check.inspector(), Inspector::Libguestfs);
+    assert_eq!(check.distro().unwrap(), "debian");
     assert_eq!(
         check.read_file("/etc/kiln-output").unwrap().as_deref(),
         Some(&b"kept\n"[..])

@@ -63,6 +63,13 @@ pub struct PackArgs {
     #[arg(long, value_enum, value_name = "HOW", default_value = "chroot")]
     commands: CommandsArg,
 
+    /// Find the guest's OS with libguestfs's full inspection only. By
+    /// default kiln recognises plain partition layouts with an os-release
+    /// itself (seconds faster) and leaves the rest (LVM, RAID, several
+    /// systems, older distros) to libguestfs.
+    #[arg(long)]
+    full_inspection: bool,
+
     #[command(flatten)]
     target: ManifestChoice,
 }
@@ -109,7 +116,7 @@ mod image_target {
     use super::*;
     use kiln::interpreter::RunSummary;
     use kiln::manifest::Manifest;
-    use kiln::target::image::{Accel, CommandChannel, ImageOptions, ImageSession};
+    use kiln::target::image::{Accel, CommandChannel, ImageOptions, ImageSession, Inspector};
     use kiln::Kiln;
     use std::collections::BTreeMap;
     use std::path::Path;
@@ -140,6 +147,7 @@ mod image_target {
                 CommandsArg::Chroot => CommandChannel::SessionChroot,
                 CommandsArg::Sh => CommandChannel::DaemonSh,
             },
+            full_inspection: args.full_inspection,
         };
         let mode = if args.test_only {
             "checking (read-only)"
@@ -152,7 +160,13 @@ mod image_target {
             manifest.path.display()
         ));
         let session = ImageSession::open(&options, &mut |note: &str| say(note))?;
-        say("image ready");
+        say(&format!(
+            "image ready ({})",
+            match session.inspector() {
+                Inspector::Quick => "quick inspection",
+                Inspector::Libguestfs => "libguestfs inspection",
+            }
+        ));
         let observer = |offset| {
             Box::new(Progress {
                 prefix: String::new(),

@@ -11,6 +11,7 @@
 //! image.
 
 mod command;
+mod inspect;
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -32,6 +33,7 @@ use command::{
     appliance_script, capture_script, parse_reply, setup_script, timed_out, ApplianceSide,
     ChrootSetup, Reply,
 };
+pub use inspect::Inspector;
 
 /// How the appliance's virtual machine runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -63,6 +65,9 @@ pub struct ImageOptions {
     pub network: bool,
     /// How commands reach the guest (see [`CommandChannel`]).
     pub command_channel: CommandChannel,
+    /// Always find the guest's OS with libguestfs's full inspection, never
+    /// kiln's quick one (see [`Inspector`]).
+    pub full_inspection: bool,
 }
 
 impl ImageOptions {
@@ -76,6 +81,7 @@ impl ImageOptions {
             output: None,
             network: true,
             command_channel: CommandChannel::default(),
+            full_inspection: false,
         }
     }
 }
@@ -146,6 +152,7 @@ pub struct ImageSession {
     image: PathBuf,
     format: String,
     distro: String,
+    inspector: Inspector,
     writes: Option<PendingWrites>,
 }
 
@@ -203,16 +210,23 @@ impl ImageSession {
             wanted_channel: options.command_channel,
             channel: RefCell::new(None),
         };
-        let root = guest.choose_root(options.root_filesystem.as_deref())?;
-        guest.mount_filesystems(&root, progress)?;
-        let distro = guest.call("inspect_get_distro", |g| g.inspect_get_distro(&root))?;
+        let found = guest.inspect(options.root_filesystem.as_deref(), options.full_inspection)?;
+        guest.mount_filesystems(found.mountpoints, progress)?;
+        let distro = found.distro;
+        let inspector = found.inspector;
         Ok(ImageSession {
             guest: Some(guest),
             image,
             format,
             distro,
+            inspector,
             writes,
         })
+    }
+
+    /// Which inspection found the guest's OS.
+    pub fn inspector(&self) -> Inspector {
+        self.inspector
     }
 
     /// The image this session opened.
@@ -1088,23 +1102,15 @@ impl Guest {
         })
     }
 
-    fn choose_root(&self, wanted: Option<&str>) -> Result<String, ImageError> {
-        let roots = self.call("inspect_os", |g| g.inspect_os())?;
-        pick_root(&self.image, roots, wanted)
-    }
-
     /// Mounts the guest's file systems as its fstab says, parents before
     /// children. Only the root is required: fstab entries for disks the
     /// image does not contain are reported and skipped, as virt-customize
     /// does.
     fn mount_filesystems(
         &self,
-        root: &str,
+        mountpoints: HashMap<String, String>,
         progress: &mut dyn FnMut(&str),
     ) -> Result<(), ImageError> {
-        let mountpoints = self.call("inspect_get_mountpoints", |g| {
-            g.inspect_get_mountpoints(root)
-        })?;
         for (mountpoint, device) in mount_order(mountpoints) {
             match self.call("mount", |g| g.mount(&device, &mountpoint)) {
                 Ok(()) => {}

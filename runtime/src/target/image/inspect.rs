@@ -1,0 +1,300 @@
+//! Finding the guest's operating system: its root file system, its distro
+//! and what its fstab mounts where. libguestfs's `inspect_os` answers for
+//! any guest (LVM, RAID, several systems, Windows, distros without
+//! os-release) but probes every file system in depth — about 7 s of a
+//! 25 s session under software emulation. [`Guest::quick_inspection`]
+//! answers the common case itself in a few round trips: plain partitions
+//! (or a whole-disk file system), exactly one ext2/3/4 or xfs file system
+//! holding `/etc/os-release` with an ID whose name libguestfs reports
+//! unchanged, and an fstab whose other entries name file systems by UUID or
+//! LABEL. Whatever falls outside that goes to libguestfs's inspection,
+//! so both paths give the same answer where the quick one answers at all.
+
+use std::collections::HashMap;
+
+use super::{pick_root, Guest, ImageError};
+
+/// Which inspection found the guest's OS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inspector {
+    /// kiln's own, for the common layouts the module header lists.
+    Quick,
+    /// libguestfs's `inspect_os`.
+    Libguestfs,
+}
+
+/// What the session needs to know about the guest.
+#[derive(Debug, PartialEq)]
+pub(super) struct Inspection {
+    /// The root file system's device (`/dev/sda1`).
+    pub root: String,
+    /// libguestfs's name for the distro (`debian`, `centos`, …).
+    pub distro: String,
+    /// Mount point → device, from the guest's fstab.
+    pub mountpoints: HashMap<String, String>,
+    pub inspector: Inspector,
+}
+
+/// File systems a root can be on, for the quick path.
+const ROOT_TYPES: &[&str] = &["ext2", "ext3", "ext4", "xfs"];
+
+/// Partition contents the quick path may pass over: no file system, swap,
+/// an EFI system partition.
+const IGNORABLE_TYPES: &[&str] = &["", "swap", "vfat"];
+
+/// os-release IDs for which libguestfs reports the ID itself as the distro
+/// (its `distro_of_os_release_id`, and the release files it falls back to
+/// for these); other IDs go through libguestfs's inspection.
+const SAME_NAME_IDS: &[&str] = &["debian", "ubuntu", "centos", "fedora", "rhel", "rocky"];
+
+/// File system types that fstab entries kiln mounts may have; entries of
+/// other types (swap, proc, tmpfs, nfs, bind mounts, …) are not block
+/// file systems of the image and are left out, as libguestfs leaves them.
+const MOUNTED_TYPES: &[&str] = &["ext2", "ext3", "ext4", "xfs", "vfat", "btrfs"];
+
+impl Guest {
+    /// The guest's OS through the quick path when it applies (and `full`
+    /// is not asked for), otherwise through libguestfs's inspection.
+    pub(super) fn inspect(
+        &self,
+        wanted_root: Option<&str>,
+        full: bool,
+    ) -> Result<Inspection, ImageError> {
+        let quick = if full {
+            None
+        } else {
+            self.quick_inspection(wanted_root)
+        };
+        match quick {
+            Some(found) => Ok(found),
+            None => self.full_inspection(wanted_root),
+        }
+    }
+
+    fn full_inspection(&self, wanted_root: Option<&str>) -> Result<Inspection, ImageError> {
+        let roots = self.call("inspect_os", |g| g.inspect_os())?;
+        let root = pick_root(&self.image, roots, wanted_root)?;
+        let mountpoints = self.call("inspect_get_mountpoints", |g| {
+            g.inspect_get_mountpoints(&root)
+        })?;
+        let distro = self.call("inspect_get_distro", |g| g.inspect_get_distro(&root))?;
+        Ok(Inspection {
+            root,
+            distro,
+            mountpoints,
+            inspector: Inspector::Libguestfs,
+        })
+    }
+
+    /// The quick path; `None` whenever the guest is outside it (see the
+    /// module header) or any step fails, leaving nothing mounted.
+    fn quick_inspection(&self, wanted_root: Option<&str>) -> Option<Inspection> {
+        let found = self.probe_for_root(wanted_root);
+        let _ = self.handle.umount_all();
+        found
+    }
+
+    fn probe_for_root(&self, wanted_root: Option<&str>) -> Option<Inspection> {
+        let mut devices = self.handle.list_partitions().ok()?;
+        if devices.is_empty() {
+            devices = self.handle.list_devices().ok()?;
+        }
+        let mut candidates = Vec::new();
+        for device in devices {
+            let kind = self.handle.vfs_type(&device).unwrap_or_default();
+            if ROOT_TYPES.contains(&kind.as_str()) {
+                candidates.push(device);
+            } else if !IGNORABLE_TYPES.contains(&kind.as_str()) {
+                // LVM, RAID, encryption, btrfs subvolumes, other systems.
+                return None;
+            }
+        }
+        if let Some(wanted) = wanted_root {
+            candidates.retain(|device| device == wanted);
+        }
+        let mut systems = Vec::new();
+        for device in candidates {
+            self.handle.mount_ro(&device, "/").ok()?;
+            let system = self.read_system_files();
+            self.handle.umount_all().ok()?;
+            if let Some((os_release, fstab)) = system {
+                systems.push((device, os_release, fstab));
+            }
+        }
+        let [(root, os_release, fstab)] = <[_; 1]>::try_from(systems).ok()?;
+        let distro = same_name_distro(&os_release)?;
+        let mountpoints = self.mountpoints(&root, &fstab)?;
+        Some(Inspection {
+            root,
+            distro,
+            mountpoints,
+            inspector: Inspector::Quick,
+        })
+    }
+
+    /// os-release and fstab of the file system mounted at /, if it holds a
+    /// Linux system.
+    fn read_system_files(&self) -> Option<(String, String)> {
+        let os_release = ["/etc/os-release", "/usr/lib/os-release"]
+            .iter()
+            .find_map(|path| self.small_text_file(path))?;
+        let fstab = self.small_text_file("/etc/fstab").unwrap_or_default();
+        Some((os_release, fstab))
+    }
+
+    fn small_text_file(&self, path: &str) -> Option<String> {
+        let is_file = self
+            .handle
+            .is_file(
+                path,
+                guestfs::IsFileOptArgs {
+                    followsymlinks: Some(true),
+                },
+            )
+            .ok()?;
+        if !is_file {
+            return None;
+        }
+        let bytes = self.handle.read_file(path).ok()?;
+        String::from_utf8(bytes).ok()
+    }
+
+    /// Resolves the fstab's block file systems to devices; `None` when an
+    /// entry names its device in a way the quick path does not translate
+    /// (a guest device name like /dev/vda2), or when "/" is not `root`.
+    fn mountpoints(&self, root: &str, fstab: &str) -> Option<HashMap<String, String>> {
+        let mut mountpoints = HashMap::from([("/".to_string(), root.to_string())]);
+        for entry in fstab_entries(fstab) {
+            let device = match entry.source {
+                Source::Uuid(uuid) => self.handle.findfs_uuid(uuid).ok()?,
+                Source::Label(label) => self.handle.findfs_label(label).ok()?,
+                Source::Other(_) => return None,
+            };
+            if entry.mountpoint == "/" && device != root {
+                return None;
+            }
+            mountpoints.insert(entry.mountpoint.to_string(), device);
+        }
+        Some(mountpoints)
+    }
+}
+
+/// The distro name libguestfs would report, when the os-release ID is one
+/// it reports unchanged.
+fn same_name_distro(os_release: &str) -> Option<String> {
+    let id = os_release.lines().find_map(|line| {
+        let value = line.trim().strip_prefix("ID=")?;
+        Some(
+            value
+                .trim()
+                .trim_matches(|c| c == '"' || c == '\'')
+                .to_ascii_lowercase(),
+        )
+    })?;
+    SAME_NAME_IDS.contains(&id.as_str()).then_some(id)
+}
+
+/// How an fstab entry names its file system.
+#[derive(Debug, PartialEq)]
+enum Source<'a> {
+    Uuid(&'a str),
+    Label(&'a str),
+    Other(&'a str),
+}
+
+#[derive(Debug, PartialEq)]
+struct FstabEntry<'a> {
+    source: Source<'a>,
+    mountpoint: &'a str,
+}
+
+/// The fstab entries of block file systems that kiln mounts.
+fn fstab_entries(fstab: &str) -> Vec<FstabEntry<'_>> {
+    fstab
+        .lines()
+        .filter_map(|line| {
+            let line = line.split('#').next()?.trim();
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [source, mountpoint, kind, ..] = fields[..] else {
+                return None;
+            };
+            if !MOUNTED_TYPES.contains(&kind) || !mountpoint.starts_with('/') {
+                return None;
+            }
+            let source = if let Some(uuid) = source
+                .strip_prefix("UUID=")
+                .or_else(|| source.strip_prefix("/dev/disk/by-uuid/"))
+            {
+                Source::Uuid(uuid.trim_matches('"'))
+            } else if let Some(label) = source
+                .strip_prefix("LABEL=")
+                .or_else(|| source.strip_prefix("/dev/disk/by-label/"))
+            {
+                Source::Label(label.trim_matches('"'))
+            } else {
+                Source::Other(source)
+            };
+            Some(FstabEntry { source, mountpoint })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_ids_libguestfs_reports_unchanged_take_the_quick_path() {
+        let debian = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n";
+        assert_eq!(same_name_distro(debian).as_deref(), Some("debian"));
+        assert_eq!(
+            same_name_distro("ID=\"centos\"\nID_LIKE=\"rhel fedora\"\n").as_deref(),
+            Some("centos")
+        );
+        // libguestfs says "oraclelinux", "opensuse", "sles" …: its own
+        // inspection answers for those.
+        assert_eq!(same_name_distro("ID=\"ol\"\n"), None);
+        assert_eq!(same_name_distro("ID=opensuse-leap\n"), None);
+        assert_eq!(same_name_distro("NAME=x\n"), None);
+    }
+
+    #[test]
+    fn fstab_entries_keep_block_file_systems_by_uuid_or_label() {
+        let fstab = "\
+# /etc/fstab: static file system information.
+UUID=0b1c-aa / ext4 errors=remount-ro 0 1
+LABEL=UEFI\t/boot/efi vfat umask=0077 0 1
+/dev/disk/by-uuid/77-88 /srv xfs defaults 0 2
+/dev/vda3 /var ext4 defaults 0 2
+/swapfile none swap sw 0 0
+proc /proc proc defaults 0 0
+tmpfs /tmp tmpfs defaults 0 0
+server:/export /mnt/nfs nfs defaults 0 0
+";
+        assert_eq!(
+            fstab_entries(fstab),
+            vec![
+                FstabEntry {
+                    source: Source::Uuid("0b1c-aa"),
+                    mountpoint: "/"
+                },
+                FstabEntry {
+                    source: Source::Label("UEFI"),
+                    mountpoint: "/boot/efi"
+                },
+                FstabEntry {
+                    source: Source::Uuid("77-88"),
+                    mountpoint: "/srv"
+                },
+                FstabEntry {
+                    source: Source::Other("/dev/vda3"),
+                    mountpoint: "/var"
+                },
+            ]
+        );
+        assert_eq!(
+            fstab_entries("# UNCONFIGURED FSTAB FOR BASE SYSTEM\n"),
+            vec![]
+        );
+    }
+}
