@@ -14,7 +14,9 @@
 #   RUNS=3 PHASES="repack floor testonly" benches/image.sh
 #
 # Phases: first (pack a clean copy), repack (pack the image the same tool
-# produced), floor, testonly, verify (kiln re-pack with --verify), rtt
+# produced; kiln also as "kiln-sh-full", i.e. with --commands sh
+# --full-inspection, how it ran before those two changes), floor, testonly
+# (kiln and kiln-sh-full), verify (kiln re-pack with --verify), rtt
 # (cargo bench --bench image_roundtrip: time per Remote call). Images and
 # results live in $KILN_BENCH_DIR (default /var/tmp/kiln-bench); phases other
 # than `first` reuse the packed images a previous `first` left there.
@@ -77,6 +79,10 @@ kpack() {
   "$kiln" pack --accel tcg --resource-root "$repo/manifests/demo/1.0" --manifest "$manifest" --report "$dir/report.json" --image "$@"
 }
 
+# kiln as it was before the session chroot and the quick inspection, for
+# before/after figures from the same run.
+before="--commands sh --full-inspection"
+
 floor() { guestfish --ro -a "$1" -i sh true; }
 floor_net() { guestfish --ro --network -a "$1" -i sh true; }
 
@@ -108,13 +114,15 @@ for ((i = 1; i <= runs; i++)); do
   if has_phase repack; then
     alternate "$i" \
       'vc:timed repack virt-customize "$dir/vc.log" -- vc "$dir/vc.qcow2"' \
-      'kiln:timed repack kiln "$dir/kiln.log" -- kpack "$dir/kiln.qcow2"'
+      'kiln:timed repack kiln "$dir/kiln.log" -- kpack "$dir/kiln.qcow2"' \
+      'old:timed repack kiln-sh-full "$dir/kiln.log" -- kpack "$dir/kiln.qcow2" $before'
   fi
   if has_phase floor || has_phase testonly; then
     alternate "$i" \
       'floor:has_phase floor && timed floor guestfish "$dir/floor.log" -- floor "$dir/kiln.qcow2"' \
       'floornet:has_phase floor && timed floor guestfish-network "$dir/floor.log" -- floor_net "$dir/kiln.qcow2"' \
-      'test:has_phase testonly && timed testonly kiln "$dir/kiln.log" -- kpack "$dir/kiln.qcow2" --test-only'
+      'test:has_phase testonly && timed testonly kiln "$dir/kiln.log" -- kpack "$dir/kiln.qcow2" --test-only' \
+      'old:has_phase testonly && timed testonly kiln-sh-full "$dir/kiln.log" -- kpack "$dir/kiln.qcow2" --test-only $before'
   fi
   if has_phase verify; then
     timed verify kiln "$dir/kiln.log" -- kpack "$dir/kiln.qcow2" --verify

@@ -1252,18 +1252,22 @@ impl Guest {
     fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, ImageError> {
         require_absolute(&self.image, path)?;
         let path = &*self.file_path(path);
-        if !self.call("exists", |g| g.exists(path))? {
-            return Ok(None);
-        }
-        if !self.call("is_file", |g| {
+        // One round trip for the usual answer (a file); telling "missing"
+        // from "not a file" takes a second only when it is not one.
+        let is_file = self.call("is_file", |g| {
             g.is_file(
                 path,
                 guestfs::IsFileOptArgs {
                     followsymlinks: Some(true),
                 },
             )
-        })? {
-            return Err(self.not_a_file(path));
+        })?;
+        if !is_file {
+            return if self.call("exists", |g| g.exists(path))? {
+                Err(self.not_a_file(path))
+            } else {
+                Ok(None)
+            };
         }
         self.download(path).map(Some)
     }
