@@ -933,6 +933,9 @@ fn configure(
     token: &str,
 ) -> Result<(), guestfs::Error> {
     handle.set_network(network)?;
+    // Closing a handle normally unmounts and syncs first; a read-only
+    // session has nothing to keep, so its close just stops the appliance.
+    handle.set_autosync(!drive.readonly)?;
     let mut settings = handle.get_backend_settings()?;
     settings.retain(|s| s != "force_tcg");
     if emulation == Emulation::Software {
