@@ -7,20 +7,22 @@
 
 mod builtins;
 mod cache;
+mod engines;
 pub mod grants;
 mod store;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store, UpdateDeadline};
+use wasmtime::component::Component;
+use wasmtime::{Engine, PoolConcurrencyLimitError, Store, UpdateDeadline};
 
 pub use builtins::{builtin_declarations, BUILTIN_NAMES};
+use engines::{Backend, Engines};
 pub use grants::{Grant, Grants, Limits};
 use store::StoreState;
 pub use store::{human_bytes, human_duration, RunScope, Violation};
@@ -124,10 +126,9 @@ impl HostOptions {
     }
 }
 
-/// The engine, linker and compile cache shared by every validator type.
+/// The engines, linkers and compile cache shared by every validator type.
 pub struct ComponentHost {
-    engine: Engine,
-    linker: Linker<StoreState>,
+    engines: Arc<Engines>,
     cache: cache::CompileCache,
     ticker_stop: Arc<AtomicBool>,
 }
@@ -140,24 +141,20 @@ impl Drop for ComponentHost {
 
 impl ComponentHost {
     pub fn new(options: HostOptions) -> Result<Arc<ComponentHost>, HostError> {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        config.epoch_interruption(true);
-        config.max_wasm_stack(1 << 20);
-        let engine = Engine::new(&config).map_err(|e| HostError(e.to_string()))?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| HostError(e.to_string()))?;
-        bindings::ValidatorType::add_to_linker::<_, HasSelf<_>>(
-            &mut linker,
-            |state: &mut StoreState| state,
-        )
-        .map_err(|e| HostError(e.to_string()))?;
+        Self::with_pool_slots(options, engines::POOL_COMPONENT_SLOTS)
+    }
+
+    fn with_pool_slots(
+        options: HostOptions,
+        pool_slots: u32,
+    ) -> Result<Arc<ComponentHost>, HostError> {
+        let engines = Arc::new(Engines::new(pool_slots)?);
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        start_epoch_ticker(engine.clone(), ticker_stop.clone());
-        let cache = cache::CompileCache::new(options.cache_dir, &engine);
+        start_epoch_ticker(engines.clone(), ticker_stop.clone());
+        // Both engines compile alike, so one cache key serves them.
+        let cache = cache::CompileCache::new(options.cache_dir, engines.primary());
         Ok(Arc::new(ComponentHost {
-            engine,
-            linker,
+            engines,
             cache,
             ticker_stop,
         }))
@@ -191,22 +188,43 @@ impl ComponentHost {
             }
         }
         check_component_header(&name, &origin, &bytes)?;
-        let component = self
-            .cache
-            .component(&self.engine, &digest, &bytes)
-            .map_err(|e| LoadError::NotAComponent {
-                name: name.clone(),
-                what: format!("{origin} is not a valid component: {e:#}"),
-            })?;
-        check_world_version(&name, &self.engine, &component)?;
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Link {
+        let not_a_component = |e: wasmtime::Error| LoadError::NotAComponent {
             name: name.clone(),
-            reason: format!("{e:#} (kiln gives validators only kiln:validator/host and WASI without files, sockets or environment)"),
-        })?;
-        let pre = bindings::ValidatorTypePre::new(instance_pre).map_err(|e| LoadError::Link {
-            name: name.clone(),
-            reason: format!("it does not export {EXPORT_INTERFACE}@{WIT_VERSION} ({e:#}); is it built for the kiln:validator/validator-type world?"),
-        })?;
+            what: format!("{origin} is not a valid component: {e:#}"),
+        };
+        let on_demand = || -> Result<(&Backend, Component), LoadError> {
+            let backend = self
+                .engines
+                .on_demand()
+                .map_err(|e| not_a_component(wasmtime::Error::msg(e)))?;
+            let component = self
+                .cache
+                .component(&backend.engine, &digest, &bytes)
+                .map_err(not_a_component)?;
+            Ok((backend, component))
+        };
+        // The pool when the type fits it; wasmtime refuses a component that
+        // exceeds the pool's per-component counts or sizes when it loads, and
+        // such a component runs on demand (if it is valid at all, the
+        // on-demand engine says why not).
+        let (backend, component, pooled) = match self.engines.pooled() {
+            Some(pooled) if Engines::pool_fits(&declaration.limits) => {
+                match self.cache.component(&pooled.engine, &digest, &bytes) {
+                    Ok(component) => (pooled, component, true),
+                    Err(_) => {
+                        let (backend, component) = on_demand()?;
+                        (backend, component, false)
+                    }
+                }
+            }
+            _ => {
+                let (backend, component) = on_demand()?;
+                (backend, component, false)
+            }
+        };
+        check_world_version(&name, &backend.engine, &component)?;
+        let pre = prelink(&name, backend, &component)?;
+        let fallback = OnceLock::new();
         Ok(Arc::new(ValidatorType {
             name: Arc::from(name.as_str()),
             grants: Arc::new(declaration.grants.clone()),
@@ -214,23 +232,48 @@ impl ComponentHost {
             origin,
             sha256: digest,
             declaration,
-            engine: self.engine.clone(),
-            pre,
+            engines: self.engines.clone(),
+            placement: if pooled {
+                Placement::Pooled {
+                    pre,
+                    component,
+                    fallback,
+                }
+            } else {
+                Placement::OnDemand { pre }
+            },
         }))
     }
 
+    /// The engine most types run on (the pooled one where the host has it).
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        self.engines.primary()
     }
 }
 
-fn start_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) {
+/// Links `component`'s imports on `backend` and finds its exports.
+fn prelink(
+    name: &str,
+    backend: &Backend,
+    component: &Component,
+) -> Result<bindings::ValidatorTypePre<StoreState>, LoadError> {
+    let instance_pre = backend.linker.instantiate_pre(component).map_err(|e| LoadError::Link {
+        name: name.to_string(),
+        reason: format!("{e:#} (kiln gives validators only kiln:validator/host and WASI without files, sockets or environment)"),
+    })?;
+    bindings::ValidatorTypePre::new(instance_pre).map_err(|e| LoadError::Link {
+        name: name.to_string(),
+        reason: format!("it does not export {EXPORT_INTERFACE}@{WIT_VERSION} ({e:#}); is it built for the kiln:validator/validator-type world?"),
+    })
+}
+
+fn start_epoch_ticker(engines: Arc<Engines>, stop: Arc<AtomicBool>) {
     thread::Builder::new()
         .name("kiln-epoch".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 thread::sleep(EPOCH_TICK);
-                engine.increment_epoch();
+                engines.increment_epochs();
             }
         })
         .expect("spawning the epoch thread");
@@ -335,8 +378,23 @@ pub struct ValidatorType {
     pub origin: String,
     pub sha256: String,
     pub declaration: TypeDeclaration,
-    engine: Engine,
-    pre: bindings::ValidatorTypePre<StoreState>,
+    engines: Arc<Engines>,
+    placement: Placement,
+}
+
+/// Which engine a type's calls instantiate on.
+enum Placement {
+    /// In the pool. `component` is kept to make `fallback`, the same type
+    /// on the on-demand engine, the first time a call finds the pool full.
+    Pooled {
+        pre: bindings::ValidatorTypePre<StoreState>,
+        component: Component,
+        fallback: OnceLock<Result<bindings::ValidatorTypePre<StoreState>, String>>,
+    },
+    /// On demand: no pool on this host, or the type does not fit it.
+    OnDemand {
+        pre: bindings::ValidatorTypePre<StoreState>,
+    },
 }
 
 impl std::fmt::Debug for ValidatorType {
@@ -368,9 +426,14 @@ pub struct RunReport {
 }
 
 impl ValidatorType {
-    fn store(&self, scope: Option<Arc<dyn RunScope>>) -> Store<StoreState> {
+    /// Whether this type's calls instantiate from the pool.
+    pub fn pooled(&self) -> bool {
+        matches!(self.placement, Placement::Pooled { .. })
+    }
+
+    fn store(&self, engine: &Engine, scope: Option<Arc<dyn RunScope>>) -> Store<StoreState> {
         let state = StoreState::new(self.name.clone(), self.grants.clone(), self.limits, scope);
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|context| {
@@ -383,10 +446,67 @@ impl ValidatorType {
         store
     }
 
+    /// A fresh store and a fresh instance of the component in it: from the
+    /// pool, or on demand when the type does not fit the pool or the pool
+    /// is full (see `engines`).
+    fn instantiate(
+        &self,
+        scope: Option<Arc<dyn RunScope>>,
+    ) -> (Store<StoreState>, wasmtime::Result<bindings::ValidatorType>) {
+        let (pre, component, fallback) = match &self.placement {
+            Placement::OnDemand { pre } => {
+                let mut store = self.store(pre.engine(), scope);
+                let instance = pre.instantiate(&mut store);
+                return (store, instance);
+            }
+            Placement::Pooled {
+                pre,
+                component,
+                fallback,
+            } => (pre, component, fallback),
+        };
+        let mut store = self.store(pre.engine(), scope.clone());
+        let instance = pre.instantiate(&mut store);
+        // The pool's component slots ran out before anything of the
+        // component was allocated or ran: instantiate on demand instead.
+        let full = match &instance {
+            Err(e) => e.downcast_ref::<PoolConcurrencyLimitError>().is_some(),
+            Ok(_) => false,
+        };
+        if !full {
+            return (store, instance);
+        }
+        let fallback = fallback.get_or_init(|| {
+            let backend = self.engines.on_demand()?;
+            let bytes = component.serialize().map_err(|e| e.to_string())?;
+            // SAFETY: the bytes are wasmtime's own serialization of a
+            // component this process compiled or loaded, for an engine with
+            // the same compilation settings; wasmtime checks the header
+            // against the engine again.
+            let component = unsafe { Component::deserialize(&backend.engine, &bytes) }
+                .map_err(|e| e.to_string())?;
+            prelink(&self.name, backend, &component).map_err(|e| e.to_string())
+        });
+        match fallback {
+            Ok(pre) => {
+                drop(store);
+                let mut store = self.store(pre.engine(), scope);
+                let instance = pre.instantiate(&mut store);
+                (store, instance)
+            }
+            Err(why) => (
+                store,
+                Err(wasmtime::Error::msg(format!(
+                    "the instance pool is full and the on-demand engine failed: {why}"
+                ))),
+            ),
+        }
+    }
+
     /// Calls `check` on a spec (JSON).
     pub fn check(&self, spec_json: &str) -> Outcome<Result<Plan, SpecError>> {
-        let mut store = self.store(None);
-        let result = self.pre.instantiate(&mut store).and_then(|instance| {
+        let (mut store, instance) = self.instantiate(None);
+        let result = instance.and_then(|instance| {
             instance
                 .kiln_validator_validator()
                 .call_check(&mut store, spec_json)
@@ -399,8 +519,8 @@ impl ValidatorType {
 
     /// Calls `run` with `scope` as the way to the target.
     pub fn run(&self, spec_json: &str, test_only: bool, scope: Arc<dyn RunScope>) -> RunReport {
-        let mut store = self.store(Some(scope));
-        let result = self.pre.instantiate(&mut store).and_then(|instance| {
+        let (mut store, instance) = self.instantiate(Some(scope));
+        let result = instance.and_then(|instance| {
             instance
                 .kiln_validator_validator()
                 .call_run(&mut store, spec_json, test_only)
@@ -484,5 +604,159 @@ fn root_cause(error: &wasmtime::Error) -> String {
     match error.downcast_ref::<wasmtime::Trap>() {
         Some(trap) => trap.to_string(),
         None => error.root_cause().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::remote::{CommandOutput, Remote, RemoteCommand, RemoteError};
+    use crate::scripted::ScriptedRemote;
+
+    fn package(host: &ComponentHost, limits: Limits) -> Arc<ValidatorType> {
+        let mut declaration = builtin_declarations()
+            .into_iter()
+            .find(|d| d.name == "package")
+            .unwrap();
+        declaration.limits = limits;
+        host.load(declaration).expect("package loads")
+    }
+
+    /// Answers every command like the scripted target; the first command
+    /// also runs `inner` (a second `package` call) while the outer call
+    /// still holds its instance.
+    struct Scope {
+        inner: Mutex<Option<Arc<ValidatorType>>>,
+        inner_outcome: Mutex<Option<String>>,
+    }
+
+    impl RunScope for Scope {
+        fn distro(&self) -> String {
+            "debian".into()
+        }
+        fn run_command(&self, command: &RemoteCommand) -> Result<CommandOutput, RemoteError> {
+            if let Some(inner) = self.inner.lock().unwrap().take() {
+                let scope = Arc::new(Scope {
+                    inner: Mutex::new(None),
+                    inner_outcome: Mutex::new(None),
+                });
+                let report = inner.run(r#"["less"]"#, true, scope);
+                *self.inner_outcome.lock().unwrap() = Some(format!("{:?}", report.outcome));
+            }
+            ScriptedRemote::new("debian").run(command)
+        }
+        fn write_file(&self, _: &str, _: &[u8], _: u32) -> Result<(), RemoteError> {
+            Ok(())
+        }
+        fn read_file(&self, _: &str) -> Result<Option<Vec<u8>>, RemoteError> {
+            Ok(None)
+        }
+        fn read_resource(&self, _: &str) -> Result<Vec<u8>, String> {
+            Err("none".into())
+        }
+        fn get_argument(&self, _: &str) -> Option<String> {
+            None
+        }
+        fn set_argument(&self, _: &str, _: &str) {}
+        fn run_nested(&self, _: u32, _: bool) -> Result<(), String> {
+            Err("none".into())
+        }
+        fn nested_count(&self) -> usize {
+            0
+        }
+        fn log(&self, _: LogLevel, _: &str) {}
+        fn command_ran(
+            &self,
+            _: &RemoteCommand,
+            _: &Result<CommandOutput, RemoteError>,
+            _: Duration,
+        ) {
+        }
+    }
+
+    fn pool_available() -> bool {
+        ComponentHost::new(HostOptions::default())
+            .unwrap()
+            .engines
+            .pooled()
+            .is_some()
+    }
+
+    #[test]
+    fn builtins_run_from_the_pool_where_there_is_one() {
+        let host = ComponentHost::new(HostOptions::default()).unwrap();
+        let pooled = host.engines.pooled().is_some();
+        for declaration in builtin_declarations() {
+            let name = declaration.name.clone();
+            let loaded = host.load(declaration).unwrap();
+            assert_eq!(loaded.pooled(), pooled, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_full_pool_falls_back_to_on_demand() {
+        // One slot: the outer call holds it while the inner one runs.
+        let host = ComponentHost::with_pool_slots(HostOptions::default(), 1).unwrap();
+        let outer = package(&host, Limits::BUILTIN);
+        let scope = Arc::new(Scope {
+            inner: Mutex::new(Some(outer.clone())),
+            inner_outcome: Mutex::new(None),
+        });
+        let report = outer.run(r#"["less"]"#, true, scope.clone());
+        assert!(
+            matches!(report.outcome, Outcome::Returned(Ok(()))),
+            "{:?}",
+            report.outcome
+        );
+        assert_eq!(
+            scope.inner_outcome.lock().unwrap().as_deref(),
+            Some("Returned(Ok(()))")
+        );
+        if let Placement::Pooled { fallback, .. } = &outer.placement {
+            assert!(
+                fallback.get().is_some_and(|f| f.is_ok()),
+                "the inner call ran on demand"
+            );
+        }
+        // The slot is free again: the next call runs (from the pool).
+        let report = outer.run(
+            r#"["less"]"#,
+            true,
+            Arc::new(Scope {
+                inner: Mutex::new(None),
+                inner_outcome: Mutex::new(None),
+            }),
+        );
+        assert!(matches!(report.outcome, Outcome::Returned(Ok(()))));
+    }
+
+    #[test]
+    fn a_memory_limit_above_the_pool_slot_runs_on_demand() {
+        let host = ComponentHost::new(HostOptions::default()).unwrap();
+        let mut limits = Limits::THIRD_PARTY;
+        limits.memory_bytes = (engines::POOL_MAX_MEMORY_BYTES as usize) + (1 << 20);
+        let big = package(&host, limits);
+        assert!(!big.pooled());
+        assert!(matches!(big.check(r#"["less"]"#), Outcome::Returned(Ok(_))));
+        assert_eq!(
+            package(&host, Limits::THIRD_PARTY).pooled(),
+            pool_available()
+        );
+    }
+
+    #[test]
+    fn both_engines_compile_alike() {
+        // The compile cache and the pool-full fallback rely on this.
+        let engines = Engines::new(engines::POOL_COMPONENT_SLOTS).unwrap();
+        let hash = |engine: &Engine| {
+            let mut hasher = DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut hasher);
+            hasher.finish()
+        };
+        let on_demand = hash(&engines.on_demand().unwrap().engine);
+        assert_eq!(hash(engines.primary()), on_demand);
     }
 }

@@ -324,7 +324,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        Ok(desired <= super::engines::TABLE_ELEMENTS_LIMIT)
     }
 }
 
