@@ -58,9 +58,9 @@ use super::HostError;
 /// that finds the pool full has therefore run no guest code, and retrying it
 /// on the on-demand engine repeats nothing.
 pub(super) const POOL_COMPONENT_SLOTS: u32 = 1000;
-/// Core module instances one component may contain. A Rust `wasm32-wasip2`
-/// component has a handful (its module plus wit-component's shims); these
-/// are counters, not reservations.
+/// Core module instances one component may contain. The built-ins, Rust
+/// `wasm32-wasip2` components, have 3 (their module and wit-component's
+/// shims); these are counters, not reservations.
 const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 32;
 /// Linear memories one component may contain: Rust components have one.
 /// Each memory slot reserves (but does not commit) 4 GiB of address space
@@ -68,8 +68,10 @@ const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 32;
 /// 64-bit Linux process has; only the pages validators touch are committed.
 /// A multi-memory component runs on demand.
 const MAX_MEMORIES_PER_COMPONENT: u32 = 1;
-/// Tables one component may contain (its module's and the shims').
-const MAX_TABLES_PER_COMPONENT: u32 = 8;
+/// Tables one component may contain: the built-ins have 2 (their module's
+/// and the shims'). Each table slot reserves 800 KB of address space
+/// ([`TABLE_ELEMENTS_LIMIT`] pointers), 3 GB for the pool.
+const MAX_TABLES_PER_COMPONENT: u32 = 4;
 /// The largest linear memory a pool slot holds: all of a 32-bit memory,
 /// which is what every wasm32 component can address. A type declared with a
 /// larger memory limit (only a 64-bit memory could use it) runs on demand,
