@@ -3,17 +3,16 @@
 //! /etc/resolv.conf around *every* call — a dozen `mount`, `umount` and `cp`
 //! processes, about 0.7 s per command under software emulation. A
 //! [`CommandChannel::SessionChroot`] session does that set-up once, when its
-//! first command runs ([`setup_script`]), sends each command as `chroot
-//! /sysroot /bin/sh -c …` through the appliance's own shell (guestfsd's
-//! `debug sh`), and undoes the set-up before the appliance shuts down
-//! ([`ChrootSetup::teardown_script`]), so a committed image holds exactly what
-//! it would after `sh`. Where the appliance lacks `debug sh` (it is outside
-//! libguestfs's stable API) commands go through `sh` as before. Either way
-//! the command runs inside one wrapper ([`capture_script`]) that captures
-//! its exit status and both streams and answers in one reply frame
+//! first command runs ([`setup_script`]), sends each command through the
+//! appliance's own shell (guestfsd's `debug sh`) into the guest with
+//! `chroot` ([`appliance_script`]), and undoes the set-up before the
+//! appliance shuts down ([`ChrootSetup::teardown_script`]), so a committed
+//! image holds exactly what it would after `sh`. Where the appliance lacks
+//! `debug sh` (it is outside libguestfs's stable API) commands go through
+//! `sh` inside the guest ([`capture_script`]). Both wrappers capture the
+//! command's exit status and streams and answer in the same reply frame
 //! ([`parse_reply`]).
 
-use std::borrow::Cow;
 use std::time::Duration;
 
 use crate::remote::{shell_quote, CommandOutput, RemoteCommand};
@@ -113,10 +112,10 @@ impl ChrootSetup {
     /// The path a file call should use for the guest's `path`: the guest's
     /// own resolv.conf while the appliance's is lent, so reading and writing
     /// it through the file calls sees what the image will hold.
-    pub(super) fn file_path<'a>(&'a self, path: &'a str) -> Cow<'a, str> {
+    pub(super) fn file_path<'a>(&'a self, path: &'a str) -> &'a str {
         match &self.resolver_backup {
-            Some(backup) if path == RESOLV_CONF => Cow::Borrowed(backup),
-            _ => Cow::Borrowed(path),
+            Some(backup) if path == RESOLV_CONF => backup,
+            _ => path,
         }
     }
 
@@ -158,7 +157,7 @@ impl ChrootSetup {
 const KILL_GRACE_SECONDS: u64 = 10;
 
 /// Output (stdout and stderr together) up to this size comes back inline in
-/// the `sh` reply. Base64 makes it 4/3 bigger plus a newline every 76
+/// the reply. Base64 makes it 4/3 bigger plus a newline every 76
 /// characters, and libguestfs refuses protocol messages over 4 MB, so
 /// 2 MiB leaves room; bigger output is downloaded from the capture files.
 const INLINE_OUTPUT_LIMIT: u64 = 2 << 20;
@@ -166,7 +165,7 @@ const INLINE_OUTPUT_LIMIT: u64 = 2 << 20;
 /// The first word of the wrapper's reply.
 const REPLY_TAG: &str = "kiln-run";
 
-/// The shell text libguestfs runs: the command (under coreutils `timeout`
+/// The shell text libguestfs's `sh` runs in the guest: the command (under coreutils `timeout`
 /// when it has a limit and the guest has `timeout`) with its output
 /// captured in `capture`, then the reply frame: `kiln-run STATUS inline`,
 /// stdout in base64, a `.` line, stderr in base64, a `.` line (the capture

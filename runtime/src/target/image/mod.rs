@@ -1200,7 +1200,7 @@ impl Guest {
     /// [`ChrootSetup::file_path`]).
     fn file_path<'a>(&self, path: &'a str) -> Cow<'a, str> {
         match &*self.channel.borrow() {
-            Some(ActiveChannel::Chroot(setup)) => Cow::Owned(setup.file_path(path).into_owned()),
+            Some(ActiveChannel::Chroot(setup)) => Cow::Owned(setup.file_path(path).to_string()),
             _ => Cow::Borrowed(path),
         }
     }
