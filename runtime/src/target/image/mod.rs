@@ -996,12 +996,7 @@ fn silence_error_printing(handle: &guestfs::Handle) {
 }
 
 fn launch_token() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "kiln_launch={}.{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("kiln_launch={}", unique_suffix())
 }
 
 /// Kills an appliance's qemu that has run longer than the deadline without
