@@ -8,7 +8,8 @@
 //! atomic `rename` (or that `discard`, `Drop`, a crash or SIGINT/SIGTERM simply
 //! deletes). It also owns the choice between hardware acceleration and
 //! software emulation, and the lock that keeps two reconciling sessions off one
-//! image.
+//! image. Finding the guest's OS lives in `inspect`, and how a command
+//! reaches the guest in `command`.
 
 mod command;
 mod inspect;
