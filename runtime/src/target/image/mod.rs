@@ -1132,7 +1132,7 @@ impl Guest {
     /// `base64`) is downloaded from files in the guest instead.
     fn run(&self, command: &RemoteCommand) -> Result<CommandOutput, ImageError> {
         let capture = format!("/tmp/.kiln-run-{}", unique_suffix());
-        let sent = if self.chroot_ready()? {
+        let sent = if self.chroot_ready() {
             let script = appliance_script(command, &capture, &ApplianceSide::CHROOT);
             self.call("debug sh", |g| g.debug("sh", &[&script]))
         } else {
@@ -1147,7 +1147,8 @@ impl Guest {
             }
         };
         match parse_reply(&reply) {
-            // The wrapper already removed the capture directory.
+            // Nothing is left in the guest: `sh`'s wrapper removed its
+            // capture directory, and the appliance's never made one.
             Reply::Inline(output) => Ok(output),
             Reply::Files(exit_code) => {
                 let collected = self.collect(exit_code, &capture);
@@ -1171,7 +1172,7 @@ impl Guest {
     /// Whether commands go through the session chroot, setting it up if this
     /// is the first command. An appliance without `debug sh` falls back to
     /// libguestfs's `sh`.
-    fn chroot_ready(&self) -> Result<bool, ImageError> {
+    fn chroot_ready(&self) -> bool {
         let mut channel = self.channel.borrow_mut();
         if channel.is_none() {
             *channel = Some(match self.wanted_channel {
@@ -1189,7 +1190,7 @@ impl Guest {
                 }
             });
         }
-        Ok(matches!(*channel, Some(ActiveChannel::Chroot(_))))
+        matches!(*channel, Some(ActiveChannel::Chroot(_)))
     }
 
     /// The path the file calls should use for the guest's `path` (see
