@@ -192,34 +192,31 @@ impl ComponentHost {
             name: name.clone(),
             what: format!("{origin} is not a valid component: {e:#}"),
         };
-        let on_demand = || -> Result<(&Backend, Component), LoadError> {
-            let backend = self
-                .engines
-                .on_demand()
-                .map_err(|e| not_a_component(wasmtime::Error::msg(e)))?;
-            let component = self
-                .cache
-                .component(&backend.engine, &digest, &bytes)
-                .map_err(not_a_component)?;
-            Ok((backend, component))
-        };
         // The pool when the type fits it; wasmtime refuses a component that
         // exceeds the pool's per-component counts or sizes when it loads, and
         // such a component runs on demand (if it is valid at all, the
         // on-demand engine says why not).
-        let (backend, component, pooled) = match self.engines.pooled() {
-            Some(pooled) if Engines::pool_fits(&declaration.limits) => {
-                match self.cache.component(&pooled.engine, &digest, &bytes) {
-                    Ok(component) => (pooled, component, true),
-                    Err(_) => {
-                        let (backend, component) = on_demand()?;
-                        (backend, component, false)
-                    }
-                }
-            }
-            _ => {
-                let (backend, component) = on_demand()?;
-                (backend, component, false)
+        let in_pool = self
+            .engines
+            .pooled()
+            .filter(|_| Engines::pool_fits(&declaration.limits))
+            .and_then(|pooled| {
+                let component = self.cache.component(&pooled.engine, &digest, &bytes).ok()?;
+                Some((pooled, component))
+            });
+        let pooled = in_pool.is_some();
+        let (backend, component) = match in_pool {
+            Some(found) => found,
+            None => {
+                let backend = self
+                    .engines
+                    .on_demand()
+                    .map_err(|e| not_a_component(wasmtime::Error::msg(e)))?;
+                let component = self
+                    .cache
+                    .component(&backend.engine, &digest, &bytes)
+                    .map_err(not_a_component)?;
+                (backend, component)
             }
         };
         check_world_version(&name, &backend.engine, &component)?;
@@ -469,10 +466,9 @@ impl ValidatorType {
         let instance = pre.instantiate(&mut store);
         // The pool's component slots ran out before anything of the
         // component was allocated or ran: instantiate on demand instead.
-        let full = match &instance {
-            Err(e) => e.downcast_ref::<PoolConcurrencyLimitError>().is_some(),
-            Ok(_) => false,
-        };
+        let full = instance
+            .as_ref()
+            .is_err_and(|e| e.downcast_ref::<PoolConcurrencyLimitError>().is_some());
         if !full {
             return (store, instance);
         }
