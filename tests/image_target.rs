@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use kiln::remote::{Remote, RemoteCommand, RemoteError};
+use kiln::remote::{FileRead, FileWrite, Remote, RemoteCommand, RemoteError};
 use kiln::target::image::{
     Accel, CommandChannel, ImageError, ImageOptions, ImageSession, Inspector,
 };
@@ -179,21 +179,30 @@ fn test_only_session_serves_remote_calls() {
     // Files round-trip byte for byte, with their mode.
     let contents = b"line one\n\0binary\xff tail".to_vec();
     session
-        .write_file("/etc/kiln-roundtrip", &contents, 0o640)
+        .write_file(&FileWrite::new("/etc/kiln-roundtrip", &contents, 0o640))
         .unwrap();
     assert_eq!(
-        session.read_file("/etc/kiln-roundtrip").unwrap(),
+        session
+            .read_file(&FileRead::new("/etc/kiln-roundtrip"))
+            .unwrap(),
         Some(contents)
     );
     assert_eq!(
         run(&mut session, "stat -c %a /etc/kiln-roundtrip").1,
         "640\n"
     );
-    assert_eq!(session.read_file("/etc/no-such-file").unwrap(), None);
-    assert!(session.read_file("/etc").is_err());
-    assert!(session.write_file("relative/path", b"x", 0o644).is_err());
+    assert_eq!(
+        session
+            .read_file(&FileRead::new("/etc/no-such-file"))
+            .unwrap(),
+        None
+    );
+    assert!(session.read_file(&FileRead::new("/etc")).is_err());
     assert!(session
-        .write_file("/no/such/dir/file", b"x", 0o644)
+        .write_file(&FileWrite::new("relative/path", b"x", 0o644))
+        .is_err());
+    assert!(session
+        .write_file(&FileWrite::new("/no/such/dir/file", b"x", 0o644))
         .is_err());
 
     // Large output survives (more than one libguestfs message).
@@ -224,7 +233,7 @@ fn discard_and_output_leave_the_input_untouched() {
     let mut session = open(&options(&image, false));
     assert!(session.is_reconciling());
     session
-        .write_file("/etc/kiln-discarded", b"gone", 0o644)
+        .write_file(&FileWrite::new("/etc/kiln-discarded", b"gone", 0o644))
         .unwrap();
     assert_eq!(
         leftovers(dir.path()).len(),
@@ -244,7 +253,7 @@ fn discard_and_output_leave_the_input_untouched() {
     // and the written image see the guest's own.
     let own_resolver = b"nameserver 192.0.2.53\n";
     session
-        .write_file("/etc/resolv.conf", own_resolver, 0o644)
+        .write_file(&FileWrite::new("/etc/resolv.conf", own_resolver, 0o644))
         .unwrap();
     assert_eq!(run(&mut session, "echo kept > /etc/kiln-output").0, 0);
     let (_, lent, _) = run(&mut session, "cat /etc/resolv.conf");
@@ -253,7 +262,10 @@ fn discard_and_output_leave_the_input_untouched() {
         "{lent}"
     );
     assert_eq!(
-        session.read_file("/etc/resolv.conf").unwrap().as_deref(),
+        session
+            .read_file(&FileRead::new("/etc/resolv.conf"))
+            .unwrap()
+            .as_deref(),
         Some(&own_resolver[..])
     );
     let summary = session.commit().unwrap();
@@ -274,12 +286,23 @@ fn discard_and_output_leave_the_input_untouched() {
     assert_eq!(check.inspector(), Inspector::Libguestfs);
     assert_eq!(check.distro().unwrap(), "debian");
     assert_eq!(
-        check.read_file("/etc/kiln-output").unwrap().as_deref(),
+        check
+            .read_file(&FileRead::new("/etc/kiln-output"))
+            .unwrap()
+            .as_deref(),
         Some(&b"kept\n"[..])
     );
-    assert_eq!(check.read_file("/etc/kiln-discarded").unwrap(), None);
     assert_eq!(
-        check.read_file("/etc/resolv.conf").unwrap().as_deref(),
+        check
+            .read_file(&FileRead::new("/etc/kiln-discarded"))
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        check
+            .read_file(&FileRead::new("/etc/resolv.conf"))
+            .unwrap()
+            .as_deref(),
         Some(&own_resolver[..]),
         "the guest's resolver went back before the commit"
     );
@@ -331,7 +354,7 @@ fn commit_persists_package_installs_and_blocks_a_second_session() {
         String::from_utf8_lossy(&output.stderr)
     );
     session
-        .write_file("/etc/kiln-committed", b"yes\n", 0o600)
+        .write_file(&FileWrite::new("/etc/kiln-committed", b"yes\n", 0o600))
         .unwrap();
     let summary = session.commit().unwrap();
     eprintln!("commit in place took {:?}", summary.elapsed);
@@ -341,7 +364,10 @@ fn commit_persists_package_installs_and_blocks_a_second_session() {
 
     let mut check = open(&options(&image, true));
     assert_eq!(
-        check.read_file("/etc/kiln-committed").unwrap().as_deref(),
+        check
+            .read_file(&FileRead::new("/etc/kiln-committed"))
+            .unwrap()
+            .as_deref(),
         Some(&b"yes\n"[..])
     );
     assert_eq!(
@@ -354,7 +380,10 @@ fn commit_persists_package_installs_and_blocks_a_second_session() {
     );
     // The resolver libguestfs lent each command was taken back: the image
     // had no resolv.conf and still has none.
-    assert_eq!(check.read_file("/etc/resolv.conf").unwrap(), None);
+    assert_eq!(
+        check.read_file(&FileRead::new("/etc/resolv.conf")).unwrap(),
+        None
+    );
     check.discard();
 }
 
@@ -427,7 +456,7 @@ fn sigterm_removes_the_overlay() {
         // Child: hold a reconciling session with a change in it until killed.
         let mut session = open(&options(Path::new(&image), false));
         session
-            .write_file("/etc/kiln-interrupted", b"x", 0o644)
+            .write_file(&FileWrite::new("/etc/kiln-interrupted", b"x", 0o644))
             .unwrap();
         // libtest may have printed "test NAME ... " without a newline.
         println!("\nKILN-READY");

@@ -14,7 +14,7 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use kiln::remote::Remote;
+use kiln::remote::{FileRead, Remote};
 use kiln::target::image::{Accel, ImageOptions, ImageSession};
 use support::{demo_image, repo_root, sha256_file};
 
@@ -69,7 +69,7 @@ fn read_back(image: &Path, paths: &[&str]) -> Vec<Option<String>> {
         .iter()
         .map(|path| {
             session
-                .read_file(path)
+                .read_file(&FileRead::new(path))
                 .unwrap()
                 .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
         })

@@ -166,7 +166,7 @@ fn script_is_written_run_with_its_environment_and_removed() {
     };
     assert!(path.starts_with("/tmp/kiln-script-"), "{path}");
     assert_eq!(contents, b"#!/bin/sh\necho hi\n");
-    assert_eq!(*mode, 0o755);
+    assert_eq!(*mode, Some(0o755));
     let Call::Run(command) = &calls[1] else {
         panic!("then it runs")
     };

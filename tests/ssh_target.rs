@@ -7,7 +7,7 @@ mod sshd_fleet;
 
 use std::time::{Duration, Instant};
 
-use kiln::remote::{Remote, RemoteCommand, RemoteError};
+use kiln::remote::{FileRead, FileWrite, Remote, RemoteCommand, RemoteError};
 use kiln::target::ssh::{HostSpec, SshError, SshOptions, SshTarget};
 use sshd_fleet::{processes_matching, Fleet, UNPRIVILEGED_USER};
 
@@ -70,10 +70,12 @@ fn files_round_trip() {
     let mut target = connect(&fleet, 0);
     let contents: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
     target
-        .write_file("/etc/kiln test.bin", &contents, 0o640)
+        .write_file(&FileWrite::new("/etc/kiln test.bin", &contents, 0o640))
         .unwrap();
     assert_eq!(
-        target.read_file("/etc/kiln test.bin").unwrap(),
+        target
+            .read_file(&FileRead::new("/etc/kiln test.bin"))
+            .unwrap(),
         Some(contents.clone())
     );
     assert_eq!(
@@ -81,10 +83,13 @@ fn files_round_trip() {
         "640\n"
     );
     target
-        .write_file("/etc/kiln test.bin", b"short\n", 0o600)
+        .write_file(&FileWrite::new("/etc/kiln test.bin", b"short\n", 0o600))
         .unwrap();
     assert_eq!(
-        target.read_file("/etc/kiln test.bin").unwrap().as_deref(),
+        target
+            .read_file(&FileRead::new("/etc/kiln test.bin"))
+            .unwrap()
+            .as_deref(),
         Some(&b"short\n"[..])
     );
     assert_eq!(
@@ -92,14 +97,24 @@ fn files_round_trip() {
         "0\n",
         "temp files left behind"
     );
-    assert_eq!(target.read_file("/etc/no-such-file").unwrap(), None);
-    target.write_file("/etc/empty", b"", 0o644).unwrap();
-    assert_eq!(target.read_file("/etc/empty").unwrap(), Some(Vec::new()));
+    assert_eq!(
+        target
+            .read_file(&FileRead::new("/etc/no-such-file"))
+            .unwrap(),
+        None
+    );
+    target
+        .write_file(&FileWrite::new("/etc/empty", b"", 0o644))
+        .unwrap();
+    assert_eq!(
+        target.read_file(&FileRead::new("/etc/empty")).unwrap(),
+        Some(Vec::new())
+    );
     let error = target
-        .write_file("/no/such/dir/file", b"x", 0o644)
+        .write_file(&FileWrite::new("/no/such/dir/file", b"x", 0o644))
         .unwrap_err();
     assert!(matches!(error, RemoteError::Failed { .. }), "{error}");
-    let error = target.read_file("/etc").unwrap_err();
+    let error = target.read_file(&FileRead::new("/etc")).unwrap_err();
     assert!(error.to_string().contains("Is a directory"), "{error}");
 }
 
@@ -255,7 +270,7 @@ fn a_host_that_dies_mid_run_is_unreachable_not_a_hang() {
     assert!(matches!(error, RemoteError::Unreachable { .. }), "{error}");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(matches!(
-        doomed.read_file("/etc/hostname"),
+        doomed.read_file(&FileRead::new("/etc/hostname")),
         Err(RemoteError::Unreachable { .. })
     ));
     // The other host is untouched.
@@ -375,14 +390,24 @@ fn each_host_has_its_own_filesystem() {
     let fleet = Fleet::start(2);
     let mut first = connect(&fleet, 0);
     let mut second = connect(&fleet, 1);
-    first.write_file("/etc/whoami", b"first", 0o644).unwrap();
-    second.write_file("/etc/whoami", b"second", 0o644).unwrap();
+    first
+        .write_file(&FileWrite::new("/etc/whoami", b"first", 0o644))
+        .unwrap();
+    second
+        .write_file(&FileWrite::new("/etc/whoami", b"second", 0o644))
+        .unwrap();
     assert_eq!(
-        first.read_file("/etc/whoami").unwrap().as_deref(),
+        first
+            .read_file(&FileRead::new("/etc/whoami"))
+            .unwrap()
+            .as_deref(),
         Some(&b"first"[..])
     );
     assert_eq!(
-        second.read_file("/etc/whoami").unwrap().as_deref(),
+        second
+            .read_file(&FileRead::new("/etc/whoami"))
+            .unwrap()
+            .as_deref(),
         Some(&b"second"[..])
     );
 }
@@ -428,8 +453,12 @@ fn a_non_root_login_runs_root_commands_through_sudo() {
     assert!(matches!(error, SshError::SudoUnavailable { .. }), "{error}");
 
     let grant = format!("{UNPRIVILEGED_USER} ALL=(ALL) NOPASSWD: ALL\n");
-    root.write_file("/etc/sudoers.d/kiln-fleet", grant.as_bytes(), 0o440)
-        .unwrap();
+    root.write_file(&FileWrite::new(
+        "/etc/sudoers.d/kiln-fleet",
+        grant.as_bytes(),
+        0o440,
+    ))
+    .unwrap();
     let mut target = SshTarget::connect(&spec, &fleet.options()).unwrap();
     let (code, stdout, stderr) = run(&mut target, "id -u; echo \"$SUDO_USER\"");
     assert_eq!(
@@ -441,11 +470,14 @@ fn a_non_root_login_runs_root_commands_through_sudo() {
     command.timeout = Some(Duration::from_secs(30));
     assert_eq!(target.run(&command).unwrap().stdout, b"it's $(id -u)");
     target
-        .write_file("/etc/kiln-owned", b"root's", 0o600)
+        .write_file(&FileWrite::new("/etc/kiln-owned", b"root's", 0o600))
         .unwrap();
     assert_eq!(
         run(&mut root, "stat -c '%U %a' /etc/kiln-owned").1,
         "root 600\n"
     );
-    assert!(target.read_file("/etc/shadow").unwrap().is_some());
+    assert!(target
+        .read_file(&FileRead::new("/etc/shadow"))
+        .unwrap()
+        .is_some());
 }

@@ -99,7 +99,7 @@ fn file_content_checks_writes_and_then_passes() {
             Call::Write {
                 path: "/etc/motd".into(),
                 contents: b"Authorised use only.\n".to_vec(),
-                mode: 0o640,
+                mode: Some(0o640),
             },
         ]
     );
@@ -413,7 +413,7 @@ fn bad_declarations_point_at_file_line_col() {
         (
             "    grants: []\n    limits: {minutes: 3}\n",
             "5:14",
-            "unknown limit `minutes` (known: seconds, milliseconds, memory_mib, log_kib, output_mib)",
+            "unknown limit `minutes` (known: seconds, milliseconds, memory_mib, log_kib, output_mib, argument_kib, nested_reruns)",
         ),
         (
             "    grants: []\n    limits: {seconds: soon}\n",
@@ -469,7 +469,7 @@ fn a_component_for_a_newer_major_version_is_refused_naming_both() {
 #[test]
 fn a_component_built_against_an_older_compatible_version_loads_and_runs() {
     assert_eq!(
-        WIT_VERSION, "0.1.1",
+        WIT_VERSION, "0.1.2",
         "the fixture below is built against 0.1.0"
     );
     let fixture = Fixture::new(

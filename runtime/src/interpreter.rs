@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use crate::host::{LogLevel, Outcome, RunScope};
 use crate::manifest::{Block, Location, Manifest, ResourceRoots, ValidatorNode};
-use crate::remote::{CommandOutput, Remote, RemoteCommand, RemoteError};
+use crate::remote::{
+    CommandOutput, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
+};
 
 /// Stack for the thread that runs a manifest: every nesting level of flow
 /// control is a wasm call with host calls inside it.
@@ -307,24 +309,24 @@ fn run_node<R: Remote + 'static>(
         location: node.location.clone(),
         message,
     };
-    let result = match report.outcome {
-        // A run that was refused something but claims success did not do
-        // what its spec said: it fails.
-        Outcome::Returned(Ok(())) => match report.denials.first() {
-            None => Ok(()),
-            Some(denial) => Err(failure(format!(
-                "validator type `{}` {}",
-                node.type_name,
-                denial.describe()
-            ))),
-        },
-        Outcome::Returned(Err(message)) => match child_failure {
+    let result = match (report.outcome, report.denials.first()) {
+        // A limit stopped it: that is the story.
+        (Outcome::Stopped(reason), _) => Err(failure(reason)),
+        // It was refused something: whatever it returned, the refusal is
+        // what the user needs to see (a type that claims success after a
+        // refusal did not do what its spec said).
+        (_, Some(denial)) => Err(failure(format!(
+            "validator type `{}` {}",
+            node.type_name,
+            denial.describe()
+        ))),
+        (Outcome::Returned(Ok(())), None) => Ok(()),
+        (Outcome::Returned(Err(message)), None) => match child_failure {
             // A flow-control type passing its child's failure up unchanged:
             // report the child, which says where the problem really is.
             Some(child) if message == child_message(&child) => Err(child),
             _ => Err(failure(message)),
         },
-        Outcome::Stopped(reason) => Err(failure(reason)),
     };
     let status = match &result {
         Ok(()) if report.changes.is_empty() => Status::InPlace,
@@ -384,16 +386,27 @@ impl<R: Remote + 'static> RunScope for NodeScope<R> {
     }
 
     fn run_command(&self, command: &RemoteCommand) -> Result<CommandOutput, RemoteError> {
-        self.session.call(|remote| remote.run(command))
+        let started = Instant::now();
+        let result = self.session.call(|remote| remote.run(command));
+        self.session.emit(Event::Command {
+            node: &self.node,
+            command,
+            result: &result,
+            elapsed: started.elapsed(),
+        });
+        result
     }
 
-    fn write_file(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), RemoteError> {
-        self.session
-            .call(|remote| remote.write_file(path, contents, mode))
+    fn write_file(&self, write: &FileWrite<'_>) -> Result<(), RemoteError> {
+        self.session.call(|remote| remote.write_file(write))
     }
 
-    fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, RemoteError> {
-        self.session.call(|remote| remote.read_file(path))
+    fn read_file(&self, read: &FileRead<'_>) -> Result<Option<Vec<u8>>, RemoteError> {
+        self.session.call(|remote| remote.read_file(read))
+    }
+
+    fn file_metadata(&self, read: &FileRead<'_>) -> Result<Option<FileMetadata>, RemoteError> {
+        self.session.call(|remote| remote.metadata(read))
     }
 
     fn read_resource(&self, path: &str) -> Result<Vec<u8>, String> {
@@ -430,20 +443,6 @@ impl<R: Remote + 'static> RunScope for NodeScope<R> {
             node: &self.node,
             level,
             message,
-        });
-    }
-
-    fn command_ran(
-        &self,
-        command: &RemoteCommand,
-        result: &Result<CommandOutput, RemoteError>,
-        elapsed: Duration,
-    ) {
-        self.session.emit(Event::Command {
-            node: &self.node,
-            command,
-            result,
-            elapsed,
         });
     }
 }

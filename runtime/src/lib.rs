@@ -12,6 +12,8 @@
 //!   [`inventory`] reads the host lists fleets are kept in;
 //! - [`scripted`] is an in-memory remote for pinning down exact semantics
 //!   and for testing validator types without a target;
+//! - [`text`] makes untrusted text (component output, command output, file
+//!   names) safe to print: control characters become visible escapes;
 //! - [`api`] offers the three operations Sahara plugins had: the arguments a
 //!   plugin version takes, pack an image, validate instances.
 
@@ -23,5 +25,6 @@ pub mod manifest;
 pub mod remote;
 pub mod scripted;
 pub mod target;
+pub mod text;
 
 pub use api::Kiln;

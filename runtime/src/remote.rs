@@ -13,9 +13,15 @@ pub struct RemoteCommand {
     /// Shell text, run by `/bin/sh -c`.
     pub script: String,
     /// Extra environment entries, passed without any shell interpretation.
+    /// The component host admits only identifier names (see
+    /// `host::grants::check_env_name`); targets pass them after `env --`.
     pub env: Vec<(String, String)>,
     /// How long the command may run; `None` means no limit of its own.
     pub timeout: Option<Duration>,
+    /// The most bytes of stdout plus stderr kiln will hold. A target stops
+    /// reading there, ends the command and returns
+    /// [`RemoteError::TooLarge`]; `None` means no limit of its own.
+    pub output_limit: Option<usize>,
 }
 
 impl RemoteCommand {
@@ -24,16 +30,26 @@ impl RemoteCommand {
             script: script.into(),
             env: Vec::new(),
             timeout: None,
+            output_limit: None,
         }
     }
 
-    /// The whole command as one line of POSIX shell: `env` entries are
-    /// assigned with quoted values, then the script runs under `/bin/sh -c`.
-    /// Quoting keeps any value or script text from being parsed as shell.
+    /// A command that runs `argv` without a shell parsing any of it: every
+    /// word is quoted, so the target's shell only execs the program.
+    pub fn program(argv: &[String]) -> Self {
+        let words: Vec<String> = argv.iter().map(|word| shell_quote(word)).collect();
+        Self::new(format!("exec {}", words.join(" ")))
+    }
+
+    /// The whole command as one line of POSIX shell: `env --` then the
+    /// entries, assigned with quoted values, then the script under
+    /// `/bin/sh -c`. Quoting keeps any value or script text from being
+    /// parsed as shell, and `--` keeps any name from being read as an
+    /// option of `env(1)`.
     pub fn to_shell_line(&self) -> String {
         let mut line = String::new();
         if !self.env.is_empty() {
-            line.push_str("env");
+            line.push_str("env --");
             for (name, value) in &self.env {
                 line.push(' ');
                 line.push_str(&shell_quote(&format!("{name}={value}")));
@@ -44,6 +60,83 @@ impl RemoteCommand {
         line.push_str(&shell_quote(&self.script));
         line
     }
+}
+
+/// A file to write on the target.
+#[derive(Debug, Clone, Copy)]
+pub struct FileWrite<'a> {
+    pub path: &'a str,
+    pub contents: &'a [u8],
+    /// Permission bits; `None` keeps an existing file's (0o644 for a new one).
+    pub mode: Option<u32>,
+    /// Owner; `None` keeps an existing file's (root for a new one).
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Refuse ([`RemoteError::Symlink`]) when the file's directory is
+    /// reached through a symlink, so the write lands exactly at `path`
+    /// (which the host has checked against the type's grants). The file
+    /// itself may be a symlink: the write replaces the link, never follows it.
+    pub exact_path: bool,
+    pub timeout: Option<Duration>,
+}
+
+impl<'a> FileWrite<'a> {
+    /// A write of `contents` to `path` with `mode`, owned by root.
+    pub fn new(path: &'a str, contents: &'a [u8], mode: u32) -> Self {
+        FileWrite {
+            path,
+            contents,
+            mode: Some(mode),
+            uid: Some(0),
+            gid: Some(0),
+            exact_path: false,
+            timeout: None,
+        }
+    }
+}
+
+/// A file to read (or inspect) on the target.
+#[derive(Debug, Clone, Copy)]
+pub struct FileRead<'a> {
+    pub path: &'a str,
+    /// The most bytes kiln will hold: a larger file is not read past it and
+    /// gives [`RemoteError::TooLarge`]. `None` means no limit of its own.
+    pub max_bytes: Option<usize>,
+    /// Refuse ([`RemoteError::Symlink`]) when any component of the path,
+    /// the file itself included, is a symlink.
+    pub exact_path: bool,
+    pub timeout: Option<Duration>,
+}
+
+impl<'a> FileRead<'a> {
+    pub fn new(path: &'a str) -> Self {
+        FileRead {
+            path,
+            max_bytes: None,
+            exact_path: false,
+            timeout: None,
+        }
+    }
+}
+
+/// What a path names on the target (the path itself, symlinks not followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Regular,
+    Directory,
+    Symlink,
+    Other,
+}
+
+/// A file's metadata on the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMetadata {
+    pub kind: FileKind,
+    pub size: u64,
+    /// Permission bits with setuid, setgid and sticky (`st_mode & 0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// What a command printed and how it ended.
@@ -86,6 +179,21 @@ pub enum RemoteError {
     },
     #[error("{target}: {message}")]
     Failed { target: String, message: String },
+    /// A command's output or a file passed the bytes kiln would hold; the
+    /// target stopped reading there (and ended the command).
+    #[error("{target}: {what} passed the limit of {limit} bytes")]
+    TooLarge {
+        target: String,
+        what: String,
+        limit: usize,
+    },
+    /// An exact-path file call met a symlink on the way.
+    #[error("{target}: {path} is reached through a symlink ({detail})")]
+    Symlink {
+        target: String,
+        path: String,
+        detail: String,
+    },
 }
 
 /// A target kiln can run validators against.
@@ -99,11 +207,16 @@ pub trait Remote: Send {
     /// Runs a command as root.
     fn run(&mut self, command: &RemoteCommand) -> Result<CommandOutput, RemoteError>;
 
-    /// Writes `contents` to `path` with permission bits `mode`, replacing it.
-    fn write_file(&mut self, path: &str, contents: &[u8], mode: u32) -> Result<(), RemoteError>;
+    /// Writes a file, replacing it without ever showing a partial one.
+    fn write_file(&mut self, write: &FileWrite<'_>) -> Result<(), RemoteError>;
 
-    /// Reads `path`; `None` when it does not exist.
-    fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, RemoteError>;
+    /// Reads a regular file; `None` when nothing is at the path. Anything
+    /// else (a directory, a device, a FIFO) is an error, never read.
+    fn read_file(&mut self, read: &FileRead<'_>) -> Result<Option<Vec<u8>>, RemoteError>;
+
+    /// The metadata of the path itself (`lstat`); `None` when nothing is
+    /// there. `read.max_bytes` does not apply.
+    fn metadata(&mut self, read: &FileRead<'_>) -> Result<Option<FileMetadata>, RemoteError>;
 }
 
 /// Quotes `word` for a POSIX shell so that it is passed as one literal word.
@@ -176,7 +289,7 @@ mod tests {
         command.env.push(("v".into(), "$(touch /pwned)".into()));
         assert_eq!(
             command.to_shell_line(),
-            r#"env 'v=$(touch /pwned)' /bin/sh -c 'echo "$v"'"#
+            r#"env -- 'v=$(touch /pwned)' /bin/sh -c 'echo "$v"'"#
         );
     }
 

@@ -13,7 +13,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use crate::remote::{CommandOutput, Remote, RemoteCommand, RemoteError};
+use crate::remote::{
+    CommandOutput, FileKind, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
+};
 
 /// One call the remote received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,9 +24,11 @@ pub enum Call {
     Write {
         path: String,
         contents: Vec<u8>,
-        mode: u32,
+        /// `None`: keep the existing file's mode.
+        mode: Option<u32>,
     },
     Read(String),
+    Metadata(String),
 }
 
 impl Call {
@@ -44,10 +48,21 @@ struct Rule {
     used: usize,
 }
 
+/// A file on the fake target.
+#[derive(Clone)]
+struct File {
+    contents: Vec<u8>,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
 #[derive(Default)]
 struct State {
     calls: Vec<Call>,
-    files: BTreeMap<String, Vec<u8>>,
+    files: BTreeMap<String, File>,
+    /// Paths that are symlinks on the fake target (link -> where it points).
+    symlinks: BTreeMap<String, String>,
 }
 
 /// The scripted remote. Clones share their log and files, so a test can keep
@@ -102,13 +117,39 @@ impl ScriptedRemote {
         self
     }
 
-    /// Places a file on the fake target.
+    /// Places a file on the fake target (mode 0o644, owned by root).
     pub fn with_file(self, path: &str, contents: &[u8]) -> Self {
-        self.state
-            .lock()
-            .unwrap()
-            .files
-            .insert(path.to_string(), contents.to_vec());
+        self.with_file_owned(path, contents, 0o644, 0, 0)
+    }
+
+    /// Places a file with a mode and owner on the fake target.
+    pub fn with_file_owned(
+        self,
+        path: &str,
+        contents: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Self {
+        self.state.lock().unwrap().files.insert(
+            path.to_string(),
+            File {
+                contents: contents.to_vec(),
+                mode,
+                uid,
+                gid,
+            },
+        );
+        self
+    }
+
+    /// Makes `path` a symlink to `points_to` on the fake target: exact-path
+    /// file calls through it are refused, as a real target refuses them.
+    pub fn with_symlink(self, path: &str, points_to: &str) -> Self {
+        self.state.lock().unwrap().symlinks.insert(
+            path.trim_end_matches('/').to_string(),
+            points_to.to_string(),
+        );
         self
     }
 
@@ -125,7 +166,47 @@ impl ScriptedRemote {
     }
 
     pub fn file(&self, path: &str) -> Option<Vec<u8>> {
-        self.state.lock().unwrap().files.get(path).cloned()
+        self.state
+            .lock()
+            .unwrap()
+            .files
+            .get(path)
+            .map(|f| f.contents.clone())
+    }
+
+    /// The mode and owner of a file on the fake target.
+    pub fn file_owner_and_mode(&self, path: &str) -> Option<(u32, u32, u32)> {
+        self.state
+            .lock()
+            .unwrap()
+            .files
+            .get(path)
+            .map(|f| (f.mode, f.uid, f.gid))
+    }
+
+    /// The first symlink among `path`'s directories (and `path` itself when
+    /// `including_self`), for exact-path calls.
+    fn symlink_on_the_way(&self, path: &str, including_self: bool) -> Option<RemoteError> {
+        let state = self.state.lock().unwrap();
+        let mut prefix = String::new();
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        let checked = if including_self {
+            parts.len()
+        } else {
+            parts.len().saturating_sub(1)
+        };
+        for part in &parts[..checked] {
+            prefix.push('/');
+            prefix.push_str(part);
+            if let Some(points_to) = state.symlinks.get(&prefix) {
+                return Some(RemoteError::Symlink {
+                    target: self.name(),
+                    path: path.to_string(),
+                    detail: format!("{prefix} -> {points_to}"),
+                });
+            }
+        }
+        None
     }
 
     /// Records a call; fails it when the target is (now) gone.
@@ -172,22 +253,92 @@ impl Remote for ScriptedRemote {
         };
         let answer = rule.answers[rule.used.min(rule.answers.len() - 1)].clone();
         rule.used += 1;
+        // A real target stops reading at the limit and ends the command.
+        if let Some(limit) = command.output_limit {
+            if answer.stdout.len() + answer.stderr.len() > limit {
+                return Err(RemoteError::TooLarge {
+                    target: self.name(),
+                    what: "the command's output".into(),
+                    limit,
+                });
+            }
+        }
         Ok(answer)
     }
 
-    fn write_file(&mut self, path: &str, contents: &[u8], mode: u32) -> Result<(), RemoteError> {
+    fn write_file(&mut self, write: &FileWrite<'_>) -> Result<(), RemoteError> {
         self.log(Call::Write {
-            path: path.to_string(),
-            contents: contents.to_vec(),
-            mode,
+            path: write.path.to_string(),
+            contents: write.contents.to_vec(),
+            mode: write.mode,
         })?;
+        if write.exact_path {
+            if let Some(refused) = self.symlink_on_the_way(write.path, false) {
+                return Err(refused);
+            }
+        }
         let mut state = self.state.lock().unwrap();
-        state.files.insert(path.to_string(), contents.to_vec());
+        state.symlinks.remove(write.path);
+        let old = state.files.get(write.path).cloned();
+        let keep =
+            |new: Option<u32>, old: Option<u32>, default: u32| new.or(old).unwrap_or(default);
+        let file = File {
+            contents: write.contents.to_vec(),
+            mode: keep(write.mode, old.as_ref().map(|f| f.mode), 0o644),
+            uid: keep(write.uid, old.as_ref().map(|f| f.uid), 0),
+            gid: keep(write.gid, old.as_ref().map(|f| f.gid), 0),
+        };
+        state.files.insert(write.path.to_string(), file);
         Ok(())
     }
 
-    fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, RemoteError> {
-        self.log(Call::Read(path.to_string()))?;
-        Ok(self.state.lock().unwrap().files.get(path).cloned())
+    fn read_file(&mut self, read: &FileRead<'_>) -> Result<Option<Vec<u8>>, RemoteError> {
+        self.log(Call::Read(read.path.to_string()))?;
+        if read.exact_path {
+            if let Some(refused) = self.symlink_on_the_way(read.path, true) {
+                return Err(refused);
+            }
+        }
+        let contents = self
+            .state
+            .lock()
+            .unwrap()
+            .files
+            .get(read.path)
+            .map(|f| f.contents.clone());
+        match (contents, read.max_bytes) {
+            (Some(bytes), Some(limit)) if bytes.len() > limit => Err(RemoteError::TooLarge {
+                target: self.name(),
+                what: read.path.to_string(),
+                limit,
+            }),
+            (contents, _) => Ok(contents),
+        }
+    }
+
+    fn metadata(&mut self, read: &FileRead<'_>) -> Result<Option<FileMetadata>, RemoteError> {
+        self.log(Call::Metadata(read.path.to_string()))?;
+        if read.exact_path {
+            if let Some(refused) = self.symlink_on_the_way(read.path, false) {
+                return Err(refused);
+            }
+        }
+        let state = self.state.lock().unwrap();
+        if state.symlinks.contains_key(read.path) {
+            return Ok(Some(FileMetadata {
+                kind: FileKind::Symlink,
+                size: 0,
+                mode: 0o777,
+                uid: 0,
+                gid: 0,
+            }));
+        }
+        Ok(state.files.get(read.path).map(|f| FileMetadata {
+            kind: FileKind::Regular,
+            size: f.contents.len() as u64,
+            mode: f.mode,
+            uid: f.uid,
+            gid: f.gid,
+        }))
     }
 }

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Engine, PoolConcurrencyLimitError, Store, UpdateDeadline};
 
+use crate::text::escape_controls;
 pub use builtins::{builtin_declarations, BUILTIN_NAMES};
 use engines::{Backend, Engines};
 pub use grants::{Grant, Grants, Limits};
@@ -41,7 +42,7 @@ pub use bindings::kiln::validator::types::{
 };
 
 /// The version of the `kiln:validator` WIT package this kiln provides.
-pub const WIT_VERSION: &str = "0.1.1";
+pub const WIT_VERSION: &str = "0.1.2";
 const EXPORT_INTERFACE: &str = "kiln:validator/validator";
 /// How often the epoch advances; wall-clock limits are checked this often.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -72,7 +73,7 @@ pub struct TypeDeclaration {
 /// Why a validator type could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("validator type `{name}`: cannot read {path}: {source}")]
+    #[error("validator type `{name}`: cannot read {}: {source}", escape_controls(&path.to_string_lossy()))]
     Read {
         name: String,
         path: PathBuf,
@@ -173,7 +174,10 @@ impl ComponentHost {
                     path: path.clone(),
                     source,
                 })?;
-                (std::borrow::Cow::Owned(bytes), path.display().to_string())
+                (
+                    std::borrow::Cow::Owned(bytes),
+                    escape_controls(&path.to_string_lossy()).into_owned(),
+                )
             }
         };
         let digest = hex(&Sha256::digest(&bytes));
@@ -428,16 +432,28 @@ impl ValidatorType {
         matches!(self.placement, Placement::Pooled { .. })
     }
 
-    fn store(&self, engine: &Engine, scope: Option<Arc<dyn RunScope>>) -> Store<StoreState> {
-        let state = StoreState::new(self.name.clone(), self.grants.clone(), self.limits, scope);
+    fn store(
+        &self,
+        engine: &Engine,
+        scope: Option<Arc<dyn RunScope>>,
+        test_only: bool,
+    ) -> Store<StoreState> {
+        let state = StoreState::new(
+            self.name.clone(),
+            self.grants.clone(),
+            self.limits,
+            scope,
+            test_only,
+        );
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|context| {
-            if Instant::now() >= context.data().deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Continue(1))
+            match context.data().deadline {
+                Some(deadline) if Instant::now() >= deadline => Ok(UpdateDeadline::Interrupt),
+                // No limit of its own: check again in a second's worth of ticks.
+                None => Ok(UpdateDeadline::Continue(100)),
+                Some(_) => Ok(UpdateDeadline::Continue(1)),
             }
         });
         store
@@ -449,10 +465,11 @@ impl ValidatorType {
     fn instantiate(
         &self,
         scope: Option<Arc<dyn RunScope>>,
+        test_only: bool,
     ) -> (Store<StoreState>, wasmtime::Result<bindings::ValidatorType>) {
         let (pre, component, fallback) = match &self.placement {
             Placement::OnDemand { pre } => {
-                let mut store = self.store(pre.engine(), scope);
+                let mut store = self.store(pre.engine(), scope, test_only);
                 let instance = pre.instantiate(&mut store);
                 return (store, instance);
             }
@@ -462,7 +479,7 @@ impl ValidatorType {
                 fallback,
             } => (pre, component, fallback),
         };
-        let mut store = self.store(pre.engine(), scope.clone());
+        let mut store = self.store(pre.engine(), scope.clone(), test_only);
         let instance = pre.instantiate(&mut store);
         // The pool's component slots ran out before anything of the
         // component was allocated or ran: instantiate on demand instead.
@@ -486,7 +503,7 @@ impl ValidatorType {
         match fallback {
             Ok(pre) => {
                 drop(store);
-                let mut store = self.store(pre.engine(), scope);
+                let mut store = self.store(pre.engine(), scope, test_only);
                 let instance = pre.instantiate(&mut store);
                 (store, instance)
             }
@@ -500,29 +517,45 @@ impl ValidatorType {
     }
 
     /// Calls `check` on a spec (JSON).
+    /// The plan's summary and a spec error's message come from the
+    /// component: they are returned with control characters escaped.
     pub fn check(&self, spec_json: &str) -> Outcome<Result<Plan, SpecError>> {
-        let (mut store, instance) = self.instantiate(None);
+        let (mut store, instance) = self.instantiate(None, true);
         let result = instance.and_then(|instance| {
             instance
                 .kiln_validator_validator()
                 .call_check(&mut store, spec_json)
         });
         match result {
-            Ok(returned) => Outcome::Returned(returned),
+            Ok(returned) => Outcome::Returned(
+                returned
+                    .map(|mut plan| {
+                        plan.summary = escape_controls(&plan.summary).into_owned();
+                        plan
+                    })
+                    .map_err(|mut error| {
+                        error.message = escape_controls(&error.message).into_owned();
+                        error
+                    }),
+            ),
             Err(trap) => Outcome::Stopped(self.explain_trap(&store, &trap)),
         }
     }
 
     /// Calls `run` with `scope` as the way to the target.
+    /// The error a run returns comes from the component: it is returned
+    /// with control characters escaped.
     pub fn run(&self, spec_json: &str, test_only: bool, scope: Arc<dyn RunScope>) -> RunReport {
-        let (mut store, instance) = self.instantiate(Some(scope));
+        let (mut store, instance) = self.instantiate(Some(scope), test_only);
         let result = instance.and_then(|instance| {
             instance
                 .kiln_validator_validator()
                 .call_run(&mut store, spec_json, test_only)
         });
         let outcome = match result {
-            Ok(returned) => Outcome::Returned(returned),
+            Ok(returned) => Outcome::Returned(
+                returned.map_err(|message| escape_controls(&message).into_owned()),
+            ),
             Err(trap) => Outcome::Stopped(self.explain_trap(&store, &trap)),
         };
         let state = store.into_data();
@@ -561,7 +594,7 @@ impl ValidatorType {
                 "validator type `{}` {}",
                 self.name,
                 Violation::WallClock {
-                    limit: self.limits.wall_clock
+                    limit: self.limits.wall_clock.unwrap_or_default()
                 }
                 .describe()
             );
@@ -591,7 +624,7 @@ impl ValidatorType {
         format!(
             "validator type `{}` crashed: {}{detail}",
             self.name,
-            root_cause(trap)
+            escape_controls(&root_cause(trap))
         )
     }
 }
@@ -609,7 +642,9 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::remote::{CommandOutput, Remote, RemoteCommand, RemoteError};
+    use crate::remote::{
+        CommandOutput, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
+    };
     use crate::scripted::ScriptedRemote;
 
     fn package(host: &ComponentHost, limits: Limits) -> Arc<ValidatorType> {
@@ -644,10 +679,13 @@ mod tests {
             }
             ScriptedRemote::new("debian").run(command)
         }
-        fn write_file(&self, _: &str, _: &[u8], _: u32) -> Result<(), RemoteError> {
+        fn write_file(&self, _: &FileWrite<'_>) -> Result<(), RemoteError> {
             Ok(())
         }
-        fn read_file(&self, _: &str) -> Result<Option<Vec<u8>>, RemoteError> {
+        fn read_file(&self, _: &FileRead<'_>) -> Result<Option<Vec<u8>>, RemoteError> {
+            Ok(None)
+        }
+        fn file_metadata(&self, _: &FileRead<'_>) -> Result<Option<FileMetadata>, RemoteError> {
             Ok(None)
         }
         fn read_resource(&self, _: &str) -> Result<Vec<u8>, String> {
@@ -664,13 +702,6 @@ mod tests {
             0
         }
         fn log(&self, _: LogLevel, _: &str) {}
-        fn command_ran(
-            &self,
-            _: &RemoteCommand,
-            _: &Result<CommandOutput, RemoteError>,
-            _: Duration,
-        ) {
-        }
     }
 
     fn pool_available() -> bool {

@@ -11,17 +11,23 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::kiln::validator::{host, types};
+use super::grants::{self, EnvRefusal};
 use super::grants::{Grant, Grants, Limits};
-use crate::remote::{CommandOutput, RemoteCommand, RemoteError};
+use crate::remote::{
+    CommandOutput, FileKind, FileMetadata, FileRead, FileWrite, RemoteCommand, RemoteError,
+};
+use crate::text::escape_controls;
 
 /// What a running validator may reach of the run it is part of: the target,
 /// the arguments, the resources and its own nested blocks. The interpreter
-/// implements it; during `check` there is none.
+/// implements it; during `check` there is none. Every call here has
+/// already passed the type's grants and limits.
 pub trait RunScope: Send + Sync {
     fn distro(&self) -> String;
     fn run_command(&self, command: &RemoteCommand) -> Result<CommandOutput, RemoteError>;
-    fn write_file(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), RemoteError>;
-    fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, RemoteError>;
+    fn write_file(&self, write: &FileWrite<'_>) -> Result<(), RemoteError>;
+    fn read_file(&self, read: &FileRead<'_>) -> Result<Option<Vec<u8>>, RemoteError>;
+    fn file_metadata(&self, read: &FileRead<'_>) -> Result<Option<FileMetadata>, RemoteError>;
     fn read_resource(&self, path: &str) -> Result<Vec<u8>, String>;
     fn get_argument(&self, name: &str) -> Option<String>;
     fn set_argument(&self, name: &str, value: &str);
@@ -30,13 +36,6 @@ pub trait RunScope: Send + Sync {
     /// How many nested blocks the current node declared in its plan.
     fn nested_count(&self) -> usize;
     fn log(&self, level: types::LogLevel, message: &str);
-    /// A command ran (for `-v` output and round-trip counts).
-    fn command_ran(
-        &self,
-        command: &RemoteCommand,
-        result: &Result<CommandOutput, RemoteError>,
-        elapsed: Duration,
-    );
 }
 
 /// Why kiln stopped a component, or refused what it asked.
@@ -51,10 +50,36 @@ pub enum Violation {
     CommandNotAllowed {
         command: String,
     },
+    /// It passed an environment entry whose name is not an identifier, or
+    /// one that changes program lookup or loading without the declaration
+    /// allowing it by name.
+    EnvNameRefused {
+        name: String,
+        reason: EnvRefusal,
+    },
+    /// It asked for a path that is not a plain absolute path, or one
+    /// outside the declaration's path patterns.
+    PathNotAllowed {
+        path: String,
+        access: &'static str,
+        why: &'static str,
+    },
+    /// It tried to write outside scratch space in a test-only run.
+    TestOnlyWrite {
+        path: String,
+    },
+    /// An exact-path file call met a symlink on the target.
+    Symlink {
+        detail: String,
+    },
     /// It asked for a nested block its plan did not declare.
     UndeclaredBlock {
         index: u32,
         declared: usize,
+    },
+    /// It asked for reconcile mode inside a test-only run.
+    TestOnlyEscalation {
+        index: u32,
     },
     /// It asked for a resource path that leaves the resource roots.
     ResourceOutsideRoots {
@@ -69,27 +94,55 @@ pub enum Violation {
     Log {
         limit: usize,
     },
+    /// A command's output or a file read passed the output limit.
     CommandOutput {
+        what: String,
         limit: usize,
-        got: usize,
+    },
+    ArgumentBytes {
+        limit: usize,
+    },
+    NestedReruns {
+        index: u32,
+        limit: u32,
     },
 }
 
 impl Violation {
-    /// Says what happened, for "validator type `x` …".
+    /// Says what happened, for "validator type `x` …". Component-supplied
+    /// text in it is escaped: it is data, never terminal control.
     pub fn describe(&self) -> String {
         match self {
             Violation::Denied { grant, detail } => {
-                format!("was denied {detail}: it lacks the `{grant}` grant")
+                format!("was denied {}: it lacks the `{grant}` grant", escape_controls(detail))
             }
             Violation::CommandNotAllowed { command } => {
-                format!("was denied running `{command}`: it is outside the type's allowed command patterns")
+                format!("was denied running `{}`: it is outside the type's allowed command patterns", escape_controls(command))
             }
+            Violation::EnvNameRefused { name, reason: EnvRefusal::NotAnIdentifier } => format!(
+                "was denied the environment entry `{}`: a name must be letters, digits and `_`, not starting with a digit",
+                escape_controls(name)
+            ),
+            Violation::EnvNameRefused { name, reason: EnvRefusal::Sensitive } => format!(
+                "was denied the environment entry `{name}`: it changes which program runs or what it loads; the declaration must allow it by name (`env: [{name}]`)"
+            ),
+            Violation::PathNotAllowed { path, access, why } => {
+                format!("was denied {access} `{}`: {why}", escape_controls(path))
+            }
+            Violation::TestOnlyWrite { path } => format!(
+                "was denied writing `{}` in a test-only run: a test-only run writes only to scratch space ({}/)",
+                escape_controls(path),
+                grants::SCRATCH_DIR
+            ),
+            Violation::Symlink { detail } => format!("was denied {}", escape_controls(detail)),
             Violation::UndeclaredBlock { index, declared } => {
                 format!("asked to run nested block {index}, but its spec declared {declared}")
             }
+            Violation::TestOnlyEscalation { index } => format!(
+                "asked to run nested block {index} in reconcile mode inside a test-only run; it ran test-only"
+            ),
             Violation::ResourceOutsideRoots { path } => {
-                format!("was denied reading resource `{path}`: it is outside the resource roots")
+                format!("was denied reading resource `{}`: it is outside the resource roots", escape_controls(path))
             }
             Violation::WallClock { limit } => format!(
                 "was stopped at its wall-clock limit of {}",
@@ -101,10 +154,17 @@ impl Violation {
             Violation::Log { limit } => {
                 format!("was stopped at its log limit of {}", human_bytes(*limit))
             }
-            Violation::CommandOutput { limit, got } => format!(
-                "was stopped: one command's output ({} so far) passed the limit of {}",
-                human_bytes(*got),
+            Violation::CommandOutput { what, limit } => format!(
+                "was stopped: {} passed its output limit of {}",
+                escape_controls(what),
                 human_bytes(*limit)
+            ),
+            Violation::ArgumentBytes { limit } => format!(
+                "was stopped: the arguments it set passed its limit of {}",
+                human_bytes(*limit)
+            ),
+            Violation::NestedReruns { index, limit } => format!(
+                "was stopped: it ran nested block {index} more than {limit} times in one run"
             ),
         }
     }
@@ -117,6 +177,8 @@ impl Violation {
                 | Violation::Memory { .. }
                 | Violation::Log { .. }
                 | Violation::CommandOutput { .. }
+                | Violation::ArgumentBytes { .. }
+                | Violation::NestedReruns { .. }
         )
     }
 }
@@ -146,9 +208,17 @@ pub struct StoreState {
     pub(super) grants: Arc<Grants>,
     pub(super) limits: Limits,
     pub(super) scope: Option<Arc<dyn RunScope>>,
-    /// When the run must end. Time spent in nested blocks moves it later.
-    pub(super) deadline: Instant,
+    /// Whether this run is test-only: then nested blocks run test-only
+    /// whatever the component asks, and writes go only to scratch space.
+    pub(super) test_only: bool,
+    /// When the run must end, if its type has a wall-clock limit. Time
+    /// spent in nested blocks moves it later.
+    pub(super) deadline: Option<Instant>,
     pub(super) log_bytes: usize,
+    /// Bytes of argument names and values set so far.
+    pub(super) argument_bytes: usize,
+    /// How often each nested block has run.
+    pub(super) nested_runs: std::collections::HashMap<u32, u32>,
     pub(super) violations: Vec<Violation>,
     pub(super) changes: Vec<String>,
     pub(super) stdout: MemoryOutputPipe,
@@ -164,6 +234,7 @@ impl StoreState {
         grants: Arc<Grants>,
         limits: Limits,
         scope: Option<Arc<dyn RunScope>>,
+        test_only: bool,
     ) -> Self {
         // WASI gives the component nothing of the host: no preopened
         // directories, no environment, no arguments, no sockets. Its stdout
@@ -184,8 +255,11 @@ impl StoreState {
             grants,
             limits,
             scope,
-            deadline: Instant::now() + limits.wall_clock,
+            test_only,
+            deadline: limits.wall_clock.map(|limit| Instant::now() + limit),
             log_bytes: 0,
+            argument_bytes: 0,
+            nested_runs: Default::default(),
             violations: Vec::new(),
             changes: Vec::new(),
             stdout,
@@ -241,15 +315,25 @@ impl StoreState {
         })
     }
 
-    fn remaining(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
+    /// Time left before the wall-clock limit; `None` when there is none.
+    fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+    }
+
+    fn wall_clock_stop(&mut self) -> wasmtime::Error {
+        let limit = self.limits.wall_clock.unwrap_or_default();
+        self.stop(Violation::WallClock { limit })
     }
 
     fn check_time(&mut self) -> wasmtime::Result<()> {
-        if Instant::now() >= self.deadline {
-            return Err(self.stop(Violation::WallClock {
-                limit: self.limits.wall_clock,
-            }));
+        if self.past_deadline() {
+            return Err(self.wall_clock_stop());
         }
         Ok(())
     }
@@ -262,6 +346,148 @@ impl StoreState {
             }));
         }
         Ok(())
+    }
+
+    /// Refuses environment entries the type may not pass.
+    fn check_env(&mut self, env: &[(String, String)]) -> Result<(), String> {
+        for (name, _) in env {
+            if let Err(reason) = self.grants.check_env_name(name) {
+                return Err(self.deny(Violation::EnvNameRefused {
+                    name: name.clone(),
+                    reason,
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a command the grants allowed, under the run's time and output
+    /// limits, and turns a breach into the trap that stops the component.
+    fn run_allowed(
+        &mut self,
+        scope: Arc<dyn RunScope>,
+        mut request: RemoteCommand,
+    ) -> wasmtime::Result<Result<types::CommandOutput, String>> {
+        request.timeout = self.remaining();
+        request.output_limit = Some(self.limits.command_output_bytes);
+        let result = scope.run_command(&request);
+        self.check_time()?;
+        match result {
+            Ok(output) => Ok(Ok(types::CommandOutput {
+                exit_code: output.exit_code,
+                stdout: output.stdout,
+                stderr: output.stderr,
+            })),
+            Err(error) => self.remote_failure(error).map(Err),
+        }
+    }
+
+    /// Turns a target's refusal into the component's error, or into the
+    /// trap that stops it when a limit was passed.
+    fn remote_failure(&mut self, error: RemoteError) -> wasmtime::Result<String> {
+        match error {
+            RemoteError::Timeout { .. } if self.past_deadline() => Err(self.wall_clock_stop()),
+            RemoteError::TooLarge { what, .. } => Err(self.stop(Violation::CommandOutput {
+                what,
+                limit: self.limits.command_output_bytes,
+            })),
+            RemoteError::Symlink { path, detail, .. } => Ok(self.deny(Violation::Symlink {
+                detail: format!(
+                    "`{path}`: it is reached through a symlink ({detail}), and this call may only reach the exact path it names"
+                ),
+            })),
+            other => Ok(escape_controls(&other.to_string()).into_owned()),
+        }
+    }
+
+    /// Checks a path a file call names against the type's path patterns;
+    /// returns whether the call must refuse symlinks on the way.
+    fn check_path(
+        &mut self,
+        path: &str,
+        access: &'static str,
+        patterns_declared: bool,
+        allowed: bool,
+    ) -> Result<bool, String> {
+        if !patterns_declared {
+            return Ok(false);
+        }
+        if !grants::is_plain_absolute_path(path) {
+            return Err(self.deny(Violation::PathNotAllowed {
+                path: path.to_string(),
+                access,
+                why: "the type's paths are narrowed, so a path must be absolute without `.`, `..` or empty parts",
+            }));
+        }
+        if !allowed {
+            return Err(self.deny(Violation::PathNotAllowed {
+                path: path.to_string(),
+                access,
+                why: "it is outside the type's allowed path patterns",
+            }));
+        }
+        Ok(true)
+    }
+
+    /// The read request for `path`, or the denial.
+    fn read_request<'a>(
+        &mut self,
+        path: &'a str,
+        access: &'static str,
+    ) -> Result<FileRead<'a>, String> {
+        let declared = !self.grants.read_paths.is_empty();
+        let allowed = self.grants.allows_read(path);
+        let exact_path = self.check_path(path, access, declared, allowed)?;
+        Ok(FileRead {
+            path,
+            max_bytes: Some(self.limits.command_output_bytes),
+            exact_path,
+            timeout: self.remaining(),
+        })
+    }
+
+    /// Writes a file the grants allow: inside the write patterns, and in a
+    /// test-only run only inside scratch space, never through a symlink.
+    fn write_allowed(
+        &mut self,
+        path: String,
+        contents: Vec<u8>,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.check_time()?;
+        let scope = match self.scope_for(Grant::WriteFile, format!("writing {path}")) {
+            Ok(scope) => scope,
+            Err(denied) => return Ok(Err(denied)),
+        };
+        let declared = !self.grants.write_paths.is_empty();
+        let allowed = self.grants.allows_write(&path);
+        let mut exact_path = match self.check_path(&path, "writing", declared, allowed) {
+            Ok(exact) => exact,
+            Err(denied) => return Ok(Err(denied)),
+        };
+        if self.test_only {
+            if !grants::is_plain_absolute_path(&path) || !grants::is_scratch_path(&path) {
+                return Ok(Err(self.deny(Violation::TestOnlyWrite { path })));
+            }
+            exact_path = true;
+        }
+        let write = FileWrite {
+            path: &path,
+            contents: &contents,
+            mode,
+            uid,
+            gid,
+            exact_path,
+            timeout: self.remaining(),
+        };
+        let result = scope.write_file(&write);
+        self.check_time()?;
+        match result {
+            Ok(()) => Ok(Ok(())),
+            Err(error) => self.remote_failure(error).map(Err),
+        }
     }
 
     /// Whether the component filled its stdout or stderr buffer: further
@@ -286,12 +512,13 @@ impl StoreState {
             .collect();
         if let Some(at) = lines.iter().rposition(|l| l.contains("panicked at")) {
             let location = &lines[at][lines[at].find("panicked at").unwrap_or(0)..];
-            return Some(match lines.get(at + 1) {
+            let line = match lines.get(at + 1) {
                 Some(message) => format!("{location} {message}"),
                 None => location.to_string(),
-            });
+            };
+            return Some(escape_controls(&line).into_owned());
         }
-        lines.last().map(|l| l.to_string())
+        lines.last().map(|l| escape_controls(l).into_owned())
     }
 }
 
@@ -361,38 +588,39 @@ impl host::Host for StoreState {
         if !self.grants.allows_command(&command) {
             return Ok(Err(self.deny(Violation::CommandNotAllowed { command })));
         }
-        let remaining = self.remaining();
-        let request = RemoteCommand {
-            script: command,
-            env,
-            timeout: Some(remaining),
-        };
-        let started = Instant::now();
-        let result = scope.run_command(&request);
-        scope.command_ran(&request, &result, started.elapsed());
-        self.check_time()?;
-        match result {
-            Ok(output) => {
-                let got = output.stdout.len() + output.stderr.len();
-                if got > self.limits.command_output_bytes {
-                    return Err(self.stop(Violation::CommandOutput {
-                        limit: self.limits.command_output_bytes,
-                        got,
-                    }));
-                }
-                Ok(Ok(types::CommandOutput {
-                    exit_code: output.exit_code,
-                    stdout: output.stdout,
-                    stderr: output.stderr,
-                }))
-            }
-            Err(RemoteError::Timeout { .. }) if Instant::now() >= self.deadline => {
-                Err(self.stop(Violation::WallClock {
-                    limit: self.limits.wall_clock,
-                }))
-            }
-            Err(e) => Ok(Err(e.to_string())),
+        if let Err(denied) = self.check_env(&env) {
+            return Ok(Err(denied));
         }
+        let mut request = RemoteCommand::new(command);
+        request.env = env;
+        self.run_allowed(scope, request)
+    }
+
+    fn run_program(
+        &mut self,
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+    ) -> wasmtime::Result<Result<types::CommandOutput, String>> {
+        self.check_time()?;
+        let shown = argv.join(" ");
+        let scope = match self.scope_for(Grant::Exec, format!("running `{shown}`")) {
+            Ok(scope) => scope,
+            Err(denied) => return Ok(Err(denied)),
+        };
+        if argv.first().is_none_or(|program| program.is_empty()) {
+            return Ok(Err("run-program needs a program name in argv[0]".into()));
+        }
+        if !self.grants.allows_program(&argv) {
+            return Ok(Err(
+                self.deny(Violation::CommandNotAllowed { command: shown })
+            ));
+        }
+        if let Err(denied) = self.check_env(&env) {
+            return Ok(Err(denied));
+        }
+        let mut request = RemoteCommand::program(&argv);
+        request.env = env;
+        self.run_allowed(scope, request)
     }
 
     fn write_file(
@@ -401,14 +629,17 @@ impl host::Host for StoreState {
         contents: Vec<u8>,
         mode: u32,
     ) -> wasmtime::Result<Result<(), String>> {
-        self.check_time()?;
-        let scope = match self.scope_for(Grant::WriteFile, format!("writing {path}")) {
-            Ok(scope) => scope,
-            Err(denied) => return Ok(Err(denied)),
-        };
-        Ok(scope
-            .write_file(&path, &contents, mode)
-            .map_err(|e| e.to_string()))
+        self.write_allowed(path, contents, Some(mode & 0o7777), Some(0), Some(0))
+    }
+
+    fn write_file_with(
+        &mut self,
+        path: String,
+        contents: Vec<u8>,
+        options: types::WriteOptions,
+    ) -> wasmtime::Result<Result<(), String>> {
+        let mode = options.mode.map(|mode| mode & 0o7777);
+        self.write_allowed(path, contents, mode, options.uid, options.gid)
     }
 
     fn read_file(&mut self, path: String) -> wasmtime::Result<Result<Option<Vec<u8>>, String>> {
@@ -417,17 +648,49 @@ impl host::Host for StoreState {
             Ok(scope) => scope,
             Err(denied) => return Ok(Err(denied)),
         };
-        let result = scope.read_file(&path).map_err(|e| e.to_string());
-        if let Ok(Some(bytes)) = &result {
-            if bytes.len() > self.limits.command_output_bytes {
-                let got = bytes.len();
-                return Err(self.stop(Violation::CommandOutput {
-                    limit: self.limits.command_output_bytes,
-                    got,
-                }));
-            }
+        let read = match self.read_request(&path, "reading") {
+            Ok(read) => read,
+            Err(denied) => return Ok(Err(denied)),
+        };
+        let result = scope.read_file(&read);
+        self.check_time()?;
+        match result {
+            Ok(contents) => Ok(Ok(contents)),
+            Err(error) => self.remote_failure(error).map(Err),
         }
-        Ok(result)
+    }
+
+    fn file_metadata(
+        &mut self,
+        path: String,
+    ) -> wasmtime::Result<Result<Option<types::Metadata>, String>> {
+        self.check_time()?;
+        let scope =
+            match self.scope_for(Grant::ReadFile, format!("inspecting {path} on the target")) {
+                Ok(scope) => scope,
+                Err(denied) => return Ok(Err(denied)),
+            };
+        let read = match self.read_request(&path, "inspecting") {
+            Ok(read) => read,
+            Err(denied) => return Ok(Err(denied)),
+        };
+        let result = scope.file_metadata(&read);
+        self.check_time()?;
+        match result {
+            Ok(found) => Ok(Ok(found.map(|m| types::Metadata {
+                kind: match m.kind {
+                    FileKind::Regular => types::FileKind::Regular,
+                    FileKind::Directory => types::FileKind::Directory,
+                    FileKind::Symlink => types::FileKind::Symlink,
+                    FileKind::Other => types::FileKind::Other,
+                },
+                size: m.size,
+                mode: m.mode,
+                uid: m.uid,
+                gid: m.gid,
+            }))),
+            Err(error) => self.remote_failure(error).map(Err),
+        }
     }
 
     fn read_resource(&mut self, path: String) -> wasmtime::Result<Result<Vec<u8>, String>> {
@@ -456,6 +719,15 @@ impl host::Host for StoreState {
             Ok(scope) => scope,
             Err(denied) => return Ok(Err(denied)),
         };
+        self.argument_bytes = self
+            .argument_bytes
+            .saturating_add(name.len())
+            .saturating_add(value.len());
+        if self.argument_bytes > self.limits.argument_bytes {
+            return Err(self.stop(Violation::ArgumentBytes {
+                limit: self.limits.argument_bytes,
+            }));
+        }
         scope.set_argument(&name, &value);
         Ok(Ok(()))
     }
@@ -472,28 +744,48 @@ impl host::Host for StoreState {
                 self.deny(Violation::UndeclaredBlock { index, declared })
             ));
         }
+        let runs = self.nested_runs.entry(index).or_default();
+        *runs += 1;
+        if *runs > self.limits.nested_reruns {
+            return Err(self.stop(Violation::NestedReruns {
+                index,
+                limit: self.limits.nested_reruns,
+            }));
+        }
+        // The stricter mode wins: a test-only run never turns reconciling.
+        if self.test_only && !test_only {
+            self.deny(Violation::TestOnlyEscalation { index });
+        }
+        let test_only = test_only || self.test_only;
         // Nested validators have their own limits: their time is not ours.
         let started = Instant::now();
         let result = scope.run_nested(index, test_only);
-        self.deadline += started.elapsed();
+        if let Some(deadline) = &mut self.deadline {
+            *deadline += started.elapsed();
+        }
         Ok(result)
     }
 
     fn log(&mut self, level: types::LogLevel, message: String) -> wasmtime::Result<()> {
-        self.count_log(message.len())?;
+        // Each entry costs at least a byte, so a flood of empty ones is
+        // counted too.
+        self.count_log(message.len() + 1)?;
         if let Some(scope) = &self.scope {
-            scope.log(level, &message);
+            scope.log(level, &escape_controls(&message));
         }
         Ok(())
     }
 
     fn time_left_ms(&mut self) -> wasmtime::Result<u64> {
-        Ok(u64::try_from(self.remaining().as_millis()).unwrap_or(u64::MAX))
+        Ok(self.remaining().map_or(u64::MAX, |left| {
+            u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
+        }))
     }
 
     fn note_change(&mut self, description: String) -> wasmtime::Result<()> {
-        self.count_log(description.len())?;
-        self.changes.push(description);
+        self.count_log(description.len() + 1)?;
+        self.changes
+            .push(escape_controls(&description).into_owned());
         Ok(())
     }
 }

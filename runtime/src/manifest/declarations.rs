@@ -7,9 +7,14 @@
 //!     wasm: validators/file_content.wasm   # relative to the manifest
 //!     sha256: 3f1c...                      # optional; a mismatch refuses the run
 //!     grants: [exec, write-file, read-file]
-//!     commands: ["systemctl *"]           # optional: narrows exec
+//!     commands: ["systemctl **"]          # optional: narrows exec
+//!     env: [PATH]                          # optional: sensitive env names it may pass
+//!     paths:                               # optional: narrow read-file and write-file
+//!       read: ["/etc/app/**"]
+//!       write: ["/etc/app/*.conf"]
 //!     overrides: false                     # may it replace a built-in?
-//!     limits: {seconds: 60, memory_mib: 32, log_kib: 256, output_mib: 4}
+//!     limits: {seconds: 60, memory_mib: 32, log_kib: 256, output_mib: 4,
+//!              argument_kib: 64, nested_reruns: 4}
 //! ```
 
 use std::path::Path;
@@ -75,6 +80,8 @@ pub fn declaration(name: &str, body: &Yaml, base_dir: &Path) -> Result<TypeDecla
         overrides_builtin: false,
     };
     let mut patterns = Vec::new();
+    let mut env_names = Vec::new();
+    let mut paths = (Vec::new(), Vec::new());
     let mut granted = Vec::new();
     for (key, value) in entries {
         match key.as_str().unwrap_or("") {
@@ -97,6 +104,16 @@ pub fn declaration(name: &str, body: &Yaml, base_dir: &Path) -> Result<TypeDecla
                     patterns.push(text(item).map_err(|m| at(item.mark, m))?);
                 }
             }
+            "env" => {
+                for item in list(value).map_err(|m| at(value.mark, m))? {
+                    let name = text(item).map_err(|m| at(item.mark, m))?;
+                    if !crate::host::grants::is_identifier(&name) {
+                        return Err(at(item.mark, format!("`{name}` is not an environment name (letters, digits and `_`, not starting with a digit)")));
+                    }
+                    env_names.push(name);
+                }
+            }
+            "paths" => paths = path_patterns(value).map_err(|(m, message)| at(m, message))?,
             "overrides" => {
                 declaration.overrides_builtin = match text(value).map_err(|m| at(value.mark, m))?.to_ascii_lowercase().as_str() {
                     "true" | "yes" => true,
@@ -106,7 +123,7 @@ pub fn declaration(name: &str, body: &Yaml, base_dir: &Path) -> Result<TypeDecla
             }
             "limits" => declaration.limits = limits(value).map_err(|(m, message)| at(m, message))?,
             other => {
-                return Err(at(key.mark, format!("unknown key `{other}` (known: wasm, sha256, grants, commands, overrides, limits)")))
+                return Err(at(key.mark, format!("unknown key `{other}` (known: wasm, sha256, grants, commands, env, paths, overrides, limits)")))
             }
         }
     }
@@ -122,16 +139,74 @@ pub fn declaration(name: &str, body: &Yaml, base_dir: &Path) -> Result<TypeDecla
             "`commands` narrows the `exec` grant, which is not granted".into(),
         ));
     }
+    if !env_names.is_empty() && !granted.contains(&Grant::Exec) {
+        return Err(at(
+            body.mark,
+            "`env` allows environment names for the `exec` grant, which is not granted".into(),
+        ));
+    }
+    let (read_paths, write_paths) = paths;
+    for (list, grant, key) in [
+        (&read_paths, Grant::ReadFile, "read"),
+        (&write_paths, Grant::WriteFile, "write"),
+    ] {
+        if !list.is_empty() && !granted.contains(&grant) {
+            return Err(at(
+                body.mark,
+                format!("`paths.{key}` narrows the `{grant}` grant, which is not granted"),
+            ));
+        }
+    }
     declaration.source = ComponentSource::File(base_dir.join(wasm));
-    declaration.grants = Grants::new(granted).with_command_patterns(patterns);
+    let mut grants = Grants::new(granted).with_command_patterns(patterns);
+    grants.env_names = env_names;
+    grants.read_paths = read_paths;
+    grants.write_paths = write_paths;
+    declaration.grants = grants;
     Ok(declaration)
+}
+
+/// `paths: {read: [PATTERN, ...], write: [PATTERN, ...]}`; every pattern an
+/// absolute path in which `*` and `**` may stand for parts of it.
+fn path_patterns(value: &Yaml) -> Result<(Vec<String>, Vec<String>), Problem> {
+    let YamlKind::Map(entries) = &value.kind else {
+        return Err((
+            value.mark,
+            "paths must be a map with `read` and/or `write` lists of path patterns".into(),
+        ));
+    };
+    let (mut read, mut write) = (Vec::new(), Vec::new());
+    for (key, value) in entries {
+        let into = match key.as_str().unwrap_or("") {
+            "read" => &mut read,
+            "write" => &mut write,
+            other => {
+                return Err((
+                    key.mark,
+                    format!("unknown key `{other}` in paths (known: read, write)"),
+                ))
+            }
+        };
+        for item in list(value).map_err(|m| (value.mark, m))? {
+            let pattern = text(item).map_err(|m| (item.mark, m))?;
+            let sample = pattern.replace("**", "x").replace(['*', '?'], "x");
+            if !crate::host::grants::is_plain_absolute_path(&sample) {
+                return Err((
+                    item.mark,
+                    format!("path pattern `{pattern}` must be an absolute path without `.`, `..` or empty parts, e.g. /etc/app/*.conf"),
+                ));
+            }
+            into.push(pattern);
+        }
+    }
+    Ok((read, write))
 }
 
 fn limits(value: &Yaml) -> Result<Limits, Problem> {
     let YamlKind::Map(entries) = &value.kind else {
         return Err((
             value.mark,
-            "limits must be a map (seconds, memory_mib, log_kib, output_mib)".into(),
+            "limits must be a map (seconds, milliseconds, memory_mib, log_kib, output_mib, argument_kib, nested_reruns)".into(),
         ));
     };
     let mut limits = Limits::THIRD_PARTY;
@@ -144,17 +219,29 @@ fn limits(value: &Yaml) -> Result<Limits, Problem> {
             .map_err(|m| (value.mark, m))?;
         let number = number.max(1);
         match key.as_str().unwrap_or("") {
-            "seconds" => limits.wall_clock = Duration::from_secs(number),
-            "milliseconds" => limits.wall_clock = Duration::from_millis(number),
-            "memory_mib" => limits.memory_bytes = (number as usize) << 20,
-            "log_kib" => limits.log_bytes = (number as usize) << 10,
-            "output_mib" => limits.command_output_bytes = (number as usize) << 20,
+            "seconds" => limits.wall_clock = Some(Duration::from_secs(number)),
+            "milliseconds" => limits.wall_clock = Some(Duration::from_millis(number)),
+            "memory_mib" => limits.memory_bytes = mebibytes(number, 20).map_err(|m| (value.mark, m))?,
+            "log_kib" => limits.log_bytes = mebibytes(number, 10).map_err(|m| (value.mark, m))?,
+            "output_mib" => limits.command_output_bytes = mebibytes(number, 20).map_err(|m| (value.mark, m))?,
+            "argument_kib" => limits.argument_bytes = mebibytes(number, 10).map_err(|m| (value.mark, m))?,
+            "nested_reruns" => limits.nested_reruns = u32::try_from(number).unwrap_or(u32::MAX),
             other => {
-                return Err((key.mark, format!("unknown limit `{other}` (known: seconds, milliseconds, memory_mib, log_kib, output_mib)")))
+                return Err((key.mark, format!("unknown limit `{other}` (known: seconds, milliseconds, memory_mib, log_kib, output_mib, argument_kib, nested_reruns)")))
             }
         }
     }
     Ok(limits)
+}
+
+/// `number` KiB (shift 10) or MiB (shift 20) in bytes, refusing sizes past
+/// 1 TiB rather than wrapping around to a small limit.
+fn mebibytes(number: u64, shift: u32) -> Result<usize, String> {
+    number
+        .checked_shl(shift)
+        .filter(|bytes| *bytes <= 1 << 40)
+        .and_then(|bytes| usize::try_from(bytes).ok())
+        .ok_or_else(|| format!("`{number}` is larger than a limit can be (1 TiB)"))
 }
 
 fn text(value: &Yaml) -> Result<String, String> {

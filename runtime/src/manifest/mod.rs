@@ -25,6 +25,7 @@ use yaml::{Mark, Yaml, YamlKind, YamlLimits};
 use crate::host::{
     self, BlockShape, ComponentHost, LoadError, Outcome, TypeDeclaration, ValidatorType,
 };
+use crate::text::escape_controls;
 
 /// A place in a manifest file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,10 +36,11 @@ pub struct Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A file name is data: a crafted one must not reach the terminal raw.
         write!(
             f,
             "{}:{}:{}",
-            self.file.display(),
+            escape_controls(&self.file.to_string_lossy()),
             self.mark.line,
             self.mark.col
         )
@@ -48,7 +50,7 @@ impl fmt::Display for Location {
 /// Why a manifest could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("{}: cannot read the manifest: {source}", path.display())]
+    #[error("{}: cannot read the manifest: {source}", escape_controls(&path.to_string_lossy()))]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -302,6 +304,7 @@ pub fn load(
         file: file.clone(),
         types: &types,
         resources: &resources,
+        nodes: std::cell::Cell::new(0),
     };
     let root = builder.node("all", validators, "validators".to_string(), validators.mark)?;
     Ok(Manifest {
@@ -313,11 +316,19 @@ pub fn load(
     })
 }
 
+/// The most validator nodes a manifest's tree may hold once every
+/// flow-control type has named its nested blocks. The real manifests hold a
+/// few hundred; the cap keeps a type's `check` from making kiln build (and
+/// hold) a tree far larger than the file it came from.
+pub const MAX_TREE_NODES: usize = 20_000;
+
 /// Builds checked nodes from YAML, recursing through nested blocks.
 struct TreeBuilder<'a> {
     file: Arc<Path>,
     types: &'a TypeRegistry,
     resources: &'a ResourceRoots,
+    /// Nodes built so far, against [`MAX_TREE_NODES`].
+    nodes: std::cell::Cell<usize>,
 }
 
 impl TreeBuilder<'_> {
@@ -373,6 +384,14 @@ impl TreeBuilder<'_> {
         let Some(vtype) = self.types.get(type_name) else {
             return Err(self.error(mark, &path, unknown_type_message(type_name, self.types)));
         };
+        self.nodes.set(self.nodes.get() + 1);
+        if self.nodes.get() > MAX_TREE_NODES {
+            return Err(self.error(
+                mark,
+                &path,
+                format!("the validator tree grows past {MAX_TREE_NODES} nodes here; no manifest needs that many (is a flow-control type naming the same block again and again?)"),
+            ));
+        }
         let spec_json = spec.to_json().to_string();
         let plan = match vtype.check(&spec_json) {
             Outcome::Returned(Ok(plan)) => plan,
@@ -390,6 +409,9 @@ impl TreeBuilder<'_> {
                 let at = spec.mark_at_pointer(&resource.pointer).unwrap_or(spec.mark);
                 return Err(self.error(at, &path, message));
             }
+        }
+        if let Some(message) = overlapping_blocks(type_name, &plan.nested) {
+            return Err(self.error(spec.mark, &path, message));
         }
         let mut blocks = Vec::with_capacity(plan.nested.len());
         for nested in &plan.nested {
@@ -441,6 +463,33 @@ impl TreeBuilder<'_> {
             }
         }
     }
+}
+
+/// Nested blocks must be distinct, disjoint parts of the spec: a block named
+/// twice, or inside another, or the whole spec, would be built (and run)
+/// more than once, and a type could multiply a small file into a huge tree.
+/// Disjoint blocks keep the tree no larger than the YAML it came from.
+fn overlapping_blocks(type_name: &str, nested: &[host::NestedBlock]) -> Option<String> {
+    if nested.iter().any(|block| block.pointer.is_empty()) {
+        return Some(format!(
+            "validator type `{type_name}` declared its whole spec as a nested block; a block must be a part of the spec"
+        ));
+    }
+    // Sorted as token sequences, a block and the blocks inside it stand
+    // next to each other, so comparing neighbours finds every overlap.
+    let mut pointers: Vec<Vec<&str>> = nested
+        .iter()
+        .map(|block| block.pointer.split('/').collect())
+        .collect();
+    pointers.sort();
+    let overlap = pointers
+        .windows(2)
+        .find(|pair| pair[1].starts_with(&pair[0]))?;
+    Some(format!(
+        "validator type `{type_name}` declared nested blocks `{}` and `{}`, which overlap; each block must be a separate part of the spec",
+        overlap[0].join("/"),
+        overlap[1].join("/")
+    ))
 }
 
 /// `/0/redhat` → `[0].redhat`, `/cases/openjdk` → `.cases.openjdk`.

@@ -22,7 +22,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::remote::{family_of, CommandOutput, Remote, RemoteCommand, RemoteError};
+use crate::remote::{
+    family_of, CommandOutput, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
+};
 
 /// The flag kiln's CLI offers for trusting unknown host keys on first use;
 /// named in the message that refuses an unknown key.
@@ -728,7 +730,9 @@ impl Remote for SshTarget {
 
     /// Streams `contents` into a temp file beside `path`, then renames it
     /// over `path`, so readers never see half a file.
-    fn write_file(&mut self, path: &str, contents: &[u8], mode: u32) -> Result<(), RemoteError> {
+    // TODO(sandbox): owner and mode kept or set, exact_path, timeout.
+    fn write_file(&mut self, write: &FileWrite<'_>) -> Result<(), RemoteError> {
+        let path = write.path;
         let mut command = RemoteCommand::new(
             r#"set -e
 tmp=$(mktemp "$(dirname -- "$KILN_PATH")/.kiln-write.XXXXXX")
@@ -738,10 +742,12 @@ chmod "$KILN_MODE" "$tmp"
 mv -f "$tmp" "$KILN_PATH""#,
         );
         command.env.push(("KILN_PATH".into(), path.into()));
-        command
-            .env
-            .push(("KILN_MODE".into(), format!("{:o}", mode & 0o7777)));
-        let output = self.run_as_root(&command, Some(contents))?;
+        command.env.push((
+            "KILN_MODE".into(),
+            format!("{:o}", write.mode.unwrap_or(0o644) & 0o7777),
+        ));
+        command.timeout = write.timeout;
+        let output = self.run_as_root(&command, Some(write.contents))?;
         if output.exit_code != 0 {
             return Err(self.failed(format!(
                 "cannot write {path}: {}",
@@ -751,11 +757,14 @@ mv -f "$tmp" "$KILN_PATH""#,
         Ok(())
     }
 
-    fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, RemoteError> {
+    // TODO(sandbox): max_bytes, regular files only, exact_path.
+    fn read_file(&mut self, read: &FileRead<'_>) -> Result<Option<Vec<u8>>, RemoteError> {
+        let path = read.path;
         let mut command = RemoteCommand::new(format!(
             r#"[ -e "$KILN_PATH" ] || exit {MISSING_FILE_EXIT}; exec cat -- "$KILN_PATH""#
         ));
         command.env.push(("KILN_PATH".into(), path.into()));
+        command.timeout = read.timeout;
         let output = self.run_as_root(&command, None)?;
         match output.exit_code {
             0 => Ok(Some(output.stdout)),
@@ -765,6 +774,11 @@ mv -f "$tmp" "$KILN_PATH""#,
                 last_lines(&output.stderr)
             ))),
         }
+    }
+
+    // TODO(sandbox): implement.
+    fn metadata(&mut self, read: &FileRead<'_>) -> Result<Option<FileMetadata>, RemoteError> {
+        Err(self.failed(format!("cannot inspect {}: not implemented yet", read.path)))
     }
 }
 

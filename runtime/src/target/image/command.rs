@@ -371,7 +371,7 @@ mod tests {
         command.timeout = Some(Duration::from_millis(1500));
         let script = capture_script(&command, "/tmp/.kiln-run-1");
         assert!(
-            script.contains(r#"timeout -k 10 2 env 'v=$(touch /pwned)' /bin/sh -c 'echo "$v"'"#),
+            script.contains(r#"timeout -k 10 2 env -- 'v=$(touch /pwned)' /bin/sh -c 'echo "$v"'"#),
             "{script}"
         );
         assert!(script.contains("echo \"kiln-run $kiln_status inline\""));

@@ -28,7 +28,9 @@ use std::sync::{mpsc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::remote::{CommandOutput, Remote, RemoteCommand, RemoteError};
+use crate::remote::{
+    CommandOutput, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
+};
 pub use command::CommandChannel;
 use command::{
     appliance_script, capture_script, parse_reply, setup_script, timed_out, ApplianceSide,
@@ -342,16 +344,26 @@ impl Remote for ImageSession {
         Ok(output)
     }
 
-    fn write_file(&mut self, path: &str, contents: &[u8], mode: u32) -> Result<(), RemoteError> {
+    // TODO(sandbox): owner and mode kept or set, exact_path, timeout.
+    fn write_file(&mut self, write: &FileWrite<'_>) -> Result<(), RemoteError> {
         self.guest()?
-            .write_file(path, contents, mode)
+            .write_file(write.path, write.contents, write.mode.unwrap_or(0o644))
             .map_err(|e| self.remote_error(e))
     }
 
-    fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, RemoteError> {
+    // TODO(sandbox): max_bytes, exact_path, timeout.
+    fn read_file(&mut self, read: &FileRead<'_>) -> Result<Option<Vec<u8>>, RemoteError> {
         self.guest()?
-            .read_file(path)
+            .read_file(read.path)
             .map_err(|e| self.remote_error(e))
+    }
+
+    // TODO(sandbox): implement.
+    fn metadata(&mut self, read: &FileRead<'_>) -> Result<Option<FileMetadata>, RemoteError> {
+        Err(RemoteError::Failed {
+            target: self.name(),
+            message: format!("cannot inspect {}: not implemented yet", read.path),
+        })
     }
 }
 
