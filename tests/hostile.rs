@@ -1066,3 +1066,32 @@ fn text_from_a_component_is_data_not_terminal_control() {
     let shown = format!("{:?}", summary.outcome) + &logs.concat();
     assert!(!shown.contains('\u{1b}') && !shown.contains('\u{7}'));
 }
+
+#[test]
+fn re_runs_that_multiply_through_nesting_stop_at_the_run_cap() {
+    // Each level runs its block 300 times, within its own limit; two levels
+    // would run 90 300 validators. The run stops at kiln's cap instead.
+    let remote = ScriptedRemote::new("debian");
+    let inner = "{attacks: {attack: repeat, times: '300', block: [{package: x}]}}";
+    let summary = support::run(
+        &attacks_manifest(
+            "    grants: [nested]\n",
+            &format!("  - attacks: {{attack: repeat, times: '300', block: [{inner}]}}\n"),
+        )
+        .replace("log_kib: 64}", "log_kib: 64, nested_reruns: 300}"),
+        &[],
+        &remote,
+        &[],
+        true,
+    );
+    let message = attack_failure(&summary);
+    assert!(
+        message.contains(&format!(
+            "the run has started {} validators and stops here",
+            kiln::interpreter::MAX_NODE_RUNS
+        )),
+        "{message}"
+    );
+    assert!(summary.records.len() <= kiln::interpreter::MAX_NODE_RUNS);
+    assert!(!remote.commands().iter().any(|c| c.contains(LATER)));
+}

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::host::{LogLevel, Outcome, RunScope};
+use crate::manifest::resources::ResourceReadError;
 use crate::manifest::{Block, Location, Manifest, ResourceRoots, ValidatorNode};
 use crate::remote::{
     CommandOutput, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
@@ -20,6 +21,13 @@ use crate::remote::{
 /// Stack for the thread that runs a manifest: every nesting level of flow
 /// control is a wasm call with host calls inside it.
 const RUN_STACK_BYTES: usize = 64 << 20;
+
+/// The most validator runs one run may start. Each flow-control call may
+/// re-run a nested block only a few times (`nested_reruns`), but re-runs
+/// multiply with nesting depth; this bounds the records a run keeps and the
+/// time it can take at a number no real manifest comes near (Sahara's
+/// largest run a few hundred).
+pub const MAX_NODE_RUNS: usize = 50_000;
 
 /// A validator that failed, and where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -190,6 +198,7 @@ pub fn run<R: Remote + 'static>(
         records: Mutex::new(Vec::new()),
         commands: Mutex::new(0),
         lost: Mutex::new(None),
+        node_runs: std::sync::atomic::AtomicUsize::new(0),
         started,
     });
     let outcome = std::thread::scope(|scope| {
@@ -256,6 +265,8 @@ struct Session<R> {
     /// Set when the target became unreachable: later calls fail at once
     /// instead of waiting on a dead connection again.
     lost: Mutex<Option<String>>,
+    /// Validator runs started so far, against [`MAX_NODE_RUNS`].
+    node_runs: std::sync::atomic::AtomicUsize,
     started: Instant,
 }
 
@@ -290,6 +301,18 @@ fn run_node<R: Remote + 'static>(
     node: &Arc<ValidatorNode>,
     test_only: bool,
 ) -> Result<(), ValidationError> {
+    let runs = session
+        .node_runs
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        + 1;
+    if runs > MAX_NODE_RUNS {
+        return Err(ValidationError {
+            path: node.path.clone(),
+            type_name: node.type_name.clone(),
+            location: node.location.clone(),
+            message: format!("the run has started {MAX_NODE_RUNS} validators and stops here; no manifest needs that many (is a flow-control type re-running its blocks?)"),
+        });
+    }
     let started = Instant::now();
     session.emit(Event::Started {
         node,
@@ -409,8 +432,8 @@ impl<R: Remote + 'static> RunScope for NodeScope<R> {
         self.session.call(|remote| remote.metadata(read))
     }
 
-    fn read_resource(&self, path: &str) -> Result<Vec<u8>, String> {
-        self.session.resources.read(path)
+    fn read_resource(&self, path: &str, max_bytes: usize) -> Result<Vec<u8>, ResourceReadError> {
+        self.session.resources.read_limited(path, max_bytes)
     }
 
     fn get_argument(&self, name: &str) -> Option<String> {

@@ -688,8 +688,14 @@ mod tests {
         fn file_metadata(&self, _: &FileRead<'_>) -> Result<Option<FileMetadata>, RemoteError> {
             Ok(None)
         }
-        fn read_resource(&self, _: &str) -> Result<Vec<u8>, String> {
-            Err("none".into())
+        fn read_resource(
+            &self,
+            _: &str,
+            _: usize,
+        ) -> Result<Vec<u8>, crate::manifest::resources::ResourceReadError> {
+            Err(crate::manifest::resources::ResourceReadError::Failed(
+                "none".into(),
+            ))
         }
         fn get_argument(&self, _: &str) -> Option<String> {
             None

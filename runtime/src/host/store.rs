@@ -13,6 +13,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::kiln::validator::{host, types};
 use super::grants::{self, EnvRefusal};
 use super::grants::{Grant, Grants, Limits};
+use crate::manifest::resources::ResourceReadError;
 use crate::remote::{
     CommandOutput, FileKind, FileMetadata, FileRead, FileWrite, RemoteCommand, RemoteError,
 };
@@ -28,7 +29,8 @@ pub trait RunScope: Send + Sync {
     fn write_file(&self, write: &FileWrite<'_>) -> Result<(), RemoteError>;
     fn read_file(&self, read: &FileRead<'_>) -> Result<Option<Vec<u8>>, RemoteError>;
     fn file_metadata(&self, read: &FileRead<'_>) -> Result<Option<FileMetadata>, RemoteError>;
-    fn read_resource(&self, path: &str) -> Result<Vec<u8>, String>;
+    /// Reads a resource, holding at most `max_bytes`.
+    fn read_resource(&self, path: &str, max_bytes: usize) -> Result<Vec<u8>, ResourceReadError>;
     fn get_argument(&self, name: &str) -> Option<String>;
     fn set_argument(&self, name: &str, value: &str);
     /// Runs nested block `index` of the current node.
@@ -703,7 +705,16 @@ impl host::Host for StoreState {
         if leaves_roots(&path) {
             return Ok(Err(self.deny(Violation::ResourceOutsideRoots { path })));
         }
-        Ok(scope.read_resource(&path))
+        match scope.read_resource(&path, self.limits.command_output_bytes) {
+            Ok(bytes) => Ok(Ok(bytes)),
+            Err(ResourceReadError::Failed(message)) => Ok(Err(message)),
+            Err(ResourceReadError::TooLarge { limit }) => {
+                Err(self.stop(Violation::CommandOutput {
+                    what: format!("resource `{path}`"),
+                    limit,
+                }))
+            }
+        }
     }
 
     fn get_argument(&mut self, name: String) -> wasmtime::Result<Option<String>> {

@@ -65,21 +65,67 @@ impl ResourceRoots {
 
     /// Reads `resource` from the first root that holds it.
     pub fn read(&self, resource: &str) -> Result<Vec<u8>, String> {
-        check_relative(resource)?;
-        for (path, dir) in &self.roots {
-            match dir.read(resource) {
-                Ok(bytes) => return Ok(bytes),
-                Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) => {
-                    return Err(format!(
-                        "cannot read resource `{resource}` from {}: {e}",
-                        path.display()
-                    ))
-                }
-            }
-        }
-        Err(format!("Script {resource} not found in any resource roots"))
+        self.read_limited(resource, usize::MAX)
+            .map_err(|error| match error {
+                ResourceReadError::TooLarge { .. } => unreachable!("no limit"),
+                ResourceReadError::Failed(message) => message,
+            })
     }
+
+    /// Reads `resource` from the first root that holds it, holding at most
+    /// `max_bytes`: only regular files are opened (a FIFO would block), and
+    /// reading stops past the limit.
+    pub fn read_limited(
+        &self,
+        resource: &str,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, ResourceReadError> {
+        check_relative(resource).map_err(ResourceReadError::Failed)?;
+        for (path, dir) in &self.roots {
+            let failed = |e: std::io::Error| {
+                ResourceReadError::Failed(format!(
+                    "cannot read resource `{resource}` from {}: {e}",
+                    path.display()
+                ))
+            };
+            // Looked at before opening: opening a FIFO blocks.
+            match dir.metadata(resource) {
+                Ok(meta) if meta.is_file() => {}
+                Ok(_) => {
+                    return Err(ResourceReadError::Failed(format!(
+                        "resource `{resource}` in {} is not a regular file",
+                        path.display()
+                    )))
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(failed(e)),
+            }
+            let file = dir.open(resource).map_err(failed)?;
+            let mut bytes = Vec::new();
+            let limit = u64::try_from(max_bytes)
+                .unwrap_or(u64::MAX)
+                .saturating_add(1);
+            std::io::Read::read_to_end(&mut std::io::Read::take(file, limit), &mut bytes)
+                .map_err(failed)?;
+            if bytes.len() > max_bytes {
+                return Err(ResourceReadError::TooLarge { limit: max_bytes });
+            }
+            return Ok(bytes);
+        }
+        Err(ResourceReadError::Failed(format!(
+            "Script {resource} not found in any resource roots"
+        )))
+    }
+}
+
+/// Why a limited resource read failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResourceReadError {
+    /// The file holds more than the limit; nothing past it was read.
+    TooLarge {
+        limit: usize,
+    },
+    Failed(String),
 }
 
 /// Refuses paths that would leave the roots, with a message that says so
@@ -124,6 +170,20 @@ mod tests {
             roots.read("link").is_err(),
             "a symlink out of the root must not be followed"
         );
+        assert_eq!(
+            roots.read_limited("s.sh", 3),
+            Err(ResourceReadError::TooLarge { limit: 3 })
+        );
+        assert_eq!(roots.read_limited("s.sh", 6).unwrap(), b"from a");
+        let fifo = a.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        assert!(roots
+            .read_limited("fifo", 10)
+            .is_err_and(|e| format!("{e:?}").contains("not a regular file")));
         assert!(roots
             .find("missing.sh")
             .unwrap_err()

@@ -66,7 +66,7 @@ impl Guest for Attacks {
                 resources: Vec::new(),
                 summary: "plan bomb".into(),
             }),
-            "escalate" | "nested_loop" => Ok(Plan {
+            "escalate" | "nested_loop" | "repeat" => Ok(Plan {
                 nested: vec![NestedBlock {
                     pointer: "/block".into(),
                     shape: BlockShape::Sequence,
@@ -157,6 +157,12 @@ impl Guest for Attacks {
                     Err(e) => format!("nested block failed: {e}"),
                 });
                 answers.push(format!("was run test_only={test_only}"));
+            }
+            // Runs its block `times` times, passing a failure up unchanged.
+            "repeat" => {
+                for _ in 0..number(&spec, "times") {
+                    host::run_nested(0, test_only)?;
+                }
             }
             // Keeps its call alive by running its block again and again.
             "nested_loop" => loop {
