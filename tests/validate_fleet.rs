@@ -6,8 +6,9 @@
 //! inventories), reading what the manifest wrote straight out of each
 //! chroot; the others kill a host mid-run, present unknown and wrong host
 //! keys, and feed escape sequences through a file name, a component and its
-//! commands to check that the terminal and the report get them escaped. Every kiln run has a deadline, so a hang fails instead of blocking,
-//! and nothing skips: without sshd, debootstrap or root the tests fail.
+//! commands to check that the terminal and the report get them escaped.
+//! Every kiln run has a deadline, so a hang fails instead of blocking, and
+//! nothing skips: without sshd, debootstrap or root the tests fail.
 
 #[path = "support/sshd_fleet.rs"]
 mod sshd_fleet;
