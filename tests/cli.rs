@@ -357,7 +357,7 @@ fn lint_warns_about_grants_that_let_a_type_run_anything() {
             "finder",
             "    grants: [exec]\n    commands: ['systemctl restart *', 'find *']\n",
         ),
-        declared("anything", "    grants: [exec, read-file]\n"),
+        declared("anything", "    grants: [exec, read-file, write-file]\n"),
         declared("wild", "    grants: [exec]\n    commands: ['**']\n"),
         declared(
             "loader",
@@ -365,7 +365,7 @@ fn lint_warns_about_grants_that_let_a_type_run_anything() {
         ),
         declared(
             "careful",
-            "    grants: [exec, write-file]\n    commands: ['systemctl restart nginx', 'python3 /opt/app/migrate.py', 'chmod * /srv/app']\n    env: [JAVA_HOME]\n",
+            "    grants: [exec, write-file]\n    commands: ['systemctl restart nginx', 'python3 /opt/app/migrate.py', 'chmod * /srv/app']\n    env: [JAVA_HOME]\n    paths: {write: ['/srv/app/*.conf']}\n",
         ),
         "validators: []\n".to_string(),
     ]
@@ -377,12 +377,13 @@ fn lint_warns_about_grants_that_let_a_type_run_anything() {
     // Warnings inform; the manifest loads, so lint passes.
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(
-        stdout.contains("ok (0 arguments, 0 validators, 4 warnings)"),
+        stdout.contains("ok (0 arguments, 0 validators, 5 warnings)"),
         "{stdout}"
     );
     let expected = [
         format!("{manifest}:2:3: warning: validator type `finder`: `find *` lets the type run any program as root (find -exec); narrow it or drop `exec`"),
         format!("{manifest}:6:3: warning: validator type `anything`: exec without `commands` lets the type run any command as root on the target"),
+        format!("{manifest}:6:3: warning: validator type `anything`: write-file without `paths: {{write: [...]}}` lets the type write any file on the target as root (a cron job or a systemd unit then runs it)"),
         format!("{manifest}:9:3: warning: validator type `wild`: `**` lets the type run any command as root on the target (the pattern is only wildcards); name the program and narrow its arguments"),
         format!("{manifest}:13:3: warning: validator type `loader`: `env: [LD_PRELOAD]` lets the type load a shared library of its choosing into every program it runs, as root"),
     ];

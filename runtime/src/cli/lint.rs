@@ -4,7 +4,7 @@
 //! that lets it choose the program, or pass words of its choosing to a
 //! program that runs other programs, is `exec` without `commands` in all
 //! but name; so is an `env` entry that changes which program runs or what
-//! it loads. Warnings never change the exit code: a declaration may mean
+//! it loads, and `write-file` that may write anywhere. Warnings never change the exit code: a declaration may mean
 //! exactly that, and the manifest runs the same either way.
 
 use std::path::Path;
@@ -230,6 +230,14 @@ fn type_warnings(vtype: &ValidatorType) -> Vec<String> {
         for pattern in &grants.command_patterns {
             messages.extend(pattern_warning(pattern));
         }
+    }
+    // Writing any file as root is running any program as root: a cron
+    // job, a systemd unit or a profile script runs what was written.
+    if grants.allows(Grant::WriteFile) && grants.write_paths.is_empty() {
+        messages.push(
+            "write-file without `paths: {write: [...]}` lets the type write any file on the target as root (a cron job or a systemd unit then runs it)"
+                .to_string(),
+        );
     }
     for name in &grants.env_names {
         if is_sensitive_env_name(name) {
