@@ -285,9 +285,23 @@ fn pattern_warning(pattern: &str) -> Option<String> {
             "`{pattern}` lets the type run any program as root ({how}); narrow it or drop `exec`"
         ));
     }
-    if pattern.contains("**") && FILE_CHANGERS.contains(&base) {
+    if !FILE_CHANGERS.contains(&base) {
+        return None;
+    }
+    if pattern.contains("**") {
         return Some(format!(
             "`{pattern}` lets the type give {base} any paths on the target, /etc/shadow and /usr/bin included; spell the paths out in the pattern"
+        ));
+    }
+    // `/srv/app/*` reads like one directory, but in a command a wildcard
+    // is any run of word characters, `/` and `..` among them.
+    if let Some(word) = words[1..]
+        .iter()
+        .find(|w| w.starts_with('/') && w.contains(['*', '?']))
+    {
+        let (dir, _) = word.split_once(['*', '?']).unwrap_or((word, ""));
+        return Some(format!(
+            "`{pattern}` lets the type give {base} paths outside {dir}: in a command a wildcard also matches `/` and `..` ({dir}../../etc/shadow); spell the paths out, or use `write-file` with `paths`"
         ));
     }
     None
@@ -354,6 +368,16 @@ mod tests {
             .unwrap()
             .contains("first word is a wildcard"));
         assert!(pattern_warning("chmod **").unwrap().contains("any paths"));
+        assert!(pattern_warning("chmod 0644 /srv/app/*")
+            .unwrap()
+            .contains("outside /srv/app/: in a command a wildcard also matches `/` and `..` (/srv/app/../../etc/shadow)"));
+        // The warning is true of the matcher (if patterns become
+        // path-aware, it should go).
+        assert!(kiln::host::grants::command_match(
+            "chmod 0644 /srv/app/*",
+            "chmod 0644 /srv/app/../../etc/shadow",
+            kiln::host::grants::Shell::Parsed
+        ));
         // Spelled out, or narrow: nothing to say.
         assert_eq!(pattern_warning("find /srv -name core -delete"), None);
         assert_eq!(pattern_warning("systemctl restart *"), None);
