@@ -79,8 +79,9 @@ pub struct Common {
 #[derive(Subcommand)]
 enum Command {
     /// Check manifests without touching any target: exit 0 when all load.
-    /// Warns (without changing the exit code) about third-party types whose
-    /// grants let them run any command as root.
+    ///
+    /// Also warns, on stderr and without changing the exit code, about
+    /// third-party types whose grants let them run any command as root.
     Lint {
         /// Manifests to check.
         #[arg(required = true, value_name = "MANIFEST")]
