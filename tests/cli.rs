@@ -4,12 +4,22 @@
 
 mod support;
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use support::{repo_root, Fixture};
+use support::{component, repo_root, Fixture};
 
 fn kiln(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("kiln runs")
+}
+
+fn kiln_os(args: &[&OsStr]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kiln"))
         .args(args)
         .current_dir(repo_root())
@@ -328,5 +338,229 @@ fn the_guides_invocation_parses_with_a_sahara_conf() {
     assert!(
         stdout.contains("--java_distro VALUE") && !stdout.contains("--plugin_version"),
         "{stdout}"
+    );
+}
+
+/// A `validator_types` entry for the `attacks` test component.
+fn declared(name: &str, keys: &str) -> String {
+    format!(
+        "  {name}:\n    wasm: {}\n{keys}",
+        component("kiln_hostile_attacks").display()
+    )
+}
+
+#[test]
+fn lint_warns_about_grants_that_let_a_type_run_anything() {
+    let yaml = [
+        "validator_types:\n".to_string(),
+        declared(
+            "finder",
+            "    grants: [exec]\n    commands: ['systemctl restart *', 'find *']\n",
+        ),
+        declared("anything", "    grants: [exec, read-file, write-file]\n"),
+        declared("wild", "    grants: [exec]\n    commands: ['**']\n"),
+        declared(
+            "loader",
+            "    grants: [exec]\n    commands: ['true']\n    env: [LD_PRELOAD, JAVA_HOME]\n",
+        ),
+        declared(
+            "careful",
+            "    grants: [exec, write-file]\n    commands: ['systemctl restart nginx', 'python3 /opt/app/migrate.py', 'chmod * /srv/app']\n    env: [JAVA_HOME]\n    paths: {write: ['/srv/app/*.conf']}\n",
+        ),
+        "validators: []\n".to_string(),
+    ]
+    .concat();
+    let fixture = Fixture::new(&yaml, &[]);
+    let manifest = fixture.path.to_str().unwrap();
+    let output = kiln(&["lint", manifest]);
+    let (stdout, stderr) = text(&output);
+    // Warnings inform; the manifest loads, so lint passes.
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains("ok (0 arguments, 0 validators, 5 warnings)"),
+        "{stdout}"
+    );
+    let expected = [
+        format!("{manifest}:2:3: warning: validator type `finder`: `find *` lets the type run any program as root (find -exec); narrow it or drop `exec`"),
+        format!("{manifest}:6:3: warning: validator type `anything`: exec without `commands` lets the type run any command as root on the target"),
+        format!("{manifest}:6:3: warning: validator type `anything`: write-file without `paths: {{write: [...]}}` lets the type write any file on the target as root (a cron job or a systemd unit then runs it)"),
+        format!("{manifest}:9:3: warning: validator type `wild`: `**` lets the type run any command as root on the target (the pattern is only wildcards); name the program and narrow its arguments"),
+        format!("{manifest}:13:3: warning: validator type `loader`: `env: [LD_PRELOAD]` lets the type load a shared library of its choosing into every program it runs, as root"),
+    ];
+    assert_eq!(stderr.lines().collect::<Vec<_>>(), expected, "{stderr}");
+
+    // A `--validators` type is warned about at its sidecar, once however
+    // many manifests are linted with it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        component("kiln_hostile_attacks"),
+        dir.path().join("runner.wasm"),
+    )
+    .unwrap();
+    let sidecar = dir.path().join("runner.yaml");
+    std::fs::write(
+        &sidecar,
+        "grants: [exec]\ncommands: ['xargs **', 'rm **']\n",
+    )
+    .unwrap();
+    let demo = repo_root().join("manifests/demo/1.0/image.yaml");
+    let output = kiln(&[
+        "lint",
+        "--validators",
+        dir.path().to_str().unwrap(),
+        demo.to_str().unwrap(),
+        demo.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let sidecar = sidecar.display();
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>(),
+        [
+            format!("{sidecar}:1:1: warning: validator type `runner`: `rm **` lets the type give rm any paths on the target, /etc/shadow and /usr/bin included; spell the paths out in the pattern"),
+            format!("{sidecar}:1:1: warning: validator type `runner`: `xargs **` lets the type run any program as root (xargs PROGRAM); narrow it or drop `exec`"),
+        ],
+        "{stderr}"
+    );
+    assert_eq!(
+        stdout
+            .matches("ok (2 arguments, 8 validators, 2 warnings)")
+            .count(),
+        2,
+        "{stdout}"
+    );
+}
+
+/// Asserts that nothing kiln wrote can steer a terminal, and that the
+/// hostile text is there, visibly escaped.
+fn assert_escaped(what: &str, output: &Output) {
+    let (stdout, stderr) = text(output);
+    for (stream, bytes) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+        assert!(
+            !bytes.contains(&0x1b) && !bytes.contains(&0x07),
+            "{what}: raw ESC or BEL on {stream}:\n{stdout}\n{stderr}"
+        );
+    }
+    assert!(
+        stdout.contains("\\e") || stderr.contains("\\e"),
+        "{what}: the escape sequence should show as `\\e`:\n{stdout}\n{stderr}"
+    );
+}
+
+#[test]
+fn hostile_names_and_component_text_reach_the_terminal_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    // A manifest whose file name retitles the terminal, declaring a type
+    // whose summary does too, with an argument description that clears
+    // the line.
+    let name = b"evil\x1b]0;owned\x07.yaml";
+    let manifest = dir.path().join(OsStr::from_bytes(name));
+    std::fs::write(
+        &manifest,
+        [
+            "arguments:\n  colour: {description: \"\\x1b[2K\\rred\", default: \"\\x1b[31m\"}\n",
+            "validator_types:\n",
+            &declared("attacks", "    grants: [exec]\n"),
+            "validators:\n  - attacks: {attack: escapes}\n",
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let path = manifest.as_os_str();
+
+    let output = kiln_os(&["explain".as_ref(), path]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    assert_escaped("explain", &output);
+    let (stdout, _) = text(&output);
+    assert!(stdout.contains("evil\\e]0;owned\\u{7}.yaml"), "{stdout}");
+    assert!(
+        stdout.contains("- attacks: \\e]0;owned\\u{7}\\e[2K\\r\\e[32mall passed\\e[0m"),
+        "{stdout}"
+    );
+    // White space (\r included) folds, as in any description.
+    assert!(stdout.contains("\\e[2K red"), "{stdout}");
+
+    let output = kiln_os(&["lint".as_ref(), path]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    assert_escaped("lint", &output);
+    assert!(
+        text(&output).1.contains(
+            "evil\\e]0;owned\\u{7}.yaml:4:3: warning: validator type `attacks`: exec without `commands`"
+        ),
+        "{:?}",
+        text(&output)
+    );
+
+    let output = kiln_os(&[
+        "pack".as_ref(),
+        "--manifest".as_ref(),
+        path,
+        "--".as_ref(),
+        "--help".as_ref(),
+    ]);
+    assert_escaped("plugin help", &output);
+    assert!(
+        text(&output).0.contains("      [default: \\e[31m]"),
+        "{:?}",
+        text(&output)
+    );
+
+    // Load errors name the file.
+    let broken = dir.path().join(OsStr::from_bytes(b"broken\x1b[2J.yaml"));
+    std::fs::write(&broken, "validators: [{nope: {}}]\n").unwrap();
+    let output = kiln_os(&["lint".as_ref(), broken.as_os_str()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_escaped("lint error", &output);
+    let output = kiln_os(&["explain".as_ref(), broken.as_os_str()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_escaped("explain error", &output);
+
+    // An image path, a host name and an inventory line.
+    let image = dir.path().join(OsStr::from_bytes(b"disk\x1b[2K.qcow2"));
+    let output = kiln_os(&[
+        "pack".as_ref(),
+        "--image".as_ref(),
+        image.as_os_str(),
+        "--manifest".as_ref(),
+        path,
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{:?}", text(&output));
+    assert_escaped("pack with a missing image", &output);
+    let output = kiln_os(&[
+        "validate".as_ref(),
+        "--host".as_ref(),
+        OsStr::from_bytes(b"web\x1b]0;x\x07"),
+        "--manifest".as_ref(),
+        path,
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{:?}", text(&output));
+    assert_escaped("validate --host", &output);
+    let inventory = dir.path().join("hosts");
+    std::fs::write(&inventory, b"[web]\nweb1\x1b[2K\x07\n").unwrap();
+    let output = kiln_os(&[
+        "validate".as_ref(),
+        "--inventory".as_ref(),
+        inventory.as_os_str(),
+        "--manifest".as_ref(),
+        path,
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{:?}", text(&output));
+    assert_escaped("validate --inventory", &output);
+
+    // Plugin and version names are directory names.
+    let plugins = tempfile::tempdir().unwrap();
+    let version = plugins.path().join(OsStr::from_bytes(b"p\x1b[31m/1\x07"));
+    std::fs::create_dir_all(&version).unwrap();
+    std::fs::write(version.join("image.yaml"), "validators: []\n").unwrap();
+    let output = kiln_os(&[
+        "list".as_ref(),
+        "--manifest-dir".as_ref(),
+        plugins.path().as_os_str(),
+    ]);
+    assert_escaped("list", &output);
+    assert!(
+        text(&output).0.contains("p\\e[31m  1\\u{7}"),
+        "{:?}",
+        text(&output)
     );
 }

@@ -4,9 +4,11 @@
 //! test-only, reconcile and test-only again across three hosts (with one
 //! host made to differ, and host lists from Ansible INI and YAML
 //! inventories), reading what the manifest wrote straight out of each
-//! chroot; the others kill a host mid-run and present unknown and wrong host
-//! keys. Every kiln run has a deadline, so a hang fails instead of blocking,
-//! and nothing skips: without sshd, debootstrap or root the tests fail.
+//! chroot; the others kill a host mid-run, present unknown and wrong host
+//! keys, and feed escape sequences through a file name, a component and its
+//! commands to check that the terminal and the report get them escaped.
+//! Every kiln run has a deadline, so a hang fails instead of blocking, and
+//! nothing skips: without sshd, debootstrap or root the tests fail.
 
 #[path = "support/sshd_fleet.rs"]
 mod sshd_fleet;
@@ -594,6 +596,116 @@ fn a_script_that_says_unreachable_is_a_failure_not_an_unreachable_host() {
     assert_eq!(
         report_target(&report, &host)["result"],
         "failed",
+        "{report:#}"
+    );
+}
+
+#[test]
+fn what_a_component_and_its_commands_print_reaches_the_terminal_and_report_escaped() {
+    let fleet = Fleet::start(1);
+    let host = host_name(&fleet, 0);
+    // The manifest's own name retitles the terminal. Its `attacks` type
+    // runs a command whose text, env value and output carry escape
+    // sequences; `narrow` is denied a command that carries one; then
+    // `attacks` fails with, logs and notes escape sequences of its own.
+    let manifest = fleet.scratch("site\u{1b}]0;owned\u{7}.yaml");
+    let wasm = Path::new(env!("KILN_COMPONENT_DIR")).join("kiln_hostile_attacks.wasm");
+    let declare =
+        |name: &str, keys: &str| format!("  {name}:\n    wasm: {}\n{keys}", wasm.display());
+    std::fs::write(
+        &manifest,
+        [
+            "validator_types:\n",
+            &declare("attacks", "    grants: [exec]\n"),
+            &declare("narrow", "    grants: [exec]\n    commands: ['true']\n"),
+            "validators:\n",
+            r#"  - attacks: {attack: command, command: "printf '\e]0;owned\a%s\\n' \"$GREETING\"", env: {GREETING: "\e[2Khello"}}"#,
+            "\n  - any:\n",
+            "      - narrow: {attack: command, command: \"echo \\e[2Kpwned\"}\n",
+            "      - attacks: {attack: escapes}\n",
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let report = fleet.scratch("escapes.json");
+    let mut args = host_args(&fleet, &[0]);
+    args.extend(strings(&[
+        "-vv",
+        "--report",
+        report.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]));
+    // Not `validate()`: it echoes the arguments, hostile name and all.
+    let run = spawn_validate(&fleet, &args).finish();
+    assert_eq!(run.code, 1, "{run}");
+    for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+        assert!(
+            !text.contains(['\u{1b}', '\u{7}', '\u{9b}']),
+            "raw terminal control on {stream}:\n{run}"
+        );
+    }
+    for shown in [
+        "with /",
+        "site\\e]0;owned\\u{7}.yaml",
+        // The command at -v, its env entry quoted as shell text.
+        "$ env -- 'GREETING=\\e[2Khello' /bin/sh -c 'printf '\\''\\e]0;owned\\u{7}%s\\n'\\'' \"$GREETING\"'  -> exit 0",
+        // Its output at -vv.
+        "| \\e]0;owned\\u{7}\\e[2Khello",
+        // The denial, whole.
+        "validators[1].any[0].narrow: FAILED: validator type `narrow` was denied running `echo \\e[2Kpwned`: it is outside the type's allowed command patterns",
+        // What the component logged and failed with.
+        "validators[1].any[1].attacks: \\e[1A\\e[2K\\e[32mPASSED\\e[0m everything",
+        "FAILED: \\e[2K\\r\\e[32m✔ all validators passed\\e[0m\\nreally",
+    ] {
+        assert!(run.stdout.contains(shown), "`{shown}` is not in:\n{run}");
+    }
+    run.assert_row(&host, "failed", "validators[1].any");
+
+    let raw = std::fs::read_to_string(&report).expect("the report");
+    // serde_json would write a control character as \u001b: none may be there.
+    assert!(
+        !raw.contains("\\u001b") && !raw.contains("\\u0007") && !raw.contains('\u{1b}'),
+        "{raw}"
+    );
+    let report = read_report(&report);
+    assert!(
+        report["manifest"]
+            .as_str()
+            .unwrap()
+            .ends_with("site\\e]0;owned\\u{7}.yaml"),
+        "{report:#}"
+    );
+    let validators = report_target(&report, &host)["validators"]
+        .as_array()
+        .expect("validators");
+    let ran = &validators[0];
+    assert_eq!(ran["path"], "validators[0].attacks", "{report:#}");
+    assert_eq!(
+        ran["commands"],
+        serde_json::json!([{
+            "command": "printf '\\e]0;owned\\u{7}%s\\n' \"$GREETING\"",
+            "env": [{"name": "GREETING", "value": "\\e[2Khello"}],
+            "exit_code": 0,
+            "error": null,
+            "elapsed_seconds": ran["commands"][0]["elapsed_seconds"],
+        }]),
+        "{report:#}"
+    );
+    let denied = &validators[1];
+    assert_eq!(denied["path"], "validators[1].any[0].narrow", "{report:#}");
+    assert!(
+        denied["message"]
+            .as_str()
+            .unwrap()
+            .contains("was denied running `echo \\e[2Kpwned`"),
+        "{report:#}"
+    );
+    // A denied command never reaches the host.
+    assert_eq!(denied["commands"], serde_json::json!([]), "{report:#}");
+    let failed = &validators[2];
+    assert_eq!(
+        failed["message"], "\\e[2K\\r\\e[32m✔ all validators passed\\e[0m\\nreally",
         "{report:#}"
     );
 }

@@ -1,21 +1,26 @@
 //! `kiln explain`: a manifest's argument table and its validator tree, each
 //! node with its type's one-line summary and its position in the file.
+//! Every field is escaped on its own (file names, YAML text, what a
+//! type's `check` returned), so no field can steer the terminal or forge
+//! a line of the table.
 
 use std::fmt::Write;
 use std::sync::Arc;
 
 use kiln::manifest::{Block, Manifest, ValidatorNode};
 
+use super::{shown, shown_path};
+
 pub fn render(manifest: &Manifest) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "manifest {}", manifest.path.display());
+    let _ = writeln!(out, "manifest {}", shown_path(&manifest.path));
     let _ = writeln!(
         out,
         "resource roots: {}",
         manifest
             .resources
             .paths()
-            .map(|p| p.display().to_string())
+            .map(shown_path)
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -40,10 +45,10 @@ pub fn render(manifest: &Manifest) -> String {
             let _ = writeln!(
                 out,
                 "  {}  {}  sha256 {}  grants: {}",
-                vtype.name,
-                vtype.origin,
+                shown(&vtype.name),
+                shown(&vtype.origin),
                 &vtype.sha256[..16],
-                vtype.grants
+                shown(&vtype.grants.to_string())
             );
         }
     }
@@ -60,28 +65,30 @@ fn arguments_table(manifest: &Manifest) -> String {
         .arguments
         .iter()
         .map(|a| {
-            let mut name = a.name.clone();
+            let mut name = shown(&a.name);
             if a.hidden {
                 name.push_str(" (hidden)");
             }
             let default = match (&a.default, a.required) {
-                (Some(d), _) => shorten(d, 40),
+                (Some(d), _) => shorten(&shown(d), 40),
                 (None, true) => "(required)".to_string(),
                 (None, false) => String::new(),
             };
             let choices = if a.choices.is_empty() {
                 "any".to_string()
             } else {
-                a.choices.join("|")
+                shown(&a.choices.join("|"))
             };
             [
                 name,
                 default,
                 choices,
-                a.description
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                shown(
+                    &a.description
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
             ]
         })
         .collect();
@@ -89,7 +96,7 @@ fn arguments_table(manifest: &Manifest) -> String {
     let widths: Vec<usize> = (0..3)
         .map(|i| {
             rows.iter()
-                .map(|r| r[i].len())
+                .map(|r| r[i].chars().count())
                 .chain([headers[i].len()])
                 .max()
                 .unwrap_or(0)
@@ -120,7 +127,7 @@ fn block_lines(out: &mut String, block: &Block, depth: usize) {
     match block {
         Block::Single(node) => node_line(out, node, depth),
         Block::Sequence { label, nodes } => {
-            let name = label.rsplit('.').next().unwrap_or(label);
+            let name = shown(label.rsplit('.').next().unwrap_or(label));
             let _ = writeln!(
                 out,
                 "{indent}{name}:{}",
@@ -139,7 +146,9 @@ fn node_line(out: &mut String, node: &Arc<ValidatorNode>, depth: usize) {
     let _ = writeln!(
         out,
         "{indent}- {}: {}  [line {}]",
-        node.type_name, node.summary, mark.line
+        shown(&node.type_name),
+        shown(&node.summary),
+        mark.line
     );
     for block in &node.blocks {
         block_lines(out, block, depth + 1);

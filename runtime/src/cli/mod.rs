@@ -6,17 +6,19 @@
 
 mod config;
 mod explain;
+mod lint;
 mod pack;
 mod plugin_args;
 mod progress;
 mod validate;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use kiln::host::HostOptions;
 use kiln::manifest::LoadOptions;
+use kiln::text::escape_controls;
 use kiln::Kiln;
 
 /// Pack and check machine images and live hosts from one declarative
@@ -33,7 +35,9 @@ struct Cli {
 /// Options every verb takes.
 #[derive(Args, Clone)]
 pub struct Common {
-    /// Print the commands each validator runs and what it logs.
+    /// Print the commands each validator runs (with their environment
+    /// entries), what it logs and why it failed in full; -vv adds the
+    /// commands' output.
     #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Global options")]
     pub verbose: u8,
 
@@ -75,6 +79,9 @@ pub struct Common {
 #[derive(Subcommand)]
 enum Command {
     /// Check manifests without touching any target: exit 0 when all load.
+    ///
+    /// Also warns, on stderr and without changing the exit code, about
+    /// third-party types whose grants let them run any command as root.
     Lint {
         /// Manifests to check.
         #[arg(required = true, value_name = "MANIFEST")]
@@ -132,7 +139,8 @@ pub fn main() -> i32 {
 }
 
 /// An error and its causes on one line, without repeating what a cause's
-/// message already says.
+/// message already says. Errors quote file and host names, YAML and what
+/// targets answered: anything left that could steer a terminal is escaped.
 fn one_line_error(error: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in error.chain() {
@@ -141,7 +149,23 @@ fn one_line_error(error: &anyhow::Error) -> String {
             parts.push(text);
         }
     }
-    parts.join(": ").replace('\n', " ")
+    one_line(&parts.join(": "))
+}
+
+/// Text for one line of output: line breaks become spaces (kiln's own
+/// multi-line messages), every other control character a visible escape.
+pub fn one_line(text: &str) -> String {
+    escape_controls(&text.replace('\n', " ")).into_owned()
+}
+
+/// A path for output: a file name is data, never terminal control.
+pub fn shown_path(path: &Path) -> String {
+    escape_controls(&path.to_string_lossy()).into_owned()
+}
+
+/// Text for output that must stay one line, with its controls escaped.
+pub fn shown(text: &str) -> String {
+    escape_controls(text).into_owned()
 }
 
 impl Common {
@@ -181,21 +205,35 @@ fn lint(common: &Common, manifests: &[PathBuf]) -> Result<i32> {
     let kiln = common.kiln(&[])?;
     let options = common.load_options(&[]);
     let mut failed = 0;
+    // A `--validators` type is linted with every manifest; say it once.
+    let mut said = std::collections::HashSet::new();
     for path in manifests {
         match kiln.load(path, &options) {
             Ok(manifest) => {
                 let mut nodes = 0;
                 manifest.root.walk(&mut |_, _| nodes += 1);
+                let warnings = lint::warnings(&manifest);
+                for warning in &warnings {
+                    let line = warning.to_string();
+                    if said.insert(line.clone()) {
+                        eprintln!("{line}");
+                    }
+                }
                 println!(
-                    "{}: ok ({} arguments, {} validators)",
-                    path.display(),
+                    "{}: ok ({} arguments, {} validators{})",
+                    shown_path(path),
                     manifest.arguments.len(),
-                    nodes - 1
+                    nodes - 1,
+                    match warnings.len() {
+                        0 => String::new(),
+                        1 => ", 1 warning".to_string(),
+                        n => format!(", {n} warnings"),
+                    }
                 );
             }
             Err(error) => {
                 failed += 1;
-                eprintln!("{error}");
+                eprintln!("{}", one_line(&error.to_string()));
             }
         }
     }
@@ -231,7 +269,7 @@ fn list(manifest_dirs: &[PathBuf], config_files: &[PathBuf]) -> Result<i32> {
     let dirs = config::manifest_dirs(manifest_dirs, &config);
     let found = config::discover(&dirs);
     if found.is_empty() {
-        let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        let searched: Vec<String> = dirs.iter().map(|d| shown_path(d)).collect();
         println!(
             "no plugins found (searched: {})",
             if searched.is_empty() {
@@ -242,20 +280,20 @@ fn list(manifest_dirs: &[PathBuf], config_files: &[PathBuf]) -> Result<i32> {
         );
         return Ok(0);
     }
-    let width = found
+    // Plugin and version names are directory names: data.
+    let rows: Vec<[String; 3]> = found
         .iter()
-        .map(|p| p.plugin.len())
+        .map(|p| [shown(&p.plugin), shown(&p.version), shown_path(&p.manifest)])
+        .collect();
+    let width = rows
+        .iter()
+        .map(|[plugin, ..]| plugin.chars().count())
         .max()
         .unwrap_or(6)
         .max(6);
     println!("{:width$}  {:10}  MANIFEST", "PLUGIN", "VERSION");
-    for entry in &found {
-        println!(
-            "{:width$}  {:10}  {}",
-            entry.plugin,
-            entry.version,
-            entry.manifest.display()
-        );
+    for [plugin, version, manifest] in &rows {
+        println!("{plugin:width$}  {version:10}  {manifest}");
     }
     Ok(0)
 }

@@ -9,8 +9,8 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
-use super::progress::{self, Progress, Report, TargetReport};
-use super::{prepare, Common, ManifestChoice, Prepared};
+use super::progress::{self, CommandLog, Progress, Report, TargetReport};
+use super::{one_line, prepare, shown_path, Common, ManifestChoice, Prepared};
 
 pub const AFTER_HELP: &str = "\
 Plugin arguments follow PLUGIN VERSION as --NAME VALUE; `kiln pack PLUGIN VERSION --help` lists them.
@@ -131,7 +131,15 @@ mod image_target {
         accel: AccelArg,
     ) -> Result<i32> {
         let started = Instant::now();
-        let say = |text: &str| println!("[{:>6.1}] {text}", started.elapsed().as_secs_f64());
+        // Lines name the image and the manifest, and pass on what opening
+        // the image noted: escaped as a whole.
+        let say = |text: &str| {
+            println!(
+                "[{:>6.1}] {}",
+                started.elapsed().as_secs_f64(),
+                one_line(text)
+            )
+        };
         let options = ImageOptions {
             image: image.to_path_buf(),
             root_filesystem: args.root_filesystem.clone(),
@@ -156,8 +164,8 @@ mod image_target {
         };
         say(&format!(
             "{mode} {} with {}",
-            image.display(),
-            manifest.path.display()
+            shown_path(image),
+            shown_path(&manifest.path)
         ));
         let session = ImageSession::open(&options, &mut |note: &str| say(note))?;
         say(&format!(
@@ -167,11 +175,13 @@ mod image_target {
                 Inspector::Libguestfs => "libguestfs inspection",
             }
         ));
+        let commands = CommandLog::default();
         let observer = |offset| {
             Box::new(Progress {
                 prefix: String::new(),
                 verbose: common.verbose,
                 offset,
+                commands: commands.clone(),
             })
         };
         let (summary, session) = kiln.run(
@@ -205,14 +215,14 @@ mod image_target {
             if let Some(path) = &written.written {
                 say(&format!(
                     "wrote {} ({:.1} s)",
-                    path.display(),
+                    shown_path(path),
                     written.elapsed.as_secs_f64()
                 ));
             }
         } else {
             session.discard();
             if !args.test_only {
-                say(&format!("{} left unchanged", image.display()));
+                say(&format!("{} left unchanged", shown_path(image)));
             }
         }
         print!("{}", progress::summary_text(&summary));
@@ -225,13 +235,14 @@ mod image_target {
             let extra = started.elapsed().as_secs_f64() - summary.elapsed.as_secs_f64();
             let report = Report {
                 command: "pack",
-                manifest: manifest.path.display().to_string(),
+                manifest: shown_path(&manifest.path),
                 test_only: args.test_only,
                 passed: summary.passed(),
                 targets: vec![TargetReport::new(
-                    format!("image {}", image.display()),
+                    &format!("image {}", image.display()),
                     &summary,
                     extra,
+                    &commands,
                 )],
             };
             progress::write_report(path, &report)?;

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 use kiln::manifest::Manifest;
 
+use super::{shown, shown_path};
+
 /// What the words after `PLUGIN VERSION` asked for.
 pub enum PluginArgs {
     Values(BTreeMap<String, String>),
@@ -94,26 +96,30 @@ fn declared_name(manifest: &Manifest, name: &str) -> Result<String> {
     )
 }
 
-/// The help text for a manifest's arguments (hidden ones left out).
+/// The help text for a manifest's arguments (hidden ones left out), each
+/// field escaped: names, defaults and descriptions are the manifest's text.
 pub fn help(manifest: &Manifest, usage: &str) -> String {
     let mut out = format!(
-        "usage: {usage} [--NAME VALUE]...\n\nArguments of {}:\n",
-        manifest.path.display()
+        "usage: {} [--NAME VALUE]...\n\nArguments of {}:\n",
+        shown(usage),
+        shown_path(&manifest.path)
     );
-    let shown: Vec<_> = manifest.arguments.iter().filter(|a| !a.hidden).collect();
-    if shown.is_empty() {
+    let visible: Vec<_> = manifest.arguments.iter().filter(|a| !a.hidden).collect();
+    if visible.is_empty() {
         out.push_str("  (none)\n");
     }
-    for argument in shown {
-        out.push_str(&format!("  --{} VALUE\n", argument.name));
+    for argument in visible {
+        out.push_str(&format!("  --{} VALUE\n", shown(&argument.name)));
         if !argument.description.is_empty() {
             out.push_str(&format!(
                 "      {}\n",
-                argument
-                    .description
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                shown(
+                    &argument
+                        .description
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )
             ));
         }
         let mut facts = Vec::new();
@@ -121,10 +127,10 @@ pub fn help(manifest: &Manifest, usage: &str) -> String {
             facts.push("required".to_string());
         }
         if let Some(default) = &argument.default {
-            facts.push(format!("default: {default}"));
+            facts.push(format!("default: {}", shown(default)));
         }
         if !argument.choices.is_empty() {
-            facts.push(format!("choices: {}", argument.choices.join(", ")));
+            facts.push(format!("choices: {}", shown(&argument.choices.join(", "))));
         }
         if !facts.is_empty() {
             out.push_str(&format!("      [{}]\n", facts.join("; ")));

@@ -12,8 +12,8 @@ use clap::Args;
 use kiln::interpreter::RunError;
 use kiln::target::ssh::{HostSpec, SshOptions, SshTarget};
 
-use super::progress::{self, Progress, Report, TargetReport};
-use super::{prepare, Common, ManifestChoice, Prepared};
+use super::progress::{self, CommandLog, Progress, Report, TargetReport};
+use super::{one_line, prepare, shown, shown_path, Common, ManifestChoice, Prepared};
 
 pub const AFTER_HELP: &str = "\
 Test-only by default; --reconcile prepares the hosts. Plugin arguments follow PLUGIN VERSION as --NAME VALUE.
@@ -103,10 +103,15 @@ pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
         0.0,
         if test_only { "checking" } else { "reconciling" },
         hosts.len(),
-        manifest.path.display(),
+        shown_path(&manifest.path),
         usize::from(args.forks).min(hosts.len())
     );
-    let width = hosts.iter().map(|h| h.to_string().len()).max().unwrap_or(4);
+    // Host names come from inventories: shown escaped, everywhere.
+    let width = hosts
+        .iter()
+        .map(|h| shown(&h.to_string()).chars().count())
+        .max()
+        .unwrap_or(4);
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, HostResult)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
@@ -114,7 +119,7 @@ pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
             scope.spawn(|| loop {
                 let index = next.fetch_add(1, Ordering::SeqCst);
                 let Some(spec) = hosts.get(index) else { break };
-                let prefix = format!("{:width$} ", spec.to_string());
+                let prefix = format!("{:width$} ", shown(&spec.to_string()));
                 let result = one_host(
                     &kiln,
                     &manifest,
@@ -144,7 +149,7 @@ pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
     if let Some(path) = &args.target.report {
         let report = Report {
             command: "validate",
-            manifest: manifest.path.display().to_string(),
+            manifest: shown_path(&manifest.path),
             test_only,
             passed: failed == 0,
             targets: results.into_iter().map(|r| r.report).collect(),
@@ -189,32 +194,35 @@ fn one_host(
         Err(error) => {
             let message = error.to_string();
             // The prefix already names the host; most SSH errors start with it too.
-            let shown = message
+            let why = message
                 .strip_prefix(&format!("{name}: "))
                 .unwrap_or(&message);
             println!(
-                "[{:>6.1}] {prefix}UNREACHABLE: {shown}",
-                started.elapsed().as_secs_f64()
+                "[{:>6.1}] {}",
+                started.elapsed().as_secs_f64(),
+                one_line(&format!("{prefix}UNREACHABLE: {why}"))
             );
             return HostResult {
-                host: name.clone(),
+                host: shown(&name),
                 distro: None,
                 result: "unreachable".into(),
                 failing: String::new(),
                 elapsed: host_started.elapsed(),
                 passed: false,
                 report: TargetReport::unreachable(
-                    name,
-                    message,
+                    &name,
+                    &message,
                     host_started.elapsed().as_secs_f64(),
                 ),
             };
         }
     };
+    let commands = CommandLog::default();
     let observer = Box::new(Progress {
         prefix,
         verbose,
         offset: started.elapsed(),
+        commands: commands.clone(),
     });
     let (summary, target) = kiln.run(manifest, target, arguments, test_only, observer);
     drop(target);
@@ -227,21 +235,24 @@ fn one_host(
         Err(RunError::Validation(e)) => ("failed".to_string(), e.path.clone()),
         Err(other) => ("failed".to_string(), other.to_string()),
     };
+    // The failing cell may quote what the target said (its distro, an error).
+    let failing = one_line(&failing);
     if let Err(error) = &summary.outcome {
         println!(
-            "[{:>6.1}] {name} {}: {}",
+            "[{:>6.1}] {} {}: {}",
             started.elapsed().as_secs_f64(),
+            shown(&name),
             result.to_uppercase(),
             progress::failure_line(error)
         );
     }
     let extra = host_started.elapsed().as_secs_f64() - summary.elapsed.as_secs_f64();
     // The report tells an unreachable host from a failed one, as the table does.
-    let mut report = TargetReport::new(name.clone(), &summary, extra);
+    let mut report = TargetReport::new(&name, &summary, extra, &commands);
     report.result = result.clone();
     HostResult {
-        host: name.clone(),
-        distro: summary.distro.clone(),
+        host: shown(&name),
+        distro: summary.distro.as_deref().map(one_line),
         passed: summary.passed(),
         result,
         failing,
@@ -250,22 +261,23 @@ fn one_host(
     }
 }
 
+/// The closing table; its cells were escaped when the results were made.
 fn print_table(results: &[HostResult]) {
     let w_host = results
         .iter()
-        .map(|r| r.host.len())
+        .map(|r| r.host.chars().count())
         .max()
         .unwrap_or(4)
         .max(4);
     let w_distro = results
         .iter()
-        .map(|r| r.distro.as_deref().unwrap_or("-").len())
+        .map(|r| r.distro.as_deref().unwrap_or("-").chars().count())
         .max()
         .unwrap_or(6)
         .max(6);
     let w_failing = results
         .iter()
-        .map(|r| r.failing.len())
+        .map(|r| r.failing.chars().count())
         .max()
         .unwrap_or(0)
         .max(17);

@@ -80,6 +80,10 @@ pub struct Manifest {
     pub root: Arc<ValidatorNode>,
     pub resources: Arc<ResourceRoots>,
     pub types: TypeRegistry,
+    /// Where each type of the manifest's own `validator_types` is declared
+    /// (the mark of its name), for messages about a declaration that
+    /// loaded, such as `kiln lint`'s warnings.
+    pub declared_at: BTreeMap<String, Location>,
 }
 
 impl Manifest {
@@ -271,13 +275,16 @@ pub fn load(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut types = types.clone();
+    let mut declared_at = BTreeMap::new();
     if let Some(section) = document.get("validator_types") {
         for (mark, declaration) in declarations::parse(section, base_dir)
             .map_err(|(mark, message)| spec_error(mark, message))?
         {
+            let name = declaration.name.clone();
             types
                 .add(host, declaration)
                 .map_err(|message| spec_error(mark, message))?;
+            declared_at.insert(name, at(mark));
         }
     }
 
@@ -313,6 +320,7 @@ pub fn load(
         root,
         resources: Arc::new(resources),
         types,
+        declared_at,
     })
 }
 

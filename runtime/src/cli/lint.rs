@@ -1,0 +1,399 @@
+//! `kiln lint`'s warnings: grants that load fine but give a third-party
+//! validator type more than its declaration seems to say. A type with
+//! `exec` runs its commands as root on the target, so a `commands` pattern
+//! that lets it choose the program, or pass words of its choosing to a
+//! program that runs other programs, is `exec` without `commands` in all
+//! but name; so is an `env` entry that changes which program runs or what
+//! it loads, and `write-file` that may write anywhere. Warnings never change the exit code: a declaration may mean
+//! exactly that, and the manifest runs the same either way.
+
+use std::path::Path;
+
+use kiln::host::grants::{is_identifier, is_sensitive_env_name};
+use kiln::host::{ComponentSource, Grant, ValidatorType};
+use kiln::manifest::Manifest;
+use kiln::text::escape_controls;
+
+/// One warning: `FILE:LINE:COL: warning: validator type `x`: message`.
+/// Ordered by file and position, as they are printed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Warning {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub type_name: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // File names, patterns and env names come from the manifest or a
+        // sidecar: data.
+        write!(
+            f,
+            "{}:{}:{}: warning: validator type `{}`: {}",
+            escape_controls(&self.file),
+            self.line,
+            self.col,
+            escape_controls(&self.type_name),
+            escape_controls(&self.message)
+        )
+    }
+}
+
+/// Programs that run other programs, each with the way it does so. A
+/// pattern that lets a type pass such a program words of its choosing
+/// lets the type run anything. The list errs on the side of warning: shells
+/// and the builtins that run their arguments; wrappers that exec their
+/// arguments; interpreters and editors, whose code (or shell escape) is an
+/// argument; tools with a command-running option, hook or pager; container
+/// and package managers (maintainer scripts, `-o` hooks); schedulers, whose
+/// commands run later. A name ending in `*` covers versioned names
+/// (`python3.11`, `pip3`, `lua5.4`).
+const PROGRAM_RUNNERS: &[(&str, &str)] = &[
+    ("sh", "sh -c"),
+    ("bash", "bash -c"),
+    ("dash", "dash -c"),
+    ("zsh", "zsh -c"),
+    ("ksh", "ksh -c"),
+    ("mksh", "mksh -c"),
+    ("csh", "csh -c"),
+    ("tcsh", "tcsh -c"),
+    ("fish", "fish -c"),
+    ("busybox", "busybox sh -c"),
+    ("toybox", "toybox sh -c"),
+    ("exec", "exec PROGRAM"),
+    ("eval", "eval"),
+    ("command", "command PROGRAM"),
+    ("builtin", "builtin eval"),
+    (".", ". FILE"),
+    ("source", "source FILE"),
+    ("time", "time PROGRAM"),
+    ("env", "env PROGRAM"),
+    ("sudo", "sudo PROGRAM"),
+    ("su", "su -c"),
+    ("doas", "doas PROGRAM"),
+    ("runuser", "runuser -c"),
+    ("pkexec", "pkexec PROGRAM"),
+    ("setpriv", "setpriv PROGRAM"),
+    ("nice", "nice PROGRAM"),
+    ("ionice", "ionice PROGRAM"),
+    ("nohup", "nohup PROGRAM"),
+    ("timeout", "timeout N PROGRAM"),
+    ("chroot", "chroot DIR PROGRAM"),
+    ("unshare", "unshare PROGRAM"),
+    ("nsenter", "nsenter PROGRAM"),
+    ("setsid", "setsid PROGRAM"),
+    ("taskset", "taskset MASK PROGRAM"),
+    ("chrt", "chrt N PROGRAM"),
+    ("stdbuf", "stdbuf PROGRAM"),
+    ("flock", "flock FILE PROGRAM"),
+    ("script", "script -c"),
+    ("watch", "watch PROGRAM"),
+    ("systemd-run", "systemd-run PROGRAM"),
+    ("systemd-nspawn", "systemd-nspawn PROGRAM"),
+    ("start-stop-daemon", "start-stop-daemon --exec"),
+    ("run-parts", "run-parts DIR"),
+    ("xargs", "xargs PROGRAM"),
+    ("parallel", "parallel PROGRAM"),
+    ("find", "find -exec"),
+    ("strace", "strace PROGRAM"),
+    ("ltrace", "ltrace PROGRAM"),
+    ("gdb", "gdb -ex"),
+    ("valgrind", "valgrind PROGRAM"),
+    ("ip", "ip netns exec"),
+    ("screen", "screen PROGRAM"),
+    ("tmux", "tmux new-session PROGRAM"),
+    ("socat", "socat EXEC:"),
+    ("expect", "expect -c"),
+    ("perl", "perl -e"),
+    ("python*", "python -c"),
+    ("ruby", "ruby -e"),
+    ("irb", "irb"),
+    ("node", "node -e"),
+    ("nodejs", "nodejs -e"),
+    ("php", "php -r"),
+    ("lua*", "lua -e"),
+    ("tclsh", "tclsh"),
+    ("awk", "awk's system()"),
+    ("gawk", "gawk's system()"),
+    ("mawk", "mawk's system()"),
+    ("nawk", "nawk's system()"),
+    ("sed", "GNU sed's `e` command"),
+    ("ed", "ed's `!`"),
+    ("ex", "ex's `:!`"),
+    ("vi", "vi's `:!`"),
+    ("vim", "vim -c '!...'"),
+    ("nvim", "nvim -c '!...'"),
+    ("view", "view's `:!`"),
+    ("emacs", "emacs --eval"),
+    ("less", "less's `!`"),
+    ("more", "more's `!`"),
+    ("man", "man -P"),
+    ("git", "git -c core.pager, aliases and hooks"),
+    ("make", "make's recipes"),
+    ("tar", "tar --to-command and --checkpoint-action"),
+    ("zip", "zip -TT"),
+    ("rsync", "rsync -e"),
+    ("ssh", "ssh -o ProxyCommand"),
+    ("scp", "scp -S"),
+    ("sftp", "sftp -S"),
+    ("wget", "wget --use-askpass"),
+    ("docker", "docker run"),
+    ("podman", "podman run"),
+    ("nerdctl", "nerdctl run"),
+    ("ctr", "ctr run"),
+    ("crictl", "crictl exec"),
+    ("kubectl", "kubectl exec"),
+    ("apt-get", "apt-get -o APT::Update::Pre-Invoke"),
+    ("apt", "apt -o APT::Update::Pre-Invoke"),
+    ("aptitude", "aptitude -o APT::Update::Pre-Invoke"),
+    ("dpkg", "dpkg's maintainer scripts"),
+    ("yum", "yum's plugins and --setopt"),
+    ("dnf", "dnf's plugins and --setopt"),
+    ("rpm", "rpm --eval with %{lua:}"),
+    ("zypper", "zypper's plugins"),
+    ("pip*", "pip install running setup.py"),
+    ("npm", "npm's scripts"),
+    ("gem", "gem install building extensions"),
+    ("crontab", "crontab FILE"),
+    ("at", "at"),
+    ("batch", "batch"),
+    ("mysql", "mysql's `system`"),
+    ("psql", "psql's `\\!`"),
+    ("sqlite3", "sqlite3's `.shell`"),
+];
+
+/// Programs that change the files they are given. `**` after one of them
+/// lets a type name any file on the target; a `*` inside a path word is no
+/// bound either, since it matches `/` and `..` as well.
+const FILE_CHANGERS: &[&str] = &[
+    "rm", "rmdir", "unlink", "shred", "mv", "cp", "ln", "install", "chmod", "chown", "chgrp",
+    "chattr", "setfacl", "touch", "truncate", "tee", "dd", "mkdir", "mount", "umount",
+];
+
+/// The warnings for the third-party types `manifest` can use: those it
+/// declares (at their declaration) and those from `--validators`
+/// directories (at their sidecar). Built-in types are kiln's own and
+/// reviewed with it.
+pub fn warnings(manifest: &Manifest) -> Vec<Warning> {
+    let mut found = Vec::new();
+    for vtype in manifest.types.iter() {
+        if vtype.origin == "built in" {
+            continue;
+        }
+        let (file, line, col) = declaration_location(manifest, vtype);
+        for message in type_warnings(vtype) {
+            found.push(Warning {
+                file: file.clone(),
+                line,
+                col,
+                type_name: vtype.name.to_string(),
+                message,
+            });
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Where the type is declared: its name in the manifest's
+/// `validator_types`, or the start of its sidecar `NAME.yaml`.
+fn declaration_location(manifest: &Manifest, vtype: &ValidatorType) -> (String, usize, usize) {
+    if let Some(location) = manifest.declared_at.get(vtype.name.as_ref()) {
+        return (
+            path_text(&location.file),
+            location.mark.line,
+            location.mark.col,
+        );
+    }
+    match &vtype.declaration.source {
+        ComponentSource::File(wasm) => (path_text(&wasm.with_extension("yaml")), 1, 1),
+        ComponentSource::Builtin(_) => (path_text(&manifest.path), 1, 1),
+    }
+}
+
+fn path_text(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+fn type_warnings(vtype: &ValidatorType) -> Vec<String> {
+    let grants = &vtype.grants;
+    let mut messages = Vec::new();
+    if grants.allows(Grant::Exec) {
+        if grants.command_patterns.is_empty() {
+            messages.push(
+                "exec without `commands` lets the type run any command as root on the target"
+                    .to_string(),
+            );
+        }
+        for pattern in &grants.command_patterns {
+            messages.extend(pattern_warning(pattern));
+        }
+    }
+    // Writing any file as root is running any program as root: a cron
+    // job, a systemd unit or a profile script runs what was written.
+    if grants.allows(Grant::WriteFile) && grants.write_paths.is_empty() {
+        messages.push(
+            "write-file without `paths: {write: [...]}` lets the type write any file on the target as root (a cron job or a systemd unit then runs it)"
+                .to_string(),
+        );
+    }
+    for name in &grants.env_names {
+        if is_sensitive_env_name(name) {
+            messages.push(format!(
+                "`env: [{name}]` lets the type {}",
+                env_effect(name)
+            ));
+        }
+    }
+    messages
+}
+
+/// What is wrong with one `commands` pattern, if anything. A pattern
+/// without wildcards allows one command, spelled out in the declaration,
+/// and is never warned about.
+fn pattern_warning(pattern: &str) -> Option<String> {
+    if !pattern.contains(['*', '?']) {
+        return None;
+    }
+    let words: Vec<&str> = pattern
+        .split_whitespace()
+        .skip_while(|word| is_assignment(word))
+        .collect();
+    let program = *words.first()?;
+    let wildcard_only = |word: &str| word.chars().all(|c| c == '*' || c == '?');
+    if words.iter().all(|w| wildcard_only(w)) {
+        return Some(format!(
+            "`{pattern}` lets the type run any command as root on the target (the pattern is only wildcards); name the program and narrow its arguments"
+        ));
+    }
+    if program.contains(['*', '?']) {
+        return Some(format!(
+            "`{pattern}` lets the type run any program as root (its first word is a wildcard, which matches any program and `../` too); name the program"
+        ));
+    }
+    let base = program.rsplit('/').next().unwrap_or(program);
+    if let Some((_, how)) = PROGRAM_RUNNERS
+        .iter()
+        .find(|(name, _)| match name.strip_suffix('*') {
+            Some(prefix) => base.starts_with(prefix),
+            None => base == *name,
+        })
+    {
+        return Some(format!(
+            "`{pattern}` lets the type run any program as root ({how}); narrow it or drop `exec`"
+        ));
+    }
+    if !FILE_CHANGERS.contains(&base) {
+        return None;
+    }
+    if pattern.contains("**") {
+        return Some(format!(
+            "`{pattern}` lets the type give {base} any paths on the target, /etc/shadow and /usr/bin included; spell the paths out in the pattern"
+        ));
+    }
+    // `/srv/app/*` reads like one directory, but in a command a wildcard
+    // is any run of word characters, `/` and `..` among them.
+    if let Some(word) = words[1..]
+        .iter()
+        .find(|w| w.starts_with('/') && w.contains(['*', '?']))
+    {
+        let (dir, _) = word.split_once(['*', '?']).unwrap_or((word, ""));
+        return Some(format!(
+            "`{pattern}` lets the type give {base} paths outside {dir}: in a command a wildcard also matches `/` and `..` ({dir}../../etc/shadow); spell the paths out, or use `write-file` with `paths`"
+        ));
+    }
+    None
+}
+
+/// `NAME=value`, a shell assignment before the program.
+fn is_assignment(word: &str) -> bool {
+    word.split_once('=')
+        .is_some_and(|(name, _)| is_identifier(name))
+}
+
+/// What passing a sensitive environment name lets a type do.
+fn env_effect(name: &str) -> &'static str {
+    let starts = |prefix: &str| name.starts_with(prefix);
+    match name {
+        "PATH" => "choose which program every command name runs",
+        "BASH_ENV" | "ENV" => "make the shell run a file of its choosing before every command",
+        "SHELLOPTS" | "BASHOPTS" | "PS4" | "PROMPT_COMMAND" => {
+            "turn on shell options that run code of its choosing (with `xtrace`, PS4 is expanded before every command)"
+        }
+        "IFS" => "change how the shell splits words, so that an allowed command line runs as another",
+        "CDPATH" => "change where `cd` goes in the commands it runs",
+        "HOME" | "ZDOTDIR" | "XDG_CONFIG_HOME" => {
+            "make programs read their startup and config files (.bashrc, .gitconfig, ...) from a directory of its choosing"
+        }
+        "GLIBC_TUNABLES" => "tune the C library's internals in every program (the way into CVE-2023-4911)",
+        "GCONV_PATH" | "LOCPATH" | "NLSPATH" => {
+            "make the C library load modules or locale data from a path of its choosing"
+        }
+        "HOSTALIASES" => "redirect the host name lookups of the programs it runs",
+        "APT_CONFIG" => "give apt a configuration of its choosing, whose hooks run commands",
+        _ if starts("LD_") || starts("DYLD_") => {
+            "load a shared library of its choosing into every program it runs, as root"
+        }
+        _ if starts("MALLOC_") => "tune the C library's allocator in every program it runs",
+        _ if starts("BASH_FUNC_") => "define shell functions that replace the commands it runs",
+        _ if starts("PYTHON") => "load Python code of its choosing into every Python program it runs",
+        _ if starts("PERL") => "load Perl code of its choosing into every Perl program it runs",
+        _ if starts("RUBY") => "load Ruby code of its choosing into every Ruby program it runs",
+        _ if starts("NODE_") => "load JavaScript of its choosing into every Node.js program it runs",
+        _ if name.contains("JAVA") => {
+            "pass options (such as -javaagent) to every Java program it runs"
+        }
+        _ => "change which program runs or what it loads",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_that_choose_the_program() {
+        assert!(pattern_warning("find *").unwrap().contains("(find -exec)"));
+        assert!(pattern_warning("/usr/bin/python3.11 **")
+            .unwrap()
+            .contains("python -c"));
+        assert!(pattern_warning("LANG=C sudo *").unwrap().contains("sudo"));
+        assert!(pattern_warning("**").unwrap().contains("only wildcards"));
+        assert!(pattern_warning("* --version")
+            .unwrap()
+            .contains("first word is a wildcard"));
+        assert!(pattern_warning("/usr/local/bin/* x")
+            .unwrap()
+            .contains("first word is a wildcard"));
+        assert!(pattern_warning("chmod **").unwrap().contains("any paths"));
+        assert!(pattern_warning("chmod 0644 /srv/app/*")
+            .unwrap()
+            .contains("outside /srv/app/: in a command a wildcard also matches `/` and `..` (/srv/app/../../etc/shadow)"));
+        // The warning is true of the matcher (if patterns become
+        // path-aware, it should go).
+        assert!(kiln::host::grants::command_match(
+            "chmod 0644 /srv/app/*",
+            "chmod 0644 /srv/app/../../etc/shadow",
+            kiln::host::grants::Shell::Parsed
+        ));
+        // Spelled out, or narrow: nothing to say.
+        assert_eq!(pattern_warning("find /srv -name core -delete"), None);
+        assert_eq!(pattern_warning("systemctl restart *"), None);
+        assert_eq!(pattern_warning("chmod * /srv/app"), None);
+        assert_eq!(pattern_warning("shellcheck *"), None);
+    }
+
+    #[test]
+    fn every_sensitive_name_has_a_specific_effect() {
+        for name in kiln::host::grants::SENSITIVE_ENV_NAMES {
+            assert_ne!(
+                env_effect(name),
+                "change which program runs or what it loads",
+                "{name}"
+            );
+        }
+        assert!(env_effect("LD_PRELOAD").contains("shared library"));
+    }
+}
