@@ -15,8 +15,11 @@ use std::time::{Duration, Instant};
 
 use kiln::host::{HostOptions, LogLevel, RunScope};
 use kiln::interpreter::Quiet;
+use kiln::manifest::resources::ResourceReadError;
 use kiln::manifest::LoadOptions;
-use kiln::remote::{CommandOutput, Remote, RemoteCommand, RemoteError};
+use kiln::remote::{
+    CommandOutput, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
+};
 use kiln::scripted::ScriptedRemote;
 use kiln::Kiln;
 
@@ -142,9 +145,7 @@ fn main() {
 /// WebAssembly component does, minus the component.
 fn native_package(scope: &dyn RunScope, packages: &[&str], test_only: bool) -> Result<(), String> {
     let command = RemoteCommand::new(format!("dpkg -s {}", packages.join(" ")));
-    let started = Instant::now();
     let result = scope.run_command(&command);
-    scope.command_ran(&command, &result, started.elapsed());
     match result {
         Ok(output) if output.exit_code == 0 => Ok(()),
         Ok(output) if test_only => Err(String::from_utf8_lossy(&output.stderr).into_owned()),
@@ -178,14 +179,17 @@ impl RunScope for BenchScope {
         *remote = ScriptedRemote::new("debian");
         remote.run(command)
     }
-    fn write_file(&self, _: &str, _: &[u8], _: u32) -> Result<(), RemoteError> {
+    fn write_file(&self, _: &FileWrite<'_>) -> Result<(), RemoteError> {
         Ok(())
     }
-    fn read_file(&self, _: &str) -> Result<Option<Vec<u8>>, RemoteError> {
+    fn read_file(&self, _: &FileRead<'_>) -> Result<Option<Vec<u8>>, RemoteError> {
         Ok(None)
     }
-    fn read_resource(&self, _: &str) -> Result<Vec<u8>, String> {
-        Err("no resources".into())
+    fn file_metadata(&self, _: &FileRead<'_>) -> Result<Option<FileMetadata>, RemoteError> {
+        Ok(None)
+    }
+    fn read_resource(&self, _: &str, _: usize) -> Result<Vec<u8>, ResourceReadError> {
+        Err(ResourceReadError::Failed("no resources".into()))
     }
     fn get_argument(&self, _: &str) -> Option<String> {
         None
@@ -198,7 +202,6 @@ impl RunScope for BenchScope {
         0
     }
     fn log(&self, _: LogLevel, _: &str) {}
-    fn command_ran(&self, _: &RemoteCommand, _: &Result<CommandOutput, RemoteError>, _: Duration) {}
 }
 
 /// A copy of the CDH 5.11.0 corpus manifest with empty stand-ins for the

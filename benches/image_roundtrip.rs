@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use kiln::remote::{Remote, RemoteCommand};
+use kiln::remote::{FileRead, FileWrite, Remote, RemoteCommand};
 use kiln::target::image::{Accel, CommandChannel, ImageOptions, ImageSession};
 
 fn main() {
@@ -58,7 +58,7 @@ fn main() {
     let mut session = ImageSession::open(&options, &mut |_| {}).expect("the image opens");
     let write = median(rounds, || {
         session
-            .write_file("/tmp/kiln-bench", &[b'x'; 100], 0o644)
+            .write_file(&FileWrite::new("/tmp/kiln-bench", &[b'x'; 100], 0o644))
             .unwrap();
     });
     session.discard();
@@ -103,7 +103,10 @@ fn measure_session(options: &ImageOptions, rounds: u32) -> Vec<(&'static str, Du
     rows.push((
         "`read_file` of /etc/os-release",
         median(rounds, || {
-            session.read_file("/etc/os-release").unwrap().unwrap();
+            session
+                .read_file(&FileRead::new("/etc/os-release"))
+                .unwrap()
+                .unwrap();
         }),
     ));
     let started = Instant::now();

@@ -269,7 +269,14 @@ pub enum Shell {
 /// matches a shell metacharacter ([`SHELL_METACHARACTERS`]); literal
 /// pattern text matches itself. The match is iterative: no backtracking
 /// blow-up on hostile patterns.
+///
+/// A `..` path component in the text never comes from a wildcard: unless
+/// the pattern spells `..` out, a command with one does not match, so
+/// `chmod 0644 /srv/app/*` cannot reach `/srv/app/../../etc/shadow`.
 pub fn command_match(pattern: &str, text: &str, shell: Shell) -> bool {
+    if !pattern.contains("..") && climbs_out(text) {
+        return false;
+    }
     let within_word = |c: char| !c.is_whitespace() && c != '\0';
     let plain = |c: char| match shell {
         Shell::Parsed => !SHELL_METACHARACTERS.contains(&c),
@@ -277,6 +284,15 @@ pub fn command_match(pattern: &str, text: &str, shell: Shell) -> bool {
     };
     glob(pattern, text, &|c| plain(c) && within_word(c), &|c| {
         plain(c) && c != '\n'
+    })
+}
+
+/// Whether any word of a command has a `..` path component (quotes around
+/// or inside the word do not hide it).
+fn climbs_out(text: &str) -> bool {
+    text.split_whitespace().any(|word| {
+        word.split('/')
+            .any(|part| part.trim_matches(|c| c == '\'' || c == '"') == "..")
     })
 }
 
@@ -445,6 +461,16 @@ mod tests {
             "systemctl stop nginx || true"
         ));
         assert!(shell("systemctl enable *", "systemctl enable 'my-unit'"));
+        // A wildcard never supplies `..`.
+        assert!(shell("chmod 0644 /srv/app/*", "chmod 0644 /srv/app/x"));
+        for text in [
+            "chmod 0644 /srv/app/../../etc/shadow",
+            "chmod 0644 /srv/app/..",
+            "chmod 0644 /srv/app/'..'/x",
+        ] {
+            assert!(!shell("chmod 0644 /srv/app/*", text), "{text}");
+        }
+        assert!(shell("cd .. *", "cd .. x"));
     }
 
     #[test]
