@@ -10,8 +10,9 @@
 //! image holds exactly what it would after `sh`. Where the appliance lacks
 //! `debug sh` (it is outside libguestfs's stable API) commands go through
 //! `sh` inside the guest ([`capture_script`]). Both wrappers capture the
-//! command's exit status and streams and answer in the same reply frame
-//! ([`parse_reply`]).
+//! command's exit status and streams, each stream cut at the command's
+//! output limit on the guest's side ([`capped_run`]), and answer in the
+//! same reply frame ([`parse_reply`]).
 
 use std::time::Duration;
 
@@ -165,40 +166,154 @@ const INLINE_OUTPUT_LIMIT: u64 = 2 << 20;
 /// The first word of the wrapper's reply.
 const REPLY_TAG: &str = "kiln-run";
 
-/// The shell text libguestfs's `sh` runs in the guest: the command (under coreutils `timeout`
-/// when it has a limit and the guest has `timeout`) with its output
-/// captured in `capture`, then the reply frame: `kiln-run STATUS inline`,
-/// stdout in base64, a `.` line, stderr in base64, a `.` line (the capture
-/// is then removed); or `kiln-run STATUS files` when the output is too
-/// large to inline or the guest lacks `base64`, leaving the files to be
-/// downloaded. The wrapper itself always succeeds, so libguestfs's `sh`
-/// reports only real failures (no `/bin/sh`, no space). Name resolution
-/// inside the command works because the appliance's resolv.conf is lent to
-/// the guest while commands run (per session, or by `sh` per command).
-pub(super) fn capture_script(command: &RemoteCommand, capture: &str) -> String {
+/// Seconds the stream readers wait past a command's own limit (and its
+/// KILL grace) before giving up on a stream something still holds open.
+const READER_GRACE_SECONDS: u64 = 5;
+
+/// Shell text that runs `launch` followed by the command's line with its
+/// streams through two FIFOs into `out` and `err`, and sets `kiln_status`.
+/// `launch` must start `timeout` (kiln's `$kiln_run` in the guest, or the
+/// appliance's own) so that the command and everything it starts share
+/// one process group, which the wrapper can end as a whole.
+///
+/// With an output limit each reader is `head -c LIMIT+1`: a flood stops
+/// there (the writer gets SIGPIPE once the reader is gone, and the reader
+/// that filled up also kills the command's group, which ends a command
+/// that ignores SIGPIPE), so neither capture file ever holds more than
+/// LIMIT+1 bytes. When the command itself exits, whatever it left running
+/// in its group is ended too: a background child holding the stream open
+/// would otherwise keep the readers, and so the whole call, waiting. The
+/// readers give up `READER_GRACE_SECONDS` after the command's own timeout
+/// in case something outside the group (a daemon that called `setsid`)
+/// still holds a stream.
+fn capped_run(command: &RemoteCommand, launch: &str, read: &str, files: &CaptureFiles) -> String {
     let line = command.to_shell_line();
-    let limited = match command.timeout {
+    let CaptureFiles {
+        out,
+        err,
+        out_fifo,
+        err_fifo,
+    } = files;
+    let (reader, cut) = match command.output_limit {
         Some(limit) => {
-            let seconds = whole_seconds(limit);
-            format!(
-                "if command -v timeout >/dev/null 2>&1; then timeout -k {KILL_GRACE_SECONDS} {seconds} {line}; else {line}; fi"
+            let cap = limit as u64 + 1;
+            (
+                format!("head -c {cap}"),
+                format!(
+                    "\n[ \"$(wc -c <\"$1\")\" -lt {cap} ] 2>/dev/null || {{ kill -s KILL -- \"-$kiln_pid\" || kill -s KILL \"$kiln_pid\"; }} 2>/dev/null"
+                ),
             )
         }
-        None => line,
+        None => ("cat".to_string(), String::new()),
     };
+    format!(
+        "rm -f {out} {err} {out_fifo} {err_fifo}\n\
+         if mkfifo -m 600 {out_fifo} {err_fifo}; then\n\
+         {launch} {line} >{out_fifo} 2>{err_fifo} </dev/null &\n\
+         kiln_pid=$!\n\
+         kiln_read() {{ {read} {reader} <\"$2\" >\"$1\"{cut}\n}}\n\
+         kiln_read {out} {out_fifo} & kiln_out=$!\n\
+         kiln_read {err} {err_fifo} & kiln_err=$!\n\
+         wait \"$kiln_pid\"\n\
+         kiln_status=$?\n\
+         kill -s KILL -- \"-$kiln_pid\" 2>/dev/null\n\
+         wait \"$kiln_out\" \"$kiln_err\"\n\
+         else\n\
+         kiln_status=lost\n\
+         fi\n\
+         rm -f {out_fifo} {err_fifo}\n"
+    )
+}
+
+/// Where [`capped_run`] keeps a command's streams (shell words, quoted).
+struct CaptureFiles {
+    out: String,
+    err: String,
+    out_fifo: String,
+    err_fifo: String,
+}
+
+impl CaptureFiles {
+    /// The four files at `prefix` + `.stdout`, `.stderr`, `.out-fifo`,
+    /// `.err-fifo`, or with `/` as the separator when `prefix` is a directory.
+    fn at(prefix: &str, separator: char) -> CaptureFiles {
+        let file = |name: &str| shell_quote(&format!("{prefix}{separator}{name}"));
+        CaptureFiles {
+            out: file("stdout"),
+            err: file("stderr"),
+            out_fifo: file("out-fifo"),
+            err_fifo: file("err-fifo"),
+        }
+    }
+}
+
+/// `timeout` arguments for the command's limit; `0` (no limit) still puts
+/// the command in a process group of its own.
+fn timeout_args(command: &RemoteCommand) -> String {
+    match command.timeout {
+        Some(limit) => format!("-k {KILL_GRACE_SECONDS} {}", whole_seconds(limit)),
+        None => "0".into(),
+    }
+}
+
+/// The readers' own limit, when the command has one.
+fn reader_timeout(command: &RemoteCommand) -> Option<u64> {
+    command
+        .timeout
+        .map(|limit| whole_seconds(limit) + KILL_GRACE_SECONDS + READER_GRACE_SECONDS)
+}
+
+/// The reply frame's test for output past the command's limit: true (and
+/// the frame is `kiln-run STATUS toolarge`, nothing of the output sent)
+/// when `$kiln_total` passes it.
+fn too_large_test(command: &RemoteCommand) -> String {
+    match command.output_limit {
+        Some(limit) => format!("[ \"$kiln_total\" -gt {limit} ] 2>/dev/null"),
+        None => "false".into(),
+    }
+}
+
+/// The shell text libguestfs's `sh` runs in the guest: the command (under
+/// coreutils `timeout` when the guest has it) with its streams captured in
+/// `capture` through [`capped_run`], then the reply frame: `kiln-run
+/// STATUS inline`, stdout in base64, a `.` line, stderr in base64, a `.`
+/// line (the capture is then removed); `kiln-run STATUS toolarge` when the
+/// output passed the command's limit (the capture is removed, nothing of it
+/// sent); or `kiln-run STATUS files` when the output is too large to inline
+/// or the guest lacks `base64`, leaving the files to be downloaded. The
+/// wrapper itself always succeeds, so libguestfs's `sh` reports only real
+/// failures (no `/bin/sh`, no space). Name resolution inside the command
+/// works because the appliance's resolv.conf is lent to the guest while
+/// commands run (per session, or by `sh` per command).
+pub(super) fn capture_script(command: &RemoteCommand, capture: &str) -> String {
+    let files = CaptureFiles::at(capture, '/');
+    let read_timeout = match reader_timeout(command) {
+        Some(seconds) => format!("timeout {seconds}"),
+        None => String::new(),
+    };
+    let run = capped_run(command, "$kiln_run", "$kiln_read", &files);
+    let too_large = too_large_test(command);
+    let capture = shell_quote(capture);
+    let CaptureFiles { out, err, .. } = files;
     format!(
         "PATH={GUEST_PATH}; HOME=/root; export PATH HOME\n\
          mkdir -p -m 700 {capture} || exit 1\n\
-         {{ {limited}\n}} >{capture}/stdout 2>{capture}/stderr </dev/null\n\
-         kiln_status=$?\n\
-         if command -v base64 >/dev/null 2>&1 && command -v wc >/dev/null 2>&1 \\\n\
-         && [ \"$(cat {capture}/stdout {capture}/stderr | wc -c)\" -le {INLINE_OUTPUT_LIMIT} ] 2>/dev/null; then\n\
+         if command -v timeout >/dev/null 2>&1; then kiln_run='timeout {timeout}'; kiln_read='{read_timeout}'; else kiln_run=; kiln_read=; fi\n\
+         {run}\
+         if [ \"$kiln_status\" = lost ]; then\n\
+         echo 'kiln-run-lost the guest could not make the capture FIFOs'; rm -rf {capture}; exit 0\n\
+         fi\n\
+         kiln_total=$(cat {out} {err} | wc -c)\n\
+         if {too_large}; then\n\
+         echo \"{REPLY_TAG} $kiln_status toolarge\"; rm -rf {capture}\n\
+         elif command -v base64 >/dev/null 2>&1 && [ \"$kiln_total\" -le {INLINE_OUTPUT_LIMIT} ] 2>/dev/null; then\n\
          echo \"{REPLY_TAG} $kiln_status inline\"\n\
-         base64 <{capture}/stdout && echo . && base64 <{capture}/stderr && echo . && rm -rf {capture}\n\
+         base64 <{out} && echo . && base64 <{err} && echo . && rm -rf {capture}\n\
          else\n\
          echo \"{REPLY_TAG} $kiln_status files\"\n\
          fi\n\
-         exit 0\n"
+         exit 0\n",
+        timeout = timeout_args(command),
     )
 }
 
@@ -206,7 +321,7 @@ pub(super) fn capture_script(command: &RemoteCommand, capture: &str) -> String {
 /// enters the guest. One session runs one command at a time, so fixed names
 /// serve every command: each overwrites the last one's capture.
 pub(super) struct ApplianceSide<'a> {
-    /// Prefix of the two capture files, in the appliance (never the guest).
+    /// Prefix of the capture files and FIFOs, in the appliance (never the guest).
     pub scratch: &'a str,
     /// The command that puts the rest of the line into the guest's root.
     pub enter: &'a str,
@@ -221,36 +336,42 @@ impl ApplianceSide<'static> {
 
 /// The shell text the appliance runs (through `debug sh`) for one command
 /// of a session chroot: the command enters the guest with `chroot`, under
-/// the appliance's coreutils `timeout` when it has a limit, with its
-/// streams captured in the appliance, so nothing is written to the guest
+/// the appliance's coreutils `timeout`, with its streams captured in the
+/// appliance through [`capped_run`], so nothing is written to the guest
 /// for it; the reply frame is [`capture_script`]'s. Output too large to
-/// inline is moved into the guest at `spill` (`stdout`, `stderr`) for
-/// download. guestfsd's `debug sh` exports `root` and `sd` to every shell
-/// it starts; they are the appliance's business, so the guest never sees
-/// them.
+/// inline (but within the command's limit) is moved into the guest at
+/// `spill` (`stdout`, `stderr`) for download. guestfsd's `debug sh`
+/// exports `root` and `sd` to every shell it starts; they are the
+/// appliance's business, so the guest never sees them.
 pub(super) fn appliance_script(
     command: &RemoteCommand,
     spill: &str,
     side: &ApplianceSide,
 ) -> String {
-    let line = command.to_shell_line();
-    let enter = side.enter;
-    let limited = match command.timeout {
-        Some(limit) => format!(
-            "timeout -k {KILL_GRACE_SECONDS} {} {enter} {line}",
-            whole_seconds(limit)
-        ),
-        None => format!("{enter} {line}"),
+    let files = CaptureFiles::at(side.scratch, '.');
+    let launch = format!(
+        "PATH={GUEST_PATH} HOME=/root timeout {} {}",
+        timeout_args(command),
+        side.enter
+    );
+    let read_timeout = match reader_timeout(command) {
+        Some(seconds) => format!("timeout {seconds}"),
+        None => String::new(),
     };
-    let out = shell_quote(&format!("{}.stdout", side.scratch));
-    let err = shell_quote(&format!("{}.stderr", side.scratch));
+    let run = capped_run(command, &launch, &read_timeout, &files);
+    let too_large = too_large_test(command);
     let spill = shell_quote(spill);
+    let CaptureFiles { out, err, .. } = files;
     format!(
         "kiln_root=$root; unset root sd\n\
-         PATH={GUEST_PATH} HOME=/root {limited} >{out} 2>{err} </dev/null\n\
-         kiln_status=$?\n\
+         {run}\
          set -- $(wc -c {out} {err} 2>/dev/null)\n\
-         if [ \"$5\" -le {INLINE_OUTPUT_LIMIT} ] 2>/dev/null && command -v base64 >/dev/null 2>&1; then\n\
+         kiln_total=$5\n\
+         if [ \"$kiln_status\" = lost ]; then\n\
+         echo 'kiln-run-lost the appliance could not make the capture FIFOs'\n\
+         elif {too_large}; then\n\
+         echo \"{REPLY_TAG} $kiln_status toolarge\"; rm -f {out} {err}\n\
+         elif [ \"$kiln_total\" -le {INLINE_OUTPUT_LIMIT} ] 2>/dev/null && command -v base64 >/dev/null 2>&1; then\n\
          echo \"{REPLY_TAG} $kiln_status inline\"\n\
          if [ -s {out} ]; then base64 {out}; fi; echo .\n\
          if [ -s {err} ]; then base64 {err}; fi; echo .\n\
@@ -279,6 +400,9 @@ pub(super) enum Reply {
     /// Only the exit status; the streams wait in the capture files (large
     /// output, no `base64` in the guest, or an inline frame cut short).
     Files(i32),
+    /// The output passed the command's limit; nothing of it was sent and
+    /// the capture is gone.
+    TooLarge,
     /// Not a reply of the wrapper at all.
     Garbled,
 }
@@ -295,6 +419,7 @@ pub(super) fn parse_reply(reply: &str) -> Reply {
     };
     match mode {
         "files" => return Reply::Files(exit_code),
+        "toolarge" => return Reply::TooLarge,
         "inline" => {}
         _ => return Reply::Garbled,
     }
@@ -370,8 +495,9 @@ mod tests {
         command.env.push(("v".into(), "$(touch /pwned)".into()));
         command.timeout = Some(Duration::from_millis(1500));
         let script = capture_script(&command, "/tmp/.kiln-run-1");
+        assert!(script.contains("kiln_run='timeout -k 10 2'"), "{script}");
         assert!(
-            script.contains(r#"timeout -k 10 2 env -- 'v=$(touch /pwned)' /bin/sh -c 'echo "$v"'"#),
+            script.contains(r#"$kiln_run env -- 'v=$(touch /pwned)' /bin/sh -c 'echo "$v"'"#),
             "{script}"
         );
         assert!(script.contains("echo \"kiln-run $kiln_status inline\""));
@@ -380,10 +506,14 @@ mod tests {
     /// Runs the wrapper with the local /bin/sh, as guestfsd would in the
     /// guest, and parses its reply.
     fn run_wrapper_locally(script: &str) -> (Reply, bool) {
+        run_command_locally(&RemoteCommand::new(script))
+    }
+
+    fn run_command_locally(command: &RemoteCommand) -> (Reply, bool) {
         let dir = tempfile::tempdir().unwrap();
         let capture = dir.path().join("capture");
         let capture = capture.to_str().unwrap();
-        let wrapper = capture_script(&RemoteCommand::new(script), capture);
+        let wrapper = capture_script(command, capture);
         let output = Command::new("/bin/sh")
             .arg("-c")
             .arg(&wrapper)
@@ -416,6 +546,76 @@ mod tests {
         let (reply, left) = run_wrapper_locally("head -c 3000000 /dev/zero; exit 7");
         assert_eq!(reply, Reply::Files(7));
         assert!(left, "the files wait to be downloaded");
+    }
+
+    fn limited(script: &str, limit: usize) -> RemoteCommand {
+        RemoteCommand {
+            output_limit: Some(limit),
+            timeout: Some(Duration::from_secs(60)),
+            ..RemoteCommand::new(script)
+        }
+    }
+
+    #[test]
+    fn output_up_to_the_limit_comes_back_exactly() {
+        let (reply, left) = run_command_locally(&limited(
+            "head -c 600 /dev/zero; head -c 400 /dev/zero >&2; exit 4",
+            1000,
+        ));
+        assert_eq!(
+            reply,
+            Reply::Inline(CommandOutput {
+                exit_code: 4,
+                stdout: vec![0; 600],
+                stderr: vec![0; 400],
+            })
+        );
+        assert!(!left);
+    }
+
+    #[test]
+    fn output_past_the_limit_is_neither_sent_nor_kept() {
+        // One byte over, split across the streams.
+        let (reply, left) = run_command_locally(&limited(
+            "head -c 600 /dev/zero; head -c 401 /dev/zero >&2",
+            1000,
+        ));
+        assert_eq!(reply, Reply::TooLarge);
+        assert!(!left, "the capture is removed");
+        // A flood ends at the cap (by SIGPIPE), long before its timeout.
+        let started = std::time::Instant::now();
+        let (reply, left) = run_command_locally(&limited("yes", 1 << 20));
+        assert_eq!(reply, Reply::TooLarge);
+        assert!(!left);
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_flood_that_ignores_sigpipe_is_killed_at_the_cap() {
+        let started = std::time::Instant::now();
+        let script = "trap '' PIPE; while :; do echo flood; done";
+        let (reply, _) = run_command_locally(&limited(script, 4096));
+        assert_eq!(reply, Reply::TooLarge);
+        assert!(started.elapsed() < Duration::from_secs(30));
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            run_appliance_locally(&limited(script, 4096), dir.path()),
+            Reply::TooLarge
+        );
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_background_child_holding_a_stream_does_not_hold_the_reply() {
+        let started = std::time::Instant::now();
+        let (reply, _) = run_command_locally(&limited("sleep 40 & echo done", 1000));
+        assert_eq!(reply, Reply::Inline(CommandOutput::success("done\n")));
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            run_appliance_locally(&limited("sleep 40 & echo done", 1000), dir.path()),
+            Reply::Inline(CommandOutput::success("done\n"))
+        );
+        assert!(started.elapsed() < Duration::from_secs(30));
     }
 
     #[test]
@@ -632,6 +832,26 @@ mod tests {
             3_000_000
         );
         assert_eq!(std::fs::read(spill.join("stderr")).unwrap(), b"e\n");
+    }
+
+    #[test]
+    fn the_appliance_wrapper_caps_a_flood_and_spills_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let started = std::time::Instant::now();
+        let command = limited("yes; echo never", 1 << 20);
+        assert_eq!(run_appliance_locally(&command, dir.path()), Reply::TooLarge);
+        assert!(started.elapsed() < Duration::from_secs(30));
+        assert!(!dir.path().join("spill").exists(), "nothing spilled");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "no capture kept: {left:?}");
+        // Within a limit above the inline size, the output is spilled whole.
+        let command = limited("head -c 3000000 /dev/zero; echo e >&2; exit 7", 3_000_002);
+        assert_eq!(run_appliance_locally(&command, dir.path()), Reply::Files(7));
+        let spill = dir.path().join("spill");
+        assert_eq!(
+            std::fs::metadata(spill.join("stdout")).unwrap().len(),
+            3_000_000
+        );
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! qemu), boots the appliance with the network on, inspects the guest, mounts
 //! its file systems and then serves the [`Remote`] calls as root inside it. This
 //! module owns the promise that an image is never left half-changed: a
-//! test-only session adds the image read-only, and a reconciling session writes
+//! test-only session adds the image read-only (libguestfs then keeps the
+//! session's writes, such as a validator's scratch files in /tmp, in a
+//! throwaway overlay of its own), and a reconciling session writes
 //! into a temporary qcow2 overlay that `commit` turns into the result with one
 //! atomic `rename` (or that `discard`, `Drop`, a crash or SIGINT/SIGTERM simply
 //! deletes). It also owns the choice between hardware acceleration and
@@ -29,7 +31,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::remote::{
-    CommandOutput, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
+    CommandOutput, FileKind, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
 };
 pub use command::CommandChannel;
 use command::{
@@ -59,7 +61,8 @@ pub struct ImageOptions {
     /// The guest root file system to use (`/dev/sda1`) when the image holds
     /// several operating systems.
     pub root_filesystem: Option<String>,
-    /// Open read-only: nothing the session does reaches the image.
+    /// Open read-only: nothing the session does reaches the image. Writes
+    /// still work inside the session; libguestfs discards them at close.
     pub test_only: bool,
     pub accel: Accel,
     /// Write the changed image here instead of replacing `image`.
@@ -294,11 +297,48 @@ impl ImageSession {
         })
     }
 
-    fn remote_error(&self, error: ImageError) -> RemoteError {
-        RemoteError::Failed {
-            target: self.name(),
-            message: error.to_string(),
+    fn remote_error(&self, error: impl Into<CallError>) -> RemoteError {
+        let target = self.name();
+        match error.into() {
+            CallError::Image(error) => RemoteError::Failed {
+                target,
+                message: error.to_string(),
+            },
+            CallError::Refused(message) => RemoteError::Failed { target, message },
+            CallError::TooLarge { what, limit } => RemoteError::TooLarge {
+                target,
+                what,
+                limit,
+            },
+            CallError::Symlink { path, detail } => RemoteError::Symlink {
+                target,
+                path,
+                detail,
+            },
         }
+    }
+}
+
+/// Why a [`Remote`] call on the guest failed: libguestfs trouble, a path
+/// that is not what the call needs, or a bound the call asked for.
+#[derive(Debug)]
+enum CallError {
+    Image(ImageError),
+    /// One line naming the path (the session adds the image).
+    Refused(String),
+    TooLarge {
+        what: String,
+        limit: usize,
+    },
+    Symlink {
+        path: String,
+        detail: String,
+    },
+}
+
+impl From<ImageError> for CallError {
+    fn from(error: ImageError) -> Self {
+        CallError::Image(error)
     }
 }
 
@@ -344,26 +384,27 @@ impl Remote for ImageSession {
         Ok(output)
     }
 
-    // TODO(sandbox): owner and mode kept or set, exact_path, timeout.
+    // libguestfs calls cannot be interrupted, so the file calls do not
+    // watch `timeout`: what bounds their time is what bounds their size (a
+    // read checks the file's size and kind before it downloads anything and
+    // never downloads past `max_bytes`; a write sends what the validator
+    // already holds). Commands keep their own `timeout`.
     fn write_file(&mut self, write: &FileWrite<'_>) -> Result<(), RemoteError> {
         self.guest()?
-            .write_file(write.path, write.contents, write.mode.unwrap_or(0o644))
+            .write_file(write)
             .map_err(|e| self.remote_error(e))
     }
 
-    // TODO(sandbox): max_bytes, exact_path, timeout.
     fn read_file(&mut self, read: &FileRead<'_>) -> Result<Option<Vec<u8>>, RemoteError> {
         self.guest()?
-            .read_file(read.path)
+            .read_file(read)
             .map_err(|e| self.remote_error(e))
     }
 
-    // TODO(sandbox): implement.
     fn metadata(&mut self, read: &FileRead<'_>) -> Result<Option<FileMetadata>, RemoteError> {
-        Err(RemoteError::Failed {
-            target: self.name(),
-            message: format!("cannot inspect {}: not implemented yet", read.path),
-        })
+        self.guest()?
+            .metadata(read)
+            .map_err(|e| self.remote_error(e))
     }
 }
 
@@ -1141,8 +1182,9 @@ impl Guest {
     /// [`capture_script`] under `sh`) captures the command's streams in
     /// files and replies with one frame: the exit status, then both streams
     /// base64-encoded. Output too large for one protocol message (or no
-    /// `base64`) is downloaded from files in the guest instead.
-    fn run(&self, command: &RemoteCommand) -> Result<CommandOutput, ImageError> {
+    /// `base64`) is downloaded from files in the guest instead. Output past
+    /// the command's limit is cut there on the guest's side and never sent.
+    fn run(&self, command: &RemoteCommand) -> Result<CommandOutput, CallError> {
         let capture = format!("/tmp/.kiln-run-{}", unique_suffix());
         let sent = if self.chroot_ready() {
             let script = appliance_script(command, &capture, &ApplianceSide::CHROOT);
@@ -1155,19 +1197,29 @@ impl Guest {
             Ok(reply) => reply,
             Err(e) => {
                 let _ = self.handle.rm_rf(&capture);
-                return Err(e);
+                return Err(e.into());
             }
         };
-        match parse_reply(&reply) {
+        let too_large = |limit| CallError::TooLarge {
+            what: COMMAND_OUTPUT.into(),
+            limit,
+        };
+        match (parse_reply(&reply), command.output_limit) {
             // Nothing is left in the guest: `sh`'s wrapper removed its
             // capture directory, and the appliance's never made one.
-            Reply::Inline(output) => Ok(output),
-            Reply::Files(exit_code) => {
-                let collected = self.collect(exit_code, &capture);
+            (Reply::Inline(output), Some(limit))
+                if output.stdout.len() + output.stderr.len() > limit =>
+            {
+                Err(too_large(limit))
+            }
+            (Reply::Inline(output), _) => Ok(output),
+            (Reply::TooLarge, Some(limit)) => Err(too_large(limit)),
+            (Reply::Files(exit_code), limit) => {
+                let collected = self.collect(exit_code, &capture, limit);
                 let _ = self.handle.rm_rf(&capture);
                 collected
             }
-            Reply::Garbled => {
+            (Reply::Garbled | Reply::TooLarge, _) => {
                 let _ = self.handle.rm_rf(&capture);
                 Err(ImageError::Guestfs {
                     path: self.image.clone(),
@@ -1176,7 +1228,8 @@ impl Guest {
                         "the command left no exit status (got {:?})",
                         first_line(&reply)
                     ),
-                })
+                }
+                .into())
             }
         }
     }
@@ -1236,9 +1289,26 @@ impl Guest {
         }
     }
 
-    fn collect(&self, exit_code: i32, capture: &str) -> Result<CommandOutput, ImageError> {
-        let stdout = self.download(&format!("{capture}/stdout"))?;
-        let stderr = self.download(&format!("{capture}/stderr"))?;
+    /// Downloads the capture files, never more than `limit` bytes of the
+    /// two together (the wrapper checked the sizes, but a process the
+    /// command left behind could still be appending to them).
+    fn collect(
+        &self,
+        exit_code: i32,
+        capture: &str,
+        limit: Option<usize>,
+    ) -> Result<CommandOutput, CallError> {
+        let too_large = |limit| CallError::TooLarge {
+            what: COMMAND_OUTPUT.into(),
+            limit,
+        };
+        let Some(stdout) = self.download(&format!("{capture}/stdout"), limit)? else {
+            return Err(too_large(limit.unwrap_or(0)));
+        };
+        let left = limit.map(|limit| limit - stdout.len());
+        let Some(stderr) = self.download(&format!("{capture}/stderr"), left)? else {
+            return Err(too_large(limit.unwrap_or(0)));
+        };
         Ok(CommandOutput {
             exit_code,
             stdout,
@@ -1247,53 +1317,102 @@ impl Guest {
     }
 
     /// Downloads through a local file rather than `read_file`, whose
-    /// result must fit in one protocol message (4 MB).
-    fn download(&self, path: &str) -> Result<Vec<u8>, ImageError> {
+    /// result must fit in one protocol message (4 MB). With `max`, never
+    /// more than `max + 1` bytes cross over, and `None` says the file holds
+    /// more than `max`.
+    fn download(&self, path: &str, max: Option<usize>) -> Result<Option<Vec<u8>>, ImageError> {
         let local = tempfile::NamedTempFile::new().map_err(|source| ImageError::Io {
             context: "creating a temporary file".into(),
             source,
         })?;
         let local_path = local.path().to_string_lossy().into_owned();
-        self.call("download", |g| g.download(path, &local_path))?;
-        fs::read(local.path()).map_err(|source| ImageError::Io {
+        match max {
+            Some(max) => {
+                let size = i64::try_from(max).unwrap_or(i64::MAX - 1) + 1;
+                self.call("download_offset", |g| {
+                    g.download_offset(path, &local_path, 0, size)
+                })?
+            }
+            None => self.call("download", |g| g.download(path, &local_path))?,
+        }
+        let io_error = |source| ImageError::Io {
             context: format!("reading {local_path}"),
             source,
-        })
-    }
-
-    fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, ImageError> {
-        require_absolute(&self.image, path)?;
-        let path = &*self.file_path(path);
-        // One round trip for the usual answer (a file); telling "missing"
-        // from "not a file" takes a second only when it is not one.
-        let is_file = self.call("is_file", |g| {
-            g.is_file(
-                path,
-                guestfs::IsFileOptArgs {
-                    followsymlinks: Some(true),
-                },
-            )
-        })?;
-        if !is_file {
-            return if self.call("exists", |g| g.exists(path))? {
-                Err(self.not_a_file(path))
-            } else {
-                Ok(None)
-            };
+        };
+        let held = local.as_file().metadata().map_err(io_error)?.len();
+        if max.is_some_and(|max| held > max as u64) {
+            return Ok(None);
         }
-        self.download(path).map(Some)
+        fs::read(local.path()).map(Some).map_err(io_error)
     }
 
-    /// Uploads to a temporary name beside `path`, sets the mode, then
-    /// renames: the file never exists with the wrong mode or partial content.
-    fn write_file(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), ImageError> {
-        require_absolute(&self.image, path)?;
-        let path = &*self.file_path(path);
+    /// Reads a regular file: its kind and size are checked before anything
+    /// is downloaded, so a device, FIFO or directory is never opened and a
+    /// file past `max_bytes` never crosses over.
+    fn read_file(&self, read: &FileRead<'_>) -> Result<Option<Vec<u8>>, CallError> {
+        require_absolute(&self.image, read.path)?;
+        let path = &*self.file_path(read.path);
+        if read.exact_path {
+            self.refuse_symlinks(read.path, path, true)?;
+        }
+        // With exact_path no symlink is left on the way, so either stat
+        // sees the same file; otherwise the read follows links, as open does.
+        let stat = if read.exact_path {
+            self.lstat(path)?
+        } else {
+            self.stat(path)?
+        };
+        let Some(stat) = stat else {
+            return Ok(None);
+        };
+        if kind_of(stat.st_mode) != FileKind::Regular {
+            return Err(CallError::Refused(format!(
+                "{} is {}, not a regular file; it was not read",
+                read.path,
+                kind_name(stat.st_mode)
+            )));
+        }
+        let too_large = |limit| CallError::TooLarge {
+            what: read.path.to_string(),
+            limit,
+        };
+        if let Some(max) = read.max_bytes {
+            if u64::try_from(stat.st_size).unwrap_or(0) > max as u64 {
+                return Err(too_large(max));
+            }
+        }
+        match self.download(path, read.max_bytes)? {
+            Some(bytes) => Ok(Some(bytes)),
+            None => Err(too_large(read.max_bytes.unwrap_or(0))),
+        }
+    }
+
+    /// Uploads to a temporary name beside `path`, sets the owner and then
+    /// the mode (a chown clears setuid bits), then renames: the file never
+    /// exists with the wrong owner, mode or partial content, and `rename`
+    /// replaces a symlink at `path` instead of following it. Owner and mode
+    /// left `None` are an existing regular file's, else root and 0o644.
+    fn write_file(&self, write: &FileWrite<'_>) -> Result<(), CallError> {
+        require_absolute(&self.image, write.path)?;
+        let path = &*self.file_path(write.path);
+        if write.exact_path {
+            self.refuse_symlinks(write.path, path, false)?;
+        }
+        let existing = if write.mode.is_none() || write.uid.is_none() || write.gid.is_none() {
+            self.lstat(path)?
+                .filter(|stat| kind_of(stat.st_mode) == FileKind::Regular)
+        } else {
+            None
+        };
+        let kept = |field: fn(&guestfs::StatNS) -> i64| existing.as_ref().map(|s| field(s) as u32);
+        let mode = write.mode.or(kept(|s| s.st_mode)).unwrap_or(0o644) & 0o7777;
+        let uid = write.uid.or(kept(|s| s.st_uid)).unwrap_or(0);
+        let gid = write.gid.or(kept(|s| s.st_gid)).unwrap_or(0);
         let mut local = tempfile::NamedTempFile::new().map_err(|source| ImageError::Io {
             context: "creating a temporary file".into(),
             source,
         })?;
-        io::Write::write_all(&mut local, contents).map_err(|source| ImageError::Io {
+        io::Write::write_all(&mut local, write.contents).map_err(|source| ImageError::Io {
             context: "writing a temporary file".into(),
             source,
         })?;
@@ -1301,20 +1420,113 @@ impl Guest {
         let staged = format!("{}/.kiln-write-{}", guest_parent(path), unique_suffix());
         let written = self
             .call("upload", |g| g.upload(&local_path, &staged))
-            .and_then(|()| self.call("chmod", |g| g.chmod((mode & 0o7777) as i32, &staged)))
-            .and_then(|()| self.call("mv", |g| g.mv(&staged, path)));
+            .and_then(|()| self.call("lchown", |g| g.lchown(uid as i32, gid as i32, &staged)))
+            .and_then(|()| self.call("chmod", |g| g.chmod(mode as i32, &staged)))
+            .and_then(|()| self.call("rename", |g| g.rename(&staged, path)));
         if written.is_err() {
             let _ = self.handle.rm_f(&staged);
         }
-        written
+        Ok(written?)
     }
 
-    fn not_a_file(&self, path: &str) -> ImageError {
-        ImageError::Guestfs {
-            path: self.image.clone(),
-            operation: "read_file".into(),
-            message: format!("{path} is not a regular file"),
+    /// The path itself (`lstat`); a symlink is reported, not followed.
+    fn metadata(&self, read: &FileRead<'_>) -> Result<Option<FileMetadata>, CallError> {
+        require_absolute(&self.image, read.path)?;
+        let path = &*self.file_path(read.path);
+        if read.exact_path {
+            self.refuse_symlinks(read.path, path, false)?;
         }
+        Ok(self.lstat(path)?.map(|stat| FileMetadata {
+            kind: kind_of(stat.st_mode),
+            size: u64::try_from(stat.st_size).unwrap_or(0),
+            mode: (stat.st_mode & 0o7777) as u32,
+            uid: stat.st_uid as u32,
+            gid: stat.st_gid as u32,
+        }))
+    }
+
+    /// Refuses a symlink among `path`'s directories (and `path` itself when
+    /// `including_self`). One round trip in the usual case: `realpath` of
+    /// the checked part equal to itself means no symlink on the way (the
+    /// daemon resolves in the guest's root). Otherwise, or when part of the
+    /// path is missing, each prefix is `lstat`ed to find the link. `shown`
+    /// is the path the caller named (the file calls may use another name
+    /// for the guest's resolv.conf).
+    fn refuse_symlinks(
+        &self,
+        shown: &str,
+        path: &str,
+        including_self: bool,
+    ) -> Result<(), CallError> {
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        let checked = if including_self {
+            parts.len()
+        } else {
+            parts.len().saturating_sub(1)
+        };
+        if checked == 0 {
+            return Ok(());
+        }
+        let whole = format!("/{}", parts[..checked].join("/"));
+        if matches!(self.call("realpath", |g| g.realpath(&whole)), Ok(real) if real == whole) {
+            return Ok(());
+        }
+        for n in 1..=checked {
+            let prefix = format!("/{}", parts[..n].join("/"));
+            let Some(stat) = self.lstat(&prefix)? else {
+                // Nothing here, so nothing below can be a link either.
+                return Ok(());
+            };
+            if kind_of(stat.st_mode) == FileKind::Symlink {
+                let points_to = self
+                    .call("readlink", |g| g.readlink(&prefix))
+                    .unwrap_or_else(|_| "?".into());
+                let link = if prefix == path { shown } else { &prefix };
+                return Err(CallError::Symlink {
+                    path: shown.to_string(),
+                    detail: format!("{link} -> {points_to}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// `lstat` of `path`; `None` when nothing is there (not even a
+    /// dangling symlink), in one round trip.
+    fn lstat(&self, path: &str) -> Result<Option<guestfs::StatNS>, ImageError> {
+        let (dir, name) = match path.rfind('/') {
+            Some(i) if i + 1 < path.len() => {
+                (if i == 0 { "/" } else { &path[..i] }, &path[i + 1..])
+            }
+            // "/" itself (or a path ending in "/"): lstatns follows nothing there.
+            _ => return self.call("lstatns", |g| g.lstatns(path)).map(Some),
+        };
+        match self.call("lstatnslist", |g| g.lstatnslist(dir, &[name])) {
+            Ok(stats) => Ok(stats.into_iter().next().filter(|s| s.st_ino != -1)),
+            // The directory is missing or not a directory: nothing is at `path`.
+            Err(_)
+                if !self.call("is_dir", |g| {
+                    g.is_dir(
+                        dir,
+                        guestfs::IsDirOptArgs {
+                            followsymlinks: Some(true),
+                        },
+                    )
+                })? =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `stat` of `path`, following symlinks; `None` when nothing is there
+    /// (a dangling symlink included).
+    fn stat(&self, path: &str) -> Result<Option<guestfs::StatNS>, ImageError> {
+        if !self.call("exists", |g| g.exists(path))? {
+            return Ok(None);
+        }
+        self.call("statns", |g| g.statns(path)).map(Some)
     }
 
     /// Unmounts and stops the appliance, which flushes every write into the
@@ -1324,6 +1536,33 @@ impl Guest {
         self.close_channel()?;
         self.call("umount_all", |g| g.umount_all())?;
         self.call("shutdown", |g| g.shutdown())
+    }
+}
+
+/// What a command's output is called in [`RemoteError::TooLarge`].
+const COMMAND_OUTPUT: &str = "the command's output";
+
+/// The kind of file `st_mode`'s type bits name.
+fn kind_of(st_mode: i64) -> FileKind {
+    match st_mode & 0o170000 {
+        0o100000 => FileKind::Regular,
+        0o040000 => FileKind::Directory,
+        0o120000 => FileKind::Symlink,
+        _ => FileKind::Other,
+    }
+}
+
+/// `st_mode`'s kind of file for messages ("a FIFO").
+fn kind_name(st_mode: i64) -> &'static str {
+    match st_mode & 0o170000 {
+        0o100000 => "a regular file",
+        0o040000 => "a directory",
+        0o120000 => "a symlink",
+        0o020000 => "a character device",
+        0o060000 => "a block device",
+        0o010000 => "a FIFO",
+        0o140000 => "a socket",
+        _ => "an unknown kind of file",
     }
 }
 
