@@ -29,6 +29,9 @@ const RUN_STACK_BYTES: usize = 64 << 20;
 /// largest run a few hundred).
 pub const MAX_NODE_RUNS: usize = 50_000;
 
+/// What a validator or call stopped by SIGINT/SIGTERM reports.
+const INTERRUPTED: &str = "interrupted";
+
 /// A validator that failed, and where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path} ({location}): {message}")]
@@ -287,6 +290,13 @@ impl<R: Remote> Session<R> {
                 reason: message.clone(),
             });
         }
+        // After Ctrl-C nothing new reaches the target.
+        if crate::interrupt::requested().is_some() {
+            return Err(RemoteError::Failed {
+                target: self.remote.lock().unwrap().name(),
+                message: INTERRUPTED.into(),
+            });
+        }
         *self.commands.lock().unwrap() += 1;
         let result = call(&mut self.remote.lock().unwrap());
         if let Err(RemoteError::Unreachable { reason, .. }) = &result {
@@ -305,6 +315,15 @@ fn run_node<R: Remote + 'static>(
         .node_runs
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         + 1;
+    // After Ctrl-C no validator starts (see `crate::interrupt`).
+    if crate::interrupt::requested().is_some() {
+        return Err(ValidationError {
+            path: node.path.clone(),
+            type_name: node.type_name.clone(),
+            location: node.location.clone(),
+            message: INTERRUPTED.into(),
+        });
+    }
     if runs > MAX_NODE_RUNS {
         return Err(ValidationError {
             path: node.path.clone(),

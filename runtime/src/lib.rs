@@ -20,6 +20,7 @@
 pub mod api;
 pub mod host;
 pub mod interpreter;
+pub mod interrupt;
 pub mod inventory;
 pub mod manifest;
 pub mod remote;

@@ -7,8 +7,12 @@
 //! session's writes, such as a validator's scratch files in /tmp, in a
 //! throwaway overlay of its own), and a reconciling session writes
 //! into a temporary qcow2 overlay that `commit` turns into the result with one
-//! atomic `rename` (or that `discard`, `Drop`, a crash or SIGINT/SIGTERM simply
-//! deletes). It also owns the choice between hardware acceleration and
+//! atomic `rename` (or that `discard`, `Drop`, an error or SIGINT/SIGTERM simply
+//! deletes). A signal (see [`crate::interrupt`]) kills the session's qemu, so
+//! whatever libguestfs call is blocked returns, and every step checks the flag:
+//! `open` and `commit` then fail with [`ImageError::Interrupted`], and a commit
+//! either renames its result into place or leaves the original untouched. It
+//! also owns the choice between hardware acceleration and
 //! software emulation, and the lock that keeps two reconciling sessions off one
 //! image. Finding the guest's OS lives in `inspect`, and how a command
 //! reaches the guest in `command`.
@@ -30,6 +34,7 @@ use std::sync::{mpsc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::interrupt;
 use crate::remote::{
     CommandOutput, FileKind, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
 };
@@ -138,6 +143,10 @@ pub enum ImageError {
     },
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
+    /// SIGINT or SIGTERM arrived (see [`crate::interrupt`]); nothing was
+    /// written to the image.
+    #[error("{}: interrupted", .path.display())]
+    Interrupted { path: PathBuf },
 }
 
 /// What `commit` produced.
@@ -178,8 +187,17 @@ impl ImageSession {
         options: &ImageOptions,
         progress: &mut dyn FnMut(&str),
     ) -> Result<ImageSession, ImageError> {
-        install_signal_cleanup()?;
+        prepare_for_interrupts()?;
         let image = checked_image_path(&options.image)?;
+        Self::open_checked(options, image.clone(), progress)
+            .map_err(|error| interrupted_or(&image, error))
+    }
+
+    fn open_checked(
+        options: &ImageOptions,
+        image: PathBuf,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<ImageSession, ImageError> {
         // The lock comes before anything else so that a refused session
         // touches nothing.
         let lock = if options.test_only {
@@ -188,6 +206,7 @@ impl ImageSession {
             Some(ImageLock::acquire(&image)?)
         };
         let format = detect_format(&image)?;
+        check_interrupt(&image)?;
         let writes = match lock {
             None => None,
             Some(lock) => Some(PendingWrites {
@@ -208,16 +227,21 @@ impl ImageSession {
                 readonly: false,
             },
         };
-        let handle = launch_appliance(&image, &drive, options, progress)?;
+        interrupt::test_pause("launch");
+        check_interrupt(&image)?;
+        let (handle, token) = launch_appliance(&image, &drive, options, progress)?;
         let guest = Guest {
             handle,
+            _token: token,
             image: image.clone(),
             network: options.network,
             wanted_channel: options.command_channel,
             channel: RefCell::new(None),
         };
+        check_interrupt(&image)?;
         let found = guest.inspect(options.root_filesystem.as_deref(), options.full_inspection)?;
         guest.mount_filesystems(found.mountpoints, progress)?;
+        check_interrupt(&image)?;
         let distro = found.distro;
         let inspector = found.inspector;
         Ok(ImageSession {
@@ -260,8 +284,16 @@ impl ImageSession {
 
     /// Shuts the appliance down and writes the result atomically: to
     /// `output` when given, otherwise over the original image. A test-only
-    /// session has nothing to write and just closes.
-    pub fn commit(mut self) -> Result<CommitSummary, ImageError> {
+    /// session has nothing to write and just closes. Interrupted before the
+    /// final rename, it fails with [`ImageError::Interrupted`] and the
+    /// original is untouched; once renamed, the result stands.
+    pub fn commit(self) -> Result<CommitSummary, ImageError> {
+        let image = self.image.clone();
+        self.commit_checked()
+            .map_err(|error| interrupted_or(&image, error))
+    }
+
+    fn commit_checked(mut self) -> Result<CommitSummary, ImageError> {
         let started = Instant::now();
         let guest = self.guest.take();
         let Some(writes) = self.writes.take() else {
@@ -273,8 +305,10 @@ impl ImageSession {
             });
         };
         if let Some(guest) = guest {
+            check_interrupt(&self.image)?;
             guest.shut_down()?;
         }
+        check_interrupt(&self.image)?;
         let target = writes.output.clone().unwrap_or_else(|| self.image.clone());
         write_result(&self.image, &writes.overlay.path, &self.format, &target)?;
         // `writes` drops here: the overlay is deleted and the lock released.
@@ -291,14 +325,25 @@ impl ImageSession {
     }
 
     fn guest(&self) -> Result<&Guest, RemoteError> {
-        self.guest.as_ref().ok_or_else(|| RemoteError::Failed {
+        let guest = self.guest.as_ref().ok_or_else(|| RemoteError::Failed {
             target: self.name(),
             message: "the session is closed".into(),
-        })
+        })?;
+        // libguestfs keeps the error handler per thread, and the
+        // interpreter calls from a thread of its own.
+        silence_error_printing(&guest.handle);
+        Ok(guest)
     }
 
     fn remote_error(&self, error: impl Into<CallError>) -> RemoteError {
         let target = self.name();
+        // The appliance was killed on purpose: that is the whole story.
+        if interrupt::requested().is_some() {
+            return RemoteError::Failed {
+                target,
+                message: "interrupted".into(),
+            };
+        }
         match error.into() {
             CallError::Image(error) => RemoteError::Failed {
                 target,
@@ -659,14 +704,7 @@ fn write_result(
     target: &Path,
 ) -> Result<(), ImageError> {
     let staged = TempPath::register(sibling_name(&parent_dir(target), target, "commit", format));
-    let args = ["convert", "-f", "qcow2", "-O", format];
-    if let Err(stderr) = run_tool(image, "qemu-img", &args, &[overlay, &staged.path])? {
-        return Err(ImageError::Tool {
-            path: target.to_path_buf(),
-            tool: "qemu-img convert".into(),
-            message: first_line(&stderr).to_string(),
-        });
-    }
+    convert(image, overlay, format, &staged.path, target)?;
     let io_context = |what: &str| format!("{what} {}", staged.path.display());
     copy_ownership_and_mode(image, &staged.path);
     File::open(&staged.path)
@@ -675,6 +713,9 @@ fn write_result(
             context: io_context("flushing"),
             source,
         })?;
+    interrupt::test_pause("commit");
+    // The last moment to stop: after the rename the result stands.
+    check_interrupt(image)?;
     fs::rename(&staged.path, target).map_err(|source| ImageError::Io {
         context: format!(
             "replacing {} with {}",
@@ -726,7 +767,7 @@ fn sibling_name(dir: &Path, image: &Path, kind: &str, ext: &str) -> PathBuf {
 // Temporary files that must not outlive the process, even on SIGINT/SIGTERM.
 
 /// Every overlay and staged file currently on disk, so the signal thread can
-/// remove them before the process exits.
+/// remove them when a second signal ends the process at once.
 static TEMP_PATHS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 fn temp_paths() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
@@ -735,7 +776,8 @@ fn temp_paths() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A file path this process may create; removed on drop and on SIGINT/SIGTERM.
+/// A file path this process may create; removed on drop and on a second
+/// SIGINT/SIGTERM.
 struct TempPath {
     path: PathBuf,
 }
@@ -762,33 +804,155 @@ impl Drop for TempPath {
     }
 }
 
-/// Starts (once per process) a thread that, on SIGINT or SIGTERM, removes all
-/// registered temporary files and exits with 128 + the signal number. Exiting
-/// runs libguestfs's exit handler, which kills the appliances. The original
-/// image is never among the registered paths, so it stays as it was.
-fn install_signal_cleanup() -> Result<(), ImageError> {
-    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
-    let installed = INSTALLED.get_or_init(|| {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        let mut signals =
-            signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| e.to_string())?;
-        thread::Builder::new()
-            .name("kiln-image-cleanup".into())
-            .spawn(move || {
-                if let Some(signal) = signals.forever().next() {
-                    for path in temp_paths().iter() {
-                        let _ = fs::remove_file(path);
-                    }
-                    std::process::exit(128 + signal);
+/// Catches SIGINT/SIGTERM (see [`crate::interrupt`]) and, once per process,
+/// registers what the signal thread does for images: kill every live
+/// appliance's qemu at the first signal (so a blocked libguestfs call
+/// returns and the session cleans up on its own thread), and also remove
+/// the registered temporary files at the second, after which the process
+/// ends at once. The original image is never among those files.
+fn prepare_for_interrupts() -> Result<(), ImageError> {
+    static HOOKED: OnceLock<()> = OnceLock::new();
+    HOOKED.get_or_init(|| {
+        interrupt::add_hook(|stage| {
+            kill_live_appliances();
+            if stage == interrupt::Stage::Exit {
+                for path in temp_paths().iter() {
+                    let _ = fs::remove_file(path);
                 }
-            })
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            }
+        })
     });
-    installed.clone().map_err(|message| ImageError::Io {
-        context: "installing the SIGINT/SIGTERM cleanup".into(),
-        source: io::Error::other(message),
+    interrupt::install().map_err(|source| ImageError::Io {
+        context: "preparing for Ctrl-C".into(),
+        source,
     })
+}
+
+/// [`ImageError::Interrupted`] once a signal has arrived.
+fn check_interrupt(image: &Path) -> Result<(), ImageError> {
+    match interrupt::requested() {
+        Some(_) => Err(ImageError::Interrupted {
+            path: image.to_path_buf(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// After a signal, whatever failed failed because of it (a killed
+/// appliance, a killed `qemu-img`): say so instead.
+fn interrupted_or(image: &Path, error: ImageError) -> ImageError {
+    match check_interrupt(image) {
+        Err(interrupted) => interrupted,
+        Ok(()) => error,
+    }
+}
+
+/// The launch tokens of appliances booting or running now.
+static LIVE_APPLIANCES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn live_appliances() -> std::sync::MutexGuard<'static, Vec<String>> {
+    LIVE_APPLIANCES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// An appliance's launch token, listed while the appliance may be running
+/// so the signal thread can find its qemu.
+struct LiveToken(String);
+
+impl LiveToken {
+    fn new() -> LiveToken {
+        let token = launch_token();
+        live_appliances().push(token.clone());
+        LiveToken(token)
+    }
+}
+
+impl Drop for LiveToken {
+    fn drop(&mut self) {
+        live_appliances().retain(|t| t != &self.0);
+    }
+}
+
+/// SIGKILLs the qemu of every live appliance. libguestfs notices the
+/// appliance is gone and fails the call in progress; its handle is closed
+/// later, on the thread that owns it. One still being built (supermin, no
+/// qemu yet) is caught by its boot watchdog, which checks the flag too.
+fn kill_live_appliances() {
+    for token in live_appliances().iter() {
+        if let Some(pid) = find_qemu(token) {
+            // SAFETY: sending a signal to a process id; no memory involved.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// `qemu-img convert` of the overlay into `staged`, in a process group of
+/// its own (Ctrl-C at the terminal reaches kiln, which decides) and killed
+/// when a signal arrives, so an interrupted commit stops in a moment.
+fn convert(
+    image: &Path,
+    overlay: &Path,
+    format: &str,
+    staged: &Path,
+    target: &Path,
+) -> Result<(), ImageError> {
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new("qemu-img")
+        .args(["convert", "-f", "qcow2", "-O", format])
+        .arg(overlay)
+        .arg(staged)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|source| ImageError::Io {
+            context: format!(
+                "running qemu-img (is qemu-utils installed?) for {}",
+                image.display()
+            ),
+            source,
+        })?;
+    let mut stderr = child.stderr.take();
+    let reader = thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(pipe) = stderr.as_mut() {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        text
+    });
+    let status = loop {
+        if interrupt::requested().is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(ImageError::Interrupted {
+                path: image.to_path_buf(),
+            });
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => thread::sleep(Duration::from_millis(50)),
+            Err(source) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(ImageError::Io {
+                    context: "waiting for qemu-img convert".into(),
+                    source,
+                });
+            }
+        }
+    };
+    let stderr = reader.join().unwrap_or_default();
+    if status.success() {
+        Ok(())
+    } else {
+        Err(ImageError::Tool {
+            path: target.to_path_buf(),
+            tool: "qemu-img convert".into(),
+            message: first_line(&stderr).to_string(),
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -825,10 +989,14 @@ fn launch_appliance(
     drive: &Drive,
     options: &ImageOptions,
     progress: &mut dyn FnMut(&str),
-) -> Result<guestfs::Handle, ImageError> {
+) -> Result<(guestfs::Handle, LiveToken), ImageError> {
     let first = first_emulation(image, options.accel, progress)?;
     match launch_with(drive, options.network, first) {
-        Ok(handle) => Ok(handle),
+        Ok(launched) => Ok(launched),
+        // An interrupted boot says nothing about hardware acceleration.
+        Err(_) if interrupt::requested().is_some() => Err(ImageError::Interrupted {
+            path: image.to_path_buf(),
+        }),
         Err(failure) if first == Emulation::Hardware && options.accel == Accel::Auto => {
             HARDWARE_ACCEL_FAILED.store(true, Ordering::Relaxed);
             remember_hardware_failure();
@@ -953,23 +1121,28 @@ fn launch_with(
     drive: &Drive,
     network: bool,
     emulation: Emulation,
-) -> Result<guestfs::Handle, LaunchFailure> {
+) -> Result<(guestfs::Handle, LiveToken), LaunchFailure> {
     let fail = |operation: &str, e: guestfs::Error| LaunchFailure {
         reason: format!("{operation}: {}", describe(&e)),
     };
     let handle = guestfs::Handle::create().map_err(|e| fail("create", e))?;
     silence_error_printing(&handle);
-    let token = launch_token();
-    configure(&handle, drive, network, emulation, &token).map_err(|e| fail("configure", e))?;
+    let token = LiveToken::new();
+    configure(&handle, drive, network, emulation, &token.0).map_err(|e| fail("configure", e))?;
     let deadline = match emulation {
         Emulation::Hardware => HARDWARE_BOOT_DEADLINE,
         Emulation::Software => SOFTWARE_BOOT_DEADLINE,
     };
-    let watchdog = BootWatchdog::start(token, deadline);
+    if interrupt::requested().is_some() {
+        return Err(LaunchFailure {
+            reason: "interrupted".into(),
+        });
+    }
+    let watchdog = BootWatchdog::start(token.0.clone(), deadline);
     let launched = handle.launch();
     let overran = watchdog.stop();
     match launched {
-        Ok(()) => Ok(handle),
+        Ok(()) => Ok((handle, token)),
         Err(_) if overran => Err(LaunchFailure {
             reason: format!("appliance did not boot within {} s", deadline.as_secs()),
         }),
@@ -987,6 +1160,13 @@ fn configure(
     token: &str,
 ) -> Result<(), guestfs::Error> {
     handle.set_network(network)?;
+    // qemu (and supermin) in a process group of their own: Ctrl-C at the
+    // terminal reaches kiln alone, which then kills the appliance itself
+    // and closes the handle in order, instead of libguestfs finding its
+    // qemu gone at some later call (`call launch before using this
+    // function`). libguestfs's recovery process still kills qemu if kiln
+    // itself is killed.
+    handle.set_pgroup(true)?;
     // Closing a handle normally unmounts and syncs first; a read-only
     // session has nothing to keep, so its close just stops the appliance.
     handle.set_autosync(!drive.readonly)?;
@@ -1018,7 +1198,9 @@ fn configure(
 /// libguestfs prints every failed call to stderr ("libguestfs: error: …",
 /// often a paragraph of debugging advice) besides returning it; kiln reports
 /// errors itself, in one line, so the printing is switched off. The messages
-/// stay available to the `guestfs` crate through `guestfs_last_error`.
+/// stay available to the `guestfs` crate through `guestfs_last_error`. The
+/// setting is per thread (libguestfs keeps error state in thread-local
+/// storage), so every thread that calls on a handle needs it.
 fn silence_error_printing(handle: &guestfs::Handle) {
     #[link(name = "guestfs")]
     extern "C" {
@@ -1054,7 +1236,9 @@ fn launch_token() -> String {
 }
 
 /// Kills an appliance's qemu that has run longer than the deadline without
-/// the launch completing, so `launch` returns instead of hanging.
+/// the launch completing, or once a signal asked kiln to stop (the signal
+/// thread may have looked before qemu existed), so `launch` returns instead
+/// of hanging.
 struct BootWatchdog {
     stop: mpsc::Sender<()>,
     thread: thread::JoinHandle<bool>,
@@ -1074,6 +1258,11 @@ impl BootWatchdog {
                 // The clock starts when qemu does: building the appliance
                 // (supermin) before that can take a while on a first run.
                 let since = *first_seen.get_or_insert_with(Instant::now);
+                if interrupt::requested().is_some() {
+                    // SAFETY: sending a signal to a process id; no memory involved.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    return false;
+                }
                 if since.elapsed() > deadline {
                     // SAFETY: sending a signal to a process id; no memory involved.
                     unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -1121,7 +1310,10 @@ fn summarize_launch_error(message: &str) -> String {
 
 /// The libguestfs handle of a launched appliance with the guest mounted.
 struct Guest {
+    /// Dropped first: closing the handle stops the appliance, and only then
+    /// does the token leave the list of live appliances.
     handle: guestfs::Handle,
+    _token: LiveToken,
     image: PathBuf,
     network: bool,
     wanted_channel: CommandChannel,

@@ -1,0 +1,127 @@
+//! Ctrl-C and SIGTERM: how kiln stops when asked to.
+//!
+//! A signal handler may do almost nothing safely, and above all it must not
+//! reach libguestfs: exiting the process from a signal thread while the main
+//! thread sat inside `guestfs_launch` ran libguestfs's exit handler against
+//! a handle still in use, which crashed with a double free or a SIGSEGV. So
+//! the first SIGINT or SIGTERM is only recorded. A thread (signal-hook's
+//! iterator; it runs outside the handler, so it may allocate and lock) then
+//! runs the hooks the targets registered, which only end child processes (the
+//! image target kills its appliances' qemu, so a blocked libguestfs call
+//! returns with an error; the SSH target ends in-flight ssh clients). The code
+//! that owns the work sees [`requested`] at its next safe point, cleans up as
+//! after any error (overlays, temporary files, remote scripts, the ssh
+//! master) on its own thread, and the command exits with [`exit_code`].
+//!
+//! A second signal means the user will not wait: the hooks get one last call
+//! to remove temporary files, and the process ends at once with `_exit`,
+//! which skips the exit handlers that could race a libguestfs call.
+
+use std::io;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// What a hook is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The first signal: end child processes so blocked calls return.
+    Stop,
+    /// The second signal: the process ends right after the hooks return;
+    /// remove what would otherwise be left on disk.
+    Exit,
+}
+
+/// The signal that asked kiln to stop; 0 while none has.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+static HOOKS: Mutex<Vec<fn(Stage)>> = Mutex::new(Vec::new());
+
+/// Catches SIGINT and SIGTERM from now on (once per process; later calls
+/// return the first call's result). Until this runs, the signals' default
+/// action stands: the process dies, which is right while nothing needs
+/// cleaning up.
+pub fn install() -> io::Result<()> {
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    let installed = INSTALLED.get_or_init(|| {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals =
+            signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| e.to_string())?;
+        thread::Builder::new()
+            .name("kiln-signals".into())
+            .spawn(move || {
+                for signal in signals.forever() {
+                    if SIGNAL
+                        .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok()
+                    {
+                        run_hooks(Stage::Stop);
+                    } else {
+                        run_hooks(Stage::Exit);
+                        eprintln!("kiln: interrupted again; stopping at once");
+                        // SAFETY: `_exit` ends the process without running
+                        // exit handlers, which is the point: libguestfs's
+                        // would close handles another thread may be using.
+                        unsafe { libc::_exit(exit_code(signal)) };
+                    }
+                }
+            })
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    installed
+        .clone()
+        .map_err(|message| io::Error::other(format!("catching SIGINT/SIGTERM: {message}")))
+}
+
+/// The signal (SIGINT or SIGTERM) that asked kiln to stop, if one has.
+pub fn requested() -> Option<i32> {
+    match SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        signal => Some(signal),
+    }
+}
+
+/// The exit status for a run stopped by `signal`: 130 for SIGINT, 143 for
+/// SIGTERM, as a shell reports a process those signals ended.
+pub fn exit_code(signal: i32) -> i32 {
+    128 + signal
+}
+
+/// Adds a hook the signal thread runs (see [`Stage`]). Hooks run outside
+/// the signal handler but concurrently with everything else: they may only
+/// end processes and remove files, never touch a libguestfs handle.
+/// Register each hook once.
+pub fn add_hook(hook: fn(Stage)) {
+    HOOKS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(hook);
+}
+
+fn run_hooks(stage: Stage) {
+    let hooks = HOOKS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone();
+    for hook in hooks {
+        hook(stage);
+    }
+}
+
+/// For tests only: when `KILN_TEST_PAUSE_AT` names `point`, says so on
+/// stderr and waits (at most two minutes) for a signal, so a test can
+/// interrupt kiln at an exact step. Does nothing when the variable is unset
+/// or names another point.
+#[doc(hidden)]
+pub fn test_pause(point: &str) {
+    if std::env::var("KILN_TEST_PAUSE_AT").ok().as_deref() != Some(point) {
+        return;
+    }
+    eprintln!("kiln: test pause at {point}");
+    let until = Instant::now() + Duration::from_secs(120);
+    while requested().is_none() && Instant::now() < until {
+        thread::sleep(Duration::from_millis(20));
+    }
+}
