@@ -167,7 +167,10 @@ mod image_target {
             shown_path(image),
             shown_path(&manifest.path)
         ));
-        let session = ImageSession::open(&options, &mut |note: &str| say(note))?;
+        let session = match ImageSession::open(&options, &mut |note: &str| say(note)) {
+            Ok(session) => session,
+            Err(error) => return interrupted(image, None).map_or_else(|| Err(error.into()), Ok),
+        };
         say(&format!(
             "image ready ({})",
             match session.inspector() {
@@ -204,6 +207,10 @@ mod image_target {
         } else {
             (summary, session)
         };
+        if let Some(code) = interrupted(image, None) {
+            session.discard();
+            return Ok(code);
+        }
         if options.command_channel == CommandChannel::SessionChroot
             && session.command_channel() == Some(CommandChannel::DaemonSh)
         {
@@ -211,13 +218,21 @@ mod image_target {
         }
         if summary.passed() && !args.test_only {
             say("committing the changes");
-            let written = session.commit()?;
+            let written = match session.commit() {
+                Ok(written) => written,
+                Err(error) => {
+                    return interrupted(image, None).map_or_else(|| Err(error.into()), Ok)
+                }
+            };
             if let Some(path) = &written.written {
                 say(&format!(
                     "wrote {} ({:.1} s)",
                     shown_path(path),
                     written.elapsed.as_secs_f64()
                 ));
+            }
+            if let Some(code) = interrupted(image, written.written.as_deref()) {
+                return Ok(code);
             }
         } else {
             session.discard();
@@ -248,6 +263,21 @@ mod image_target {
             progress::write_report(path, &report)?;
         }
         Ok(if summary.passed() { 0 } else { 1 })
+    }
+
+    /// After SIGINT/SIGTERM (see `kiln::interrupt`): says what became of
+    /// the image and gives the exit status (130, 143), else `None`. The
+    /// session has cleaned up by then: no qemu, overlay or staged file.
+    fn interrupted(image: &Path, written: Option<&Path>) -> Option<i32> {
+        let signal = kiln::interrupt::requested()?;
+        match written {
+            Some(path) => eprintln!(
+                "kiln: interrupted after the commit; {} was written",
+                shown_path(path)
+            ),
+            None => eprintln!("kiln: interrupted; {} unchanged", shown_path(image)),
+        }
+        Some(kiln::interrupt::exit_code(signal))
     }
 
     /// The pack's records with the verify pass's outcome: a pack whose
