@@ -11,6 +11,14 @@
 //! that outlives its timeout has its ssh client killed (and the remote side
 //! is reaped by `timeout(1)` shortly after); a host whose connection drops
 //! is reconnected once and otherwise reported unreachable, never waited on.
+//!
+//! Stopping: the master runs in a process group of its own, so a Ctrl-C at
+//! the terminal leaves it to kiln to close, and it gets SIGTERM from the
+//! kernel when kiln dies (`PR_SET_PDEATHSIG`), so not even `kill -9` of
+//! kiln leaves it behind. On SIGINT/SIGTERM the masters are ended (see
+//! [`crate::interrupt`]), which ends every command in flight at once, and
+//! closing a target first removes any `/tmp/kiln-script-*` whose command did
+//! not finish (after a Ctrl-C, over one fresh login).
 
 use std::fmt;
 use std::fs::File;
@@ -18,7 +26,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::str::FromStr;
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -312,6 +320,9 @@ pub struct SshTarget {
     /// Whether the host has coreutils' `timeout`, to reap timed-out commands.
     has_timeout: bool,
     distro: String,
+    /// Scripts uploaded (`/tmp/kiln-script-*`) whose command has not
+    /// finished: removed when the target closes.
+    scripts: Vec<String>,
 }
 
 impl SshTarget {
@@ -332,7 +343,9 @@ impl SshTarget {
             login_is_root: true,
             has_timeout: false,
             distro: String::new(),
+            scripts: Vec::new(),
         };
+        end_masters_on_interrupt();
         target.resolved = target.resolve()?;
         target.start_master()?;
         target.probe()?;
@@ -460,9 +473,7 @@ impl SshTarget {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
-        let mut master = command
-            .spawn()
-            .map_err(|source| SshError::SpawnSsh { source })?;
+        let mut master = spawn_master(command).map_err(|source| SshError::SpawnSsh { source })?;
 
         let deadline = Instant::now() + self.login_deadline();
         let mut pause = Duration::from_millis(1);
@@ -677,6 +688,10 @@ impl SshTarget {
     }
 
     fn unreachable(&self, reason: String) -> RemoteError {
+        // Ctrl-C ended the master on purpose (`end_ssh_masters`).
+        if crate::interrupt::requested().is_some() {
+            return self.failed("interrupted".into());
+        }
         RemoteError::Unreachable {
             target: self.name(),
             reason,
@@ -709,9 +724,132 @@ impl SshTarget {
     }
 }
 
+impl SshTarget {
+    /// Notes an upload of the `script` type's file, until its command ends.
+    fn note_upload(&mut self, path: &str) {
+        let hex = path.strip_prefix("/tmp/kiln-script-").unwrap_or("");
+        if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            self.scripts.push(path.to_string());
+        }
+    }
+
+    /// The `script` type's command removes its file when the script ends
+    /// (`PATH; status=$?; rm -f PATH`); one cut short by Ctrl-C or a
+    /// timeout, or never started, leaves it: remove those. Exit 255 may be
+    /// ssh's own failure, so it does not count as ended. Only over a live
+    /// master: a host that went away is not waited on again.
+    fn remove_unfinished_scripts(&mut self) {
+        if self.scripts.is_empty() {
+            return;
+        }
+        // Ctrl-C ended the master to cut the command short: one fresh
+        // login to clean up. A host that dropped on its own is not retried.
+        let interrupted = crate::interrupt::requested().is_some();
+        if !self.master_alive() && (!interrupted || self.ensure_master().is_err()) {
+            return;
+        }
+        // `note_upload` let through only /tmp/kiln-script-HEX: no quoting needed.
+        let mut command = RemoteCommand::new(format!("rm -f -- {}", self.scripts.join(" ")));
+        command.timeout = Some(self.options.connect_timeout);
+        self.scripts.clear();
+        let _ = self.run_as_root(&command, None);
+    }
+}
+
 impl Drop for SshTarget {
     fn drop(&mut self) {
+        self.remove_unfinished_scripts();
         self.close_master();
+    }
+}
+
+/// Spawns a master from one thread that lives as long as the process:
+/// `PR_SET_PDEATHSIG` fires when the *thread* that forked the child ends,
+/// and kiln's run and worker threads end long before their targets close.
+/// The master gets its own process group (a Ctrl-C at the terminal is
+/// kiln's to handle; kiln closes the master itself) and SIGTERM when kiln
+/// dies, however it dies; ssh then exits and removes its socket.
+fn spawn_master(mut command: Command) -> std::io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (requests, incoming) = mpsc::channel::<Request>();
+        let spawned = thread::Builder::new()
+            .name("kiln-ssh-master".into())
+            .spawn(move || {
+                for (mut command, reply) in incoming {
+                    let _ = reply.send(command.spawn());
+                }
+            });
+        if let Err(error) = spawned {
+            eprintln!("kiln: cannot start the ssh master thread: {error}");
+        }
+        Mutex::new(requests)
+    });
+    let kiln = std::process::id() as libc::pid_t;
+    command.process_group(0);
+    // SAFETY: runs in the forked child before exec; prctl, getppid and
+    // _exit are async-signal-safe and touch no memory of the parent.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // kiln died between the fork and the prctl: nobody would
+            // ever signal this master.
+            if libc::getppid() != kiln {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let (reply, answer) = mpsc::channel();
+    let gone = || std::io::Error::other("the ssh master thread is gone");
+    spawner
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .send((command, reply))
+        .map_err(|_| gone())?;
+    answer.recv().map_err(|_| gone())?
+}
+
+/// Registers (once) the SIGINT/SIGTERM hook that ends kiln's ssh masters.
+/// Ending a command's own ssh client would not do: a multiplexed client
+/// hands its stdin, stdout and stderr to the master, which keeps them open
+/// until the remote command ends, so kiln would wait for it. Without its
+/// master every command in flight ends at once, the validator fails, and
+/// no new one starts.
+fn end_masters_on_interrupt() {
+    static HOOKED: OnceLock<()> = OnceLock::new();
+    HOOKED.get_or_init(|| crate::interrupt::add_hook(|_| end_ssh_masters()));
+}
+
+/// SIGTERMs this process's own ssh masters (`ControlMaster=yes` on a kiln
+/// control socket); ssh then closes its sessions and removes its socket.
+fn end_ssh_masters() {
+    let kiln = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // Fields after the command name, which may hold spaces: state, ppid.
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1));
+        if parent != Some(kiln.as_str()) {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if cmdline.contains("ControlMaster=yes") && cmdline.contains("/kiln-ssh-") {
+            // SAFETY: sending a signal to a process id; no memory involved.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
     }
 }
 
@@ -725,13 +863,19 @@ impl Remote for SshTarget {
     }
 
     fn run(&mut self, command: &RemoteCommand) -> Result<CommandOutput, RemoteError> {
-        self.run_as_root(command, None)
+        let output = self.run_as_root(command, None);
+        if matches!(&output, Ok(out) if out.exit_code != SSH_FAILURE_EXIT) {
+            self.scripts
+                .retain(|path| !command.script.contains(path.as_str()));
+        }
+        output
     }
 
     /// Streams `contents` into a temp file beside `path`, then renames it
     /// over `path`, so readers never see half a file.
     // TODO(sandbox): owner and mode kept or set, exact_path, timeout.
     fn write_file(&mut self, write: &FileWrite<'_>) -> Result<(), RemoteError> {
+        self.note_upload(write.path);
         let path = write.path;
         let mut command = RemoteCommand::new(
             r#"set -e
