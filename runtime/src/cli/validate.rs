@@ -97,6 +97,9 @@ pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
         extra_options: args.ssh_options.clone(),
     };
     let test_only = !args.reconcile;
+    // From here Ctrl-C stops the run in order (kiln::interrupt): no new
+    // host or validator starts, uploaded scripts go, masters close.
+    kiln::interrupt::install().context("preparing for Ctrl-C")?;
     let started = Instant::now();
     println!(
         "[{:>6.1}] {} {} host(s) with {} ({} at a time)",
@@ -117,6 +120,9 @@ pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
     std::thread::scope(|scope| {
         for _ in 0..usize::from(args.forks).min(hosts.len()) {
             scope.spawn(|| loop {
+                if kiln::interrupt::requested().is_some() {
+                    break;
+                }
                 let index = next.fetch_add(1, Ordering::SeqCst);
                 let Some(spec) = hosts.get(index) else { break };
                 let prefix = format!("{:width$} ", shown(&spec.to_string()));
@@ -139,6 +145,7 @@ pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
     results.sort_by_key(|(index, _)| *index);
     let results: Vec<HostResult> = results.into_iter().map(|(_, r)| r).collect();
     print_table(&results);
+    let results_len = results.len();
     let failed = results.iter().filter(|r| !r.passed).count();
     println!(
         "{} of {} hosts passed in {:.1} s",
@@ -155,6 +162,13 @@ pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
             targets: results.into_iter().map(|r| r.report).collect(),
         };
         progress::write_report(path, &report)?;
+    }
+    if let Some(signal) = kiln::interrupt::requested() {
+        eprintln!(
+            "kiln: interrupted; {results_len} of {} hosts were started, and no validator after the interrupt",
+            hosts.len()
+        );
+        return Ok(kiln::interrupt::exit_code(signal));
     }
     Ok(if failed == 0 { 0 } else { 1 })
 }
@@ -234,6 +248,12 @@ fn one_host(
         Err(RunError::Distro(message)) => ("unreachable".to_string(), message.clone()),
         Err(RunError::Validation(e)) => ("failed".to_string(), e.path.clone()),
         Err(other) => ("failed".to_string(), other.to_string()),
+    };
+    // After Ctrl-C the failure is the interrupt, not the host.
+    let result = if kiln::interrupt::requested().is_some() && !summary.passed() {
+        "interrupted".to_string()
+    } else {
+        result
     };
     // The failing cell may quote what the target said (its distro, an error).
     let failing = one_line(&failing);
