@@ -709,3 +709,130 @@ fn what_a_component_and_its_commands_print_reaches_the_terminal_and_report_escap
         "{report:#}"
     );
 }
+
+/// The ssh masters kiln (`pid`) started: its children with `ControlMaster=yes`.
+fn ssh_masters_of(pid: u32) -> Vec<u32> {
+    let mut masters = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if parent == Some(pid) && String::from_utf8_lossy(&cmdline).contains("ControlMaster=yes") {
+            masters.push(child);
+        }
+    }
+    masters
+}
+
+/// Whether process `pid` is gone (or only a zombie waiting for init).
+fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                == Some("Z")
+        }
+    }
+}
+
+/// Waits (10 s at most, a sanity bound for a loaded machine) for `pids` to end.
+fn wait_gone(pids: &[u32]) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let alive: Vec<u32> = pids.iter().copied().filter(|&p| !process_gone(p)).collect();
+        if alive.is_empty() || Instant::now() > deadline {
+            return alive;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The `script` type's uploads in host `index`'s /tmp.
+fn uploaded_scripts(fleet: &Fleet, index: usize) -> Vec<String> {
+    std::fs::read_dir(fleet.host(index).root().join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("kiln-script-"))
+        .collect()
+}
+
+/// Starts the probe manifest on one host whose validators[1] sleeps for
+/// two minutes, and returns once that script is uploaded and running,
+/// with the pid of kiln's ssh master.
+fn stalled_run(fleet: &Fleet) -> (Running, u32) {
+    std::fs::write(fleet.host(0).root().join("etc/kiln-stall"), "").unwrap();
+    let mut args = host_args(fleet, &[0]);
+    args.extend(strings(&[
+        "--manifest",
+        fixture("probe/image.yaml").to_str().unwrap(),
+    ]));
+    let mut running = spawn_validate(fleet, &args);
+    let stalled = format!("] {} validators[1].script: check", host_name(fleet, 0));
+    running.wait_for_line(|line| line.contains(&stalled), Duration::from_secs(60));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while uploaded_scripts(fleet, 0).is_empty() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        uploaded_scripts(fleet, 0).len(),
+        1,
+        "the script is uploaded"
+    );
+    // Let the script start sleeping on the host.
+    thread::sleep(Duration::from_millis(500));
+    let masters = ssh_masters_of(running.child.id());
+    assert_eq!(masters.len(), 1, "one ssh master for one host");
+    (running, masters[0])
+}
+
+#[test]
+fn ctrl_c_removes_uploaded_scripts_and_closes_the_ssh_master() {
+    let fleet = Fleet::start(1);
+    let (running, master) = stalled_run(&fleet);
+    // SIGINT to kiln alone: the harder case, where the ssh client of the
+    // sleeping command does not get the signal itself.
+    // SAFETY: signalling the kiln process this test started.
+    assert_eq!(
+        unsafe { libc::kill(running.child.id() as i32, libc::SIGINT) },
+        0
+    );
+    let run = running.finish();
+    eprintln!("{run}");
+    assert_eq!(run.code, 130, "{run}");
+    assert!(run.stderr.contains("kiln: interrupted"), "{run}");
+    run.assert_row(&host_name(&fleet, 0), "interrupted", "validators[1].script");
+    assert!(!run.stdout.contains("unreachable"), "{run}");
+    assert!(
+        !run.stdout.contains("validators[2]"),
+        "no validator starts after Ctrl-C:\n{run}"
+    );
+    // The script sleeps 120 s; kiln must not have waited for it.
+    assert!(run.elapsed < Duration::from_secs(100), "{run}");
+    assert_eq!(
+        uploaded_scripts(&fleet, 0),
+        Vec::<String>::new(),
+        "the uploaded script was removed"
+    );
+    assert_eq!(wait_gone(&[master]), Vec::<u32>::new(), "the master closed");
+}
+
+#[test]
+fn the_ssh_master_dies_with_kiln_even_after_kill_9() {
+    let fleet = Fleet::start(1);
+    let (mut running, master) = stalled_run(&fleet);
+    running.child.kill().unwrap();
+    running.child.wait().unwrap();
+    assert_eq!(
+        wait_gone(&[master]),
+        Vec::<u32>::new(),
+        "the master outlived kiln"
+    );
+}
