@@ -63,7 +63,7 @@ pub struct Common {
     #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Global options")]
     pub verbose: u8,
 
-    /// Print only the closing line and errors (on stderr).
+    /// Print only the closing line, and errors (on stderr).
     #[arg(
         short,
         long,
@@ -178,13 +178,19 @@ enum Command {
     /// Check (or, with --reconcile, prepare) live hosts over SSH.
     #[command(after_help = validate::AFTER_HELP)]
     Validate(validate::ValidateArgs),
-    /// Print a shell completion script: `kiln completions bash > /etc/bash_completion.d/kiln`.
+    /// Print a shell completion script for bash, zsh or fish.
+    ///
+    /// For example `kiln completions bash > /usr/share/bash-completion/completions/kiln`,
+    /// `kiln completions zsh > /usr/share/zsh/vendor-completions/_kiln`,
+    /// `kiln completions fish > /usr/share/fish/vendor_completions.d/kiln.fish`.
     Completions {
         #[arg(value_enum)]
         shell: Shell,
     },
-    /// Print the man page (roff) for kiln or one verb: `kiln man > kiln.1`,
-    /// `kiln man pack > kiln-pack.1`.
+    /// Print the man page (roff) for kiln or one of its verbs.
+    ///
+    /// `kiln man > kiln.1` and `kiln man pack > kiln-pack.1`; `kiln man |
+    /// man -l -` reads it.
     Man {
         /// A verb whose page to print instead of kiln's own.
         #[arg(value_name = "VERB")]
