@@ -1183,3 +1183,68 @@ fn help_names_the_new_verbs_and_options() {
         );
     }
 }
+
+#[test]
+fn a_pack_whose_reader_goes_away_cleans_up_and_leaves_the_image_unchanged() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("demo.qcow2");
+    std::fs::copy(support::demo_image(), &image).unwrap();
+    let before = support::sha256_file(&image);
+    // `kiln pack ... | head`: read up to the line saying the appliance is
+    // up, then close the pipe, so that kiln's next line (the first
+    // validator's, printed from inside the run) finds no reader.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["pack", "--image", image.to_str().unwrap(), "demo", "1.0"])
+        .current_dir(repo_root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kiln runs");
+    let mut read = String::new();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    while !read.contains("image ready") {
+        assert!(
+            stdout.read_line(&mut read).unwrap() > 0,
+            "kiln ended early: {read}"
+        );
+    }
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    let (_, stderr) = text(&output);
+    assert!(stderr.is_empty(), "no panic, no message: {stderr}");
+    assert_eq!(
+        output.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?}",
+        output.status
+    );
+    assert_eq!(
+        support::sha256_file(&image),
+        before,
+        "the image is unchanged"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        [OsStr::new("demo.qcow2")],
+        "no overlay left beside it"
+    );
+    // No appliance still runs on it: none has the directory in its command line.
+    let needle = dir.path().as_os_str().as_bytes();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        assert!(
+            !cmdline.windows(needle.len()).any(|w| w == needle),
+            "process {:?} still uses the image: {}",
+            entry.file_name(),
+            String::from_utf8_lossy(&cmdline)
+        );
+    }
+}
