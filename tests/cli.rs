@@ -652,6 +652,17 @@ fn unknown_options_before_the_manifest_are_unknown_kiln_options() {
         &[],
     );
     assert_refused(&["-q", "-v", "list"], &["cannot be used with"], &[]);
+    // A stray word is not called an option.
+    assert_refused(
+        &["list", "extra"],
+        &["unexpected argument 'extra' found"],
+        &["option"],
+    );
+    assert_refused(
+        &["completions"],
+        &["the following required arguments were not provided: <SHELL>"],
+        &[],
+    );
 }
 
 #[test]
@@ -885,6 +896,16 @@ fn quiet_prints_only_the_closing_line_and_errors() {
     assert!(
         stdout.contains("checking 1 host(s)") && stdout.contains("HOST"),
         "{stdout}"
+    );
+
+    // A pack's opening line is progress too; its error is not.
+    let output = kiln(&["-q", "pack", "--image", "/etc/hostname", "demo", "1.0"]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.starts_with("kiln: /etc/hostname is damaged or not a disk image"),
+        "{stderr}"
     );
 
     let output = kiln(&["lint", "--quiet", "demo", "1.0"]);

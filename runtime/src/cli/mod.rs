@@ -258,8 +258,9 @@ fn usage_error(error: clap::Error) -> i32 {
         Some(ContextValue::Strings(texts)) => texts.first().cloned(),
         _ => None,
     };
-    let line = if error.kind() == ErrorKind::UnknownArgument {
-        let option = context(ContextKind::InvalidArg).unwrap_or_default();
+    let invalid = context(ContextKind::InvalidArg).unwrap_or_default();
+    let line = if error.kind() == ErrorKind::UnknownArgument && invalid.starts_with('-') {
+        let option = invalid;
         // clap's own suggestion (Jaro similarity) offers `--root-filesystem`
         // for `--tools`; the same edit-distance rule as for plugin
         // arguments suggests only near misses.
@@ -284,15 +285,23 @@ fn usage_error(error: clap::Error) -> i32 {
             .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
             .filter(|l| !l.is_empty() && !l.starts_with("tip: to pass"))
             .collect();
-        let text = parts.join("; ");
+        // A line ending in `:` introduces the next one.
+        let text = parts
+            .iter()
+            .fold(String::new(), |text, part| match text.is_empty() {
+                true => part.to_string(),
+                false if text.ends_with(':') => format!("{text} {part}"),
+                false => format!("{text}; {part}"),
+            });
         format!("{}; {see}", text.strip_prefix("error: ").unwrap_or(&text))
     };
     eprintln!("kiln: {}", one_line(&line));
     2
 }
 
-/// The verb a command line runs: the first word that names one. Options
-/// before it take no values that could spell a verb.
+/// The verb a command line runs, for the `see kiln VERB --help` hint: the
+/// first word that names one (a global option's value spelling a verb
+/// would only misdirect the hint).
 fn verb_of(args: impl Iterator<Item = OsString>) -> Option<String> {
     let command = Cli::command();
     args.filter_map(|a| a.into_string().ok())
