@@ -10,16 +10,18 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 
 use super::progress::{self, CommandLog, Progress, Report, TargetReport};
-use super::{one_line, prepare, shown_path, Common, ManifestChoice, Prepared};
+use super::{one_line, prepare, shown_path, Common, ManifestChoice, Paint, Prepared, Style};
 
 pub const AFTER_HELP: &str = "\
-Plugin arguments follow PLUGIN VERSION as --NAME VALUE; `kiln pack PLUGIN VERSION --help` lists them.
+kiln's options go before PLUGIN VERSION (or a manifest path); only what follows it is the plugin's,
+as --NAME VALUE. `kiln pack PLUGIN VERSION --help` lists the plugin's arguments.
 
 Examples:
   kiln pack --image debian.qcow2 demo 1.0
   kiln pack --image debian.qcow2 --test-only demo 1.0
   kiln pack --image CentOS.qcow2 --config-file etc/sahara/sahara.conf cdh 5.7.0 --java_distro openjdk
-  kiln pack --image base.qcow2 --output packed.qcow2 --manifest my/image.yaml --arg motd=hello";
+  kiln pack --image base.qcow2 --output packed.qcow2 my/image.yaml --motd hello
+  kiln pack --image base.qcow2 --manifest my/image.yaml --arg motd=hello";
 
 #[derive(Args)]
 pub struct PackArgs {
@@ -38,8 +40,9 @@ pub struct PackArgs {
     #[arg(long)]
     test_only: bool,
 
-    /// Write the packed image to NEW and leave --image untouched.
-    #[arg(long, value_name = "NEW")]
+    /// Write the packed image to NEW and leave --image untouched. NEW
+    /// must be another file than --image.
+    #[arg(long, value_name = "NEW", conflicts_with = "test_only")]
     output: Option<PathBuf>,
 
     /// After a successful pack, run the manifest again in test-only mode in
@@ -87,8 +90,19 @@ enum AccelArg {
     Tcg,
 }
 
-pub fn run(common: &Common, args: &PackArgs) -> Result<i32> {
-    let prepared = prepare(common, &args.target, "kiln pack")?;
+pub fn run(common: &Common, style: Style, args: &PackArgs) -> Result<i32> {
+    // Refusals that need no manifest come first: nothing is loaded,
+    // nothing launched.
+    if let (Some(image), Some(output)) = (&args.image, &args.output) {
+        if same_file(image, output) {
+            anyhow::bail!(
+                "--output {} is the image itself ({}); name a new file, or leave --output out to pack the image in place",
+                output.display(),
+                image.display()
+            );
+        }
+    }
+    let prepared = prepare(common, &args.target, "pack")?;
     let Some(Prepared {
         kiln,
         manifest,
@@ -108,7 +122,32 @@ pub fn run(common: &Common, args: &PackArgs) -> Result<i32> {
             anyhow::anyhow!("config: accel must be auto, kvm or tcg, found `{name}`")
         })?,
     };
-    image_target::pack(common, args, &kiln, &manifest, &arguments, image, accel)
+    image_target::pack(
+        common, style, args, &kiln, &manifest, &arguments, image, accel,
+    )
+}
+
+/// Whether two paths are one file: the same inode when both exist (so a
+/// symlink or another spelling is caught), else the same place once the
+/// directories are resolved.
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if let (Ok(a), Ok(b)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+        return a.dev() == b.dev() && a.ino() == b.ino();
+    }
+    fn location(path: &std::path::Path) -> Option<PathBuf> {
+        let absolute = std::path::absolute(path).ok()?;
+        if let Ok(canonical) = absolute.canonicalize() {
+            return Some(canonical);
+        }
+        let parent = absolute.parent()?.canonicalize().ok()?;
+        Some(parent.join(absolute.file_name()?))
+    }
+    match (location(a), location(b)) {
+        (Some(a), Some(b)) => a == b,
+        // Unresolvable (a missing directory): compare as written.
+        _ => std::path::absolute(a).ok() == std::path::absolute(b).ok(),
+    }
 }
 
 #[cfg(feature = "image-target")]
@@ -121,8 +160,10 @@ mod image_target {
     use std::collections::BTreeMap;
     use std::path::Path;
 
+    #[allow(clippy::too_many_arguments)]
     pub fn pack(
         common: &Common,
+        style: Style,
         args: &PackArgs,
         kiln: &Kiln,
         manifest: &Manifest,
@@ -134,6 +175,9 @@ mod image_target {
         // Lines name the image and the manifest, and pass on what opening
         // the image noted: escaped as a whole.
         let say = |text: &str| {
+            if style.quiet {
+                return;
+            }
             println!(
                 "[{:>6.1}] {}",
                 started.elapsed().as_secs_f64(),
@@ -183,6 +227,7 @@ mod image_target {
             Box::new(Progress {
                 prefix: String::new(),
                 verbose: common.verbose,
+                style,
                 offset,
                 commands: commands.clone(),
             })
@@ -240,10 +285,19 @@ mod image_target {
                 say(&format!("{} left unchanged", shown_path(image)));
             }
         }
-        print!("{}", progress::summary_text(&summary));
+        if !style.quiet {
+            print!("{}", progress::summary_text(&summary));
+        } else if let Err(error) = &summary.outcome {
+            // Quiet still says why, as an error.
+            eprintln!("kiln: {}", progress::failure_line(error));
+        }
         println!(
             "{} in {:.1} s",
-            if summary.passed() { "PASSED" } else { "FAILED" },
+            if summary.passed() {
+                style.paint("PASSED", Paint::Good)
+            } else {
+                style.paint("FAILED", Paint::Bad)
+            },
             started.elapsed().as_secs_f64()
         );
         if let Some(path) = &args.target.report {
@@ -296,8 +350,10 @@ mod image_target {
 mod image_target {
     use super::*;
 
+    #[allow(clippy::too_many_arguments)]
     pub fn pack(
         _: &Common,
+        _: Style,
         _: &PackArgs,
         _: &kiln::Kiln,
         _: &kiln::manifest::Manifest,

@@ -12,13 +12,15 @@ use kiln::remote::{shell_quote, CommandOutput, RemoteCommand, RemoteError};
 use kiln::text::escape_controls_keep_lines;
 use serde::Serialize;
 
-use super::{one_line, shown};
+use super::{one_line, shown, Paint, Style};
 
 /// Prints progress lines, optionally prefixed with a target's name, and
 /// keeps the commands each validator ran for the report.
 pub struct Progress {
     pub prefix: String,
     pub verbose: u8,
+    /// `-q` (print nothing as it goes) and whether status words are coloured.
+    pub style: Style,
     /// Seconds already spent before the run (opening an image, connecting).
     pub offset: Duration,
     pub commands: CommandLog,
@@ -29,6 +31,9 @@ impl Progress {
     /// a whole: its parts (host and validator names, summaries, changes,
     /// messages) are data, and none may move the cursor or add a line.
     fn line(&self, at: Duration, text: &str) {
+        if self.style.quiet {
+            return;
+        }
         println!(
             "[{:>6.1}] {}",
             (self.offset + at).as_secs_f64(),
@@ -38,6 +43,9 @@ impl Progress {
 
     /// A detail line under the progress lines (`-v`).
     fn detail(&self, text: &str) {
+        if self.style.quiet {
+            return;
+        }
         println!("         {}", one_line(&format!("{}  {text}", self.prefix)));
     }
 }
@@ -64,7 +72,7 @@ impl Observer for Progress {
                     }
                     _ => status_text(record),
                 };
-                self.line(at, &format!("{}: {status} ({elapsed:.1} s)", record.path));
+                self.status_line(at, &record.path, &status, elapsed);
             }
             Event::Command {
                 node,
@@ -102,6 +110,28 @@ impl Observer for Progress {
 }
 
 impl Progress {
+    /// A validator's closing line, as [`Progress::line`] prints it, with
+    /// its leading status word (kiln's own) coloured when colour is on;
+    /// the rest is escaped as before.
+    fn status_line(&self, at: Duration, path: &str, status: &str, elapsed: f64) {
+        if self.style.quiet {
+            return;
+        }
+        let status = one_line(&format!("{status} ({elapsed:.1} s)"));
+        let status = match status.split_once(':') {
+            Some(("changed", rest)) => {
+                format!("{}:{rest}", self.style.paint("changed", Paint::Changed))
+            }
+            Some(("FAILED", rest)) => format!("{}:{rest}", self.style.paint("FAILED", Paint::Bad)),
+            _ => status,
+        };
+        println!(
+            "[{:>6.1}] {}{status}",
+            (self.offset + at).as_secs_f64(),
+            one_line(&format!("{}{path}: ", self.prefix))
+        );
+    }
+
     /// A command's stdout and stderr at `-vv`, line by line: its lines
     /// kept, everything else that could steer a terminal escaped.
     fn output_lines(&self, output: &CommandOutput) {

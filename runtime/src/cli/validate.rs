@@ -13,10 +13,11 @@ use kiln::interpreter::RunError;
 use kiln::target::ssh::{HostSpec, SshOptions, SshTarget};
 
 use super::progress::{self, CommandLog, Progress, Report, TargetReport};
-use super::{one_line, prepare, shown, shown_path, Common, ManifestChoice, Prepared};
+use super::{one_line, prepare, shown, shown_path, Common, ManifestChoice, Paint, Prepared, Style};
 
 pub const AFTER_HELP: &str = "\
-Test-only by default; --reconcile prepares the hosts. Plugin arguments follow PLUGIN VERSION as --NAME VALUE.
+Test-only by default; --reconcile prepares the hosts. kiln's options go before PLUGIN VERSION (or a
+manifest path); only what follows it is the plugin's, as --NAME VALUE.
 
 Examples:
   kiln validate --host admin@10.0.0.5 demo 1.0
@@ -77,8 +78,8 @@ struct HostResult {
     report: TargetReport,
 }
 
-pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
-    let prepared = prepare(common, &args.target, "kiln validate")?;
+pub fn run(common: &Common, style: Style, args: &ValidateArgs) -> Result<i32> {
+    let prepared = prepare(common, &args.target, "validate")?;
     let Some(Prepared {
         kiln,
         manifest,
@@ -101,14 +102,16 @@ pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
     // host or validator starts, uploaded scripts go, masters close.
     kiln::interrupt::install().context("preparing for Ctrl-C")?;
     let started = Instant::now();
-    println!(
-        "[{:>6.1}] {} {} host(s) with {} ({} at a time)",
-        0.0,
-        if test_only { "checking" } else { "reconciling" },
-        hosts.len(),
-        shown_path(&manifest.path),
-        usize::from(args.forks).min(hosts.len())
-    );
+    if !style.quiet {
+        println!(
+            "[{:>6.1}] {} {} host(s) with {} ({} at a time)",
+            0.0,
+            if test_only { "checking" } else { "reconciling" },
+            hosts.len(),
+            shown_path(&manifest.path),
+            usize::from(args.forks).min(hosts.len())
+        );
+    }
     // Host names come from inventories: shown escaped, everywhere.
     let width = hosts
         .iter()
@@ -134,6 +137,7 @@ pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
                     &options,
                     test_only,
                     common.verbose,
+                    style,
                     prefix,
                     started,
                 );
@@ -144,7 +148,9 @@ pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
     let mut results = results.into_inner().unwrap();
     results.sort_by_key(|(index, _)| *index);
     let results: Vec<HostResult> = results.into_iter().map(|(_, r)| r).collect();
-    print_table(&results);
+    if !style.quiet {
+        print_table(&results, style);
+    }
     let results_len = results.len();
     let failed = results.iter().filter(|r| !r.passed).count();
     println!(
@@ -198,6 +204,7 @@ fn one_host(
     options: &SshOptions,
     test_only: bool,
     verbose: u8,
+    style: Style,
     prefix: String,
     started: Instant,
 ) -> HostResult {
@@ -211,11 +218,18 @@ fn one_host(
             let why = message
                 .strip_prefix(&format!("{name}: "))
                 .unwrap_or(&message);
-            println!(
-                "[{:>6.1}] {}",
-                started.elapsed().as_secs_f64(),
-                one_line(&format!("{prefix}UNREACHABLE: {why}"))
+            let line = format!(
+                "{}{}: {}",
+                one_line(&prefix),
+                style.paint("UNREACHABLE", Paint::Bad),
+                one_line(why)
             );
+            if style.quiet {
+                // Quiet still reports errors, on stderr.
+                eprintln!("kiln: {line}");
+            } else {
+                println!("[{:>6.1}] {line}", started.elapsed().as_secs_f64());
+            }
             return HostResult {
                 host: shown(&name),
                 distro: None,
@@ -235,6 +249,7 @@ fn one_host(
     let observer = Box::new(Progress {
         prefix,
         verbose,
+        style,
         offset: started.elapsed(),
         commands: commands.clone(),
     });
@@ -258,13 +273,17 @@ fn one_host(
     // The failing cell may quote what the target said (its distro, an error).
     let failing = one_line(&failing);
     if let Err(error) = &summary.outcome {
-        println!(
-            "[{:>6.1}] {} {}: {}",
-            started.elapsed().as_secs_f64(),
+        let line = format!(
+            "{} {}: {}",
             shown(&name),
-            result.to_uppercase(),
+            style.paint(result_word(&result).1, Paint::Bad),
             progress::failure_line(error)
         );
+        if style.quiet {
+            eprintln!("kiln: {line}");
+        } else {
+            println!("[{:>6.1}] {line}", started.elapsed().as_secs_f64());
+        }
     }
     let extra = host_started.elapsed().as_secs_f64() - summary.elapsed.as_secs_f64();
     // The report tells an unreachable host from a failed one, as the table does.
@@ -281,8 +300,19 @@ fn one_host(
     }
 }
 
+/// A result as kiln's own words, lower and upper case, and its colour:
+/// only these are ever painted.
+fn result_word(result: &str) -> (&'static str, &'static str, Paint) {
+    match result {
+        "passed" => ("passed", "PASSED", Paint::Good),
+        "unreachable" => ("unreachable", "UNREACHABLE", Paint::Bad),
+        "interrupted" => ("interrupted", "INTERRUPTED", Paint::Bad),
+        _ => ("failed", "FAILED", Paint::Bad),
+    }
+}
+
 /// The closing table; its cells were escaped when the results were made.
-fn print_table(results: &[HostResult]) {
+fn print_table(results: &[HostResult], style: Style) {
     let w_host = results
         .iter()
         .map(|r| r.host.chars().count())
@@ -307,11 +337,17 @@ fn print_table(results: &[HostResult]) {
         "HOST", "DISTRO", "RESULT", "FAILING VALIDATOR"
     );
     for r in results {
+        // Padded by hand: colour codes take no room on the screen.
+        let (word, _, paint) = result_word(&r.result);
+        let result = format!(
+            "{}{}",
+            style.paint(word, paint),
+            " ".repeat(11usize.saturating_sub(word.len()))
+        );
         println!(
-            "{:w_host$}  {:w_distro$}  {:11}  {:w_failing$}  {:.1} s",
+            "{:w_host$}  {:w_distro$}  {result}  {:w_failing$}  {:.1} s",
             r.host,
             r.distro.as_deref().unwrap_or("-"),
-            r.result,
             if r.failing.is_empty() {
                 "-"
             } else {
