@@ -457,6 +457,10 @@ fn bad_images_get_one_line_errors_and_stay_unchanged() {
 /// Set in the child process `sigterm_removes_the_overlay` starts.
 const SIGNAL_CHILD: &str = "KILN_IMAGE_TEST_SIGNAL_CHILD";
 
+/// A program holding a session that never looks at `kiln::interrupt`: the
+/// first SIGTERM only asks (it kills the appliance, so the session's calls
+/// fail, and the process goes on); the second ends the process at once,
+/// removing the overlay, with 143.
 #[test]
 fn sigterm_removes_the_overlay() {
     if let Ok(image) = std::env::var(SIGNAL_CHILD) {
@@ -468,7 +472,7 @@ fn sigterm_removes_the_overlay() {
         // libtest may have printed "test NAME ... " without a newline.
         println!("\nKILN-READY");
         std::thread::sleep(Duration::from_secs(600));
-        unreachable!("the parent sends SIGTERM");
+        unreachable!("the parent sends SIGTERM twice");
     }
     let dir = tempfile::tempdir().unwrap();
     let image = copy_of_demo(dir.path());
@@ -494,6 +498,29 @@ fn sigterm_removes_the_overlay() {
         leftovers(dir.path()).len(),
         1,
         "the overlay exists while the session is open"
+    );
+    let qemu_of_test = || {
+        let needle = dir.path().to_string_lossy().into_owned();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .any(|c| c.contains("qemu") && c.contains(&needle))
+    };
+    assert!(qemu_of_test(), "the appliance runs");
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    // The appliance is killed at once; 10 s only absorbs a loaded machine.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while qemu_of_test() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!qemu_of_test(), "the first SIGTERM kills the appliance");
+    assert_eq!(
+        child.try_wait().unwrap(),
+        None,
+        "the first SIGTERM only asks"
     );
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
