@@ -468,8 +468,11 @@ fn a_host_killed_mid_run_is_unreachable_while_the_others_pass() {
         fixture("probe/image.yaml").to_str().unwrap(),
     ]));
     let mut running = spawn_validate(&fleet, &args);
-    let stalled = format!("] {} validators[1].script: check", hosts[0]);
-    running.wait_for_line(|line| line.contains(&stalled), Duration::from_secs(60));
+    // Host names are padded to the longest one, so match the two parts.
+    let stalled = |line: &str| {
+        line.contains(&format!("] {} ", hosts[0])) && line.contains(" validators[1].script: check")
+    };
+    running.wait_for_line(stalled, Duration::from_secs(60));
     // Give the script a moment to be running remotely, then crash the host.
     thread::sleep(Duration::from_millis(500));
     let killed_at = running.started.elapsed();
@@ -775,8 +778,10 @@ fn stalled_run(fleet: &Fleet) -> (Running, u32) {
         fixture("probe/image.yaml").to_str().unwrap(),
     ]));
     let mut running = spawn_validate(fleet, &args);
-    let stalled = format!("] {} validators[1].script: check", host_name(fleet, 0));
-    running.wait_for_line(|line| line.contains(&stalled), Duration::from_secs(60));
+    let host = format!("] {} ", host_name(fleet, 0));
+    let stalled =
+        |line: &str| line.contains(&host) && line.contains(" validators[1].script: check");
+    running.wait_for_line(stalled, Duration::from_secs(60));
     let deadline = Instant::now() + Duration::from_secs(30);
     while uploaded_scripts(fleet, 0).is_empty() && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(50));
