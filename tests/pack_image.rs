@@ -413,7 +413,8 @@ fn assert_interrupted_cleanly(
 /// launches, while it boots, during a validator's command, and in the
 /// middle of the commit (after the result is written to a staging file,
 /// before the rename). Each leaves the image as it was, no process and no
-/// file behind, and exits 130 (SIGINT) or 143 (SIGTERM). The pauses come
+/// file behind, and exits 130 (SIGINT) or 143 (SIGTERM). A signal just
+/// after the rename reports the image written. The pauses come
 /// from the test-only hook `KILN_TEST_PAUSE_AT`, which does nothing unless
 /// set; the boot and the validator are caught from kiln's own output.
 #[test]
@@ -508,4 +509,25 @@ fn interrupts_leave_the_image_unchanged_at_every_phase() {
     let (code, text) = run.finish();
     assert!(text.contains("committing the changes"), "{text}");
     check("during the commit", (code, text), 130);
+
+    // 5. Just after the commit's rename: the new image stands, and kiln
+    //    says so instead of claiming it unchanged.
+    let mut run =
+        Interruptible::start(&image, &tmp, Some("committed"), &["--manifest", quick_path]);
+    run.wait_until(Duration::from_secs(300), |line| {
+        line.contains("test pause at committed")
+    });
+    run.signal(libc::SIGTERM, false);
+    let (code, text) = run.finish();
+    assert_eq!(code, Some(143), "{text}");
+    assert!(
+        text.contains(&format!(
+            "kiln: interrupted after the commit; {} was written",
+            image.display()
+        )),
+        "{text}"
+    );
+    assert_ne!(sha256_file(&image), clean, "the commit completed");
+    assert_eq!(names_in(dir.path()), ["demo.qcow2", "manifest", "tmp"]);
+    assert_eq!(names_in(&tmp), Vec::<String>::new());
 }

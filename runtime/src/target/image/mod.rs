@@ -729,6 +729,7 @@ fn write_result(
     if let Ok(dir) = File::open(parent_dir(target)) {
         let _ = dir.sync_all();
     }
+    interrupt::test_pause("committed");
     Ok(())
 }
 
