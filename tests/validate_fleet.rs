@@ -833,11 +833,16 @@ fn ctrl_c_removes_uploaded_scripts_and_closes_the_ssh_master() {
 fn the_ssh_master_dies_with_kiln_even_after_kill_9() {
     let fleet = Fleet::start(1);
     let (mut running, master) = stalled_run(&fleet);
+    // A killed kiln cannot remove its control directory; the test does.
+    let cmdline = std::fs::read(format!("/proc/{master}/cmdline")).unwrap();
+    let control_dir = String::from_utf8_lossy(&cmdline)
+        .split('\0')
+        .find_map(|arg| arg.strip_prefix("ControlPath=").map(str::to_string))
+        .map(|socket| PathBuf::from(socket).parent().unwrap().to_path_buf())
+        .expect("the master names its control socket");
     running.child.kill().unwrap();
     running.child.wait().unwrap();
-    assert_eq!(
-        wait_gone(&[master]),
-        Vec::<u32>::new(),
-        "the master outlived kiln"
-    );
+    let alive = wait_gone(&[master]);
+    let _ = std::fs::remove_dir_all(&control_dir);
+    assert_eq!(alive, Vec::<u32>::new(), "the master outlived kiln");
 }
