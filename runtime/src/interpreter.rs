@@ -314,6 +314,8 @@ fn run_node<R: Remote + 'static>(
         });
     }
     let started = Instant::now();
+    // Records pushed while this node runs are its descendants' runs.
+    let first_descendant = session.records.lock().unwrap().len();
     session.emit(Event::Started {
         node,
         test_only,
@@ -351,9 +353,17 @@ fn run_node<R: Remote + 'static>(
             _ => Err(failure(message)),
         },
     };
+    // A flow-control node changed the target when anything nested in it
+    // did: its status says so, naming what changed below it.
+    let mut changes = report.changes;
+    for record in &session.records.lock().unwrap()[first_descendant..] {
+        if let (Status::Changed(what), false) = (&record.status, record.flow_control) {
+            changes.push(format!("{}: {}", record.path, what.join("; ")));
+        }
+    }
     let status = match &result {
-        Ok(()) if report.changes.is_empty() => Status::InPlace,
-        Ok(()) => Status::Changed(report.changes),
+        Ok(()) if changes.is_empty() => Status::InPlace,
+        Ok(()) => Status::Changed(changes),
         Err(e) => Status::Failed(e.message.clone()),
     };
     let record = NodeRecord {
