@@ -177,7 +177,9 @@ pub enum OutputStream {
 /// by chunk and from whatever thread the target reads on. Chunks are raw
 /// bytes: not split at lines, not escaped.
 #[derive(Clone)]
-pub struct OutputSink(Arc<dyn Fn(OutputStream, &[u8]) + Send + Sync>);
+pub struct OutputSink(Arc<OutputReceiver>);
+
+type OutputReceiver = dyn Fn(OutputStream, &[u8]) + Send + Sync;
 
 impl OutputSink {
     pub fn new(receive: impl Fn(OutputStream, &[u8]) + Send + Sync + 'static) -> Self {
