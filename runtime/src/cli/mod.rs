@@ -8,6 +8,7 @@ mod config;
 mod explain;
 mod lint;
 mod pack;
+mod pin;
 mod plugin_args;
 mod progress;
 mod validate;
@@ -111,6 +112,9 @@ enum Command {
     /// Check (or, with --reconcile, prepare) live hosts over SSH.
     #[command(after_help = validate::AFTER_HELP)]
     Validate(validate::ValidateArgs),
+    /// Rewrite the sha256 of each .wasm a manifest declares, after a rebuild.
+    #[command(after_help = pin::AFTER_HELP)]
+    Pin(pin::PinArgs),
 }
 
 /// Runs the command line and returns the exit code.
@@ -128,6 +132,7 @@ pub fn main() -> i32 {
         } => list(manifest_dirs, config_files),
         Command::Pack(args) => pack::run(&cli.common, args),
         Command::Validate(args) => validate::run(&cli.common, args),
+        Command::Pin(args) => pin::run(args),
     };
     match result {
         Ok(code) => code,
