@@ -11,6 +11,7 @@ mod pack;
 mod pin;
 mod plugin_args;
 mod progress;
+mod report;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -348,9 +349,8 @@ pub struct ManifestChoice {
     #[arg(long = "arg", value_name = "NAME=VALUE")]
     args: Vec<String>,
 
-    /// Write the results as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: report::OutputArgs,
 
     /// PLUGIN VERSION, then the plugin's own arguments.
     #[arg(

@@ -4,12 +4,12 @@
 //! passed; anything else leaves the image as it was.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
-use super::progress::{self, CommandLog, Progress, Report, TargetReport};
+use super::progress::{self, print_line, CommandLog, Progress};
+use super::report::Reporter;
 use super::{one_line, prepare, shown_path, Common, ManifestChoice, Prepared};
 
 pub const AFTER_HELP: &str = "\
@@ -88,6 +88,22 @@ enum AccelArg {
 }
 
 pub fn run(common: &Common, args: &PackArgs) -> Result<i32> {
+    let mut reporter = Reporter::new("pack", &args.target.output, args.test_only);
+    if let Some(image) = &args.image {
+        reporter.plan("image", &image_name(image));
+    }
+    let result = reporter
+        .start()
+        .and_then(|()| pack(common, args, &mut reporter));
+    reporter.finish(result)
+}
+
+/// The image as reports and summaries name it.
+fn image_name(image: &std::path::Path) -> String {
+    format!("image {}", image.display())
+}
+
+fn pack(common: &Common, args: &PackArgs, reporter: &mut Reporter) -> Result<i32> {
     let prepared = prepare(common, &args.target, "kiln pack")?;
     let Some(Prepared {
         kiln,
@@ -98,6 +114,7 @@ pub fn run(common: &Common, args: &PackArgs) -> Result<i32> {
     else {
         return Ok(0);
     };
+    reporter.manifest_loaded(&manifest, &arguments);
     let Some(image) = &args.image else {
         anyhow::bail!("--image PATH is required: the disk image to pack");
     };
@@ -108,7 +125,9 @@ pub fn run(common: &Common, args: &PackArgs) -> Result<i32> {
             anyhow::anyhow!("config: accel must be auto, kvm or tcg, found `{name}`")
         })?,
     };
-    image_target::pack(common, args, &kiln, &manifest, &arguments, image, accel)
+    image_target::pack(
+        common, args, &kiln, &manifest, &arguments, image, accel, reporter,
+    )
 }
 
 #[cfg(feature = "image-target")]
@@ -121,6 +140,7 @@ mod image_target {
     use std::collections::BTreeMap;
     use std::path::Path;
 
+    #[allow(clippy::too_many_arguments)]
     pub fn pack(
         common: &Common,
         args: &PackArgs,
@@ -129,16 +149,17 @@ mod image_target {
         arguments: &BTreeMap<String, String>,
         image: &Path,
         accel: AccelArg,
+        reporter: &mut Reporter,
     ) -> Result<i32> {
-        let started = Instant::now();
+        let started = reporter.started();
         // Lines name the image and the manifest, and pass on what opening
         // the image noted: escaped as a whole.
         let say = |text: &str| {
-            println!(
+            print_line(&format!(
                 "[{:>6.1}] {}",
                 started.elapsed().as_secs_f64(),
                 one_line(text)
-            )
+            ))
         };
         let options = ImageOptions {
             image: image.to_path_buf(),
@@ -167,7 +188,24 @@ mod image_target {
             shown_path(image),
             shown_path(&manifest.path)
         ));
-        let session = ImageSession::open(&options, &mut |note: &str| say(note))?;
+        // ImageSession::open reports no phases of its own: one step covers
+        // the boot and the inspection.
+        progress::step_start("", "opening the image (booting the appliance, inspecting)");
+        let opened = ImageSession::open(&options, &mut |note: &str| say(note));
+        progress::steps_clear("");
+        let session = match opened {
+            Ok(session) => session,
+            Err(error) => {
+                reporter.add_failed(
+                    "image",
+                    &image_name(image),
+                    "error",
+                    &error.to_string(),
+                    started.elapsed(),
+                );
+                return Err(error.into());
+            }
+        };
         say(&format!(
             "image ready ({})",
             match session.inspector() {
@@ -177,12 +215,12 @@ mod image_target {
         ));
         let commands = CommandLog::default();
         let observer = |offset| {
-            Box::new(Progress {
-                prefix: String::new(),
-                verbose: common.verbose,
+            Box::new(Progress::new(
+                String::new(),
+                common.verbose,
                 offset,
-                commands: commands.clone(),
-            })
+                commands.clone(),
+            ))
         };
         let (summary, session) = kiln.run(
             manifest,
@@ -211,7 +249,10 @@ mod image_target {
         }
         if summary.passed() && !args.test_only {
             say("committing the changes");
-            let written = session.commit()?;
+            progress::step_start("", "committing the changes");
+            let written = session.commit();
+            progress::steps_clear("");
+            let written = written?;
             if let Some(path) = &written.written {
                 say(&format!(
                     "wrote {} ({:.1} s)",
@@ -225,28 +266,27 @@ mod image_target {
                 say(&format!("{} left unchanged", shown_path(image)));
             }
         }
-        print!("{}", progress::summary_text(&summary));
-        println!(
+        progress::summary_text(&summary)
+            .lines()
+            .for_each(print_line);
+        print_line(&format!(
             "{} in {:.1} s",
             if summary.passed() { "PASSED" } else { "FAILED" },
             started.elapsed().as_secs_f64()
+        ));
+        let result = match &summary.outcome {
+            Ok(()) => "passed",
+            Err(kiln::interpreter::RunError::Unreachable { .. }) => "unreachable",
+            Err(_) => "failed",
+        };
+        reporter.add_run(
+            "image",
+            &image_name(image),
+            result,
+            &summary,
+            started.elapsed(),
+            &commands,
         );
-        if let Some(path) = &args.target.report {
-            let extra = started.elapsed().as_secs_f64() - summary.elapsed.as_secs_f64();
-            let report = Report {
-                command: "pack",
-                manifest: shown_path(&manifest.path),
-                test_only: args.test_only,
-                passed: summary.passed(),
-                targets: vec![TargetReport::new(
-                    &format!("image {}", image.display()),
-                    &summary,
-                    extra,
-                    &commands,
-                )],
-            };
-            progress::write_report(path, &report)?;
-        }
         Ok(if summary.passed() { 0 } else { 1 })
     }
 
@@ -274,8 +314,8 @@ mod image_target {
         _: &std::collections::BTreeMap<String, String>,
         _: &std::path::Path,
         _: AccelArg,
+        _: &mut Reporter,
     ) -> Result<i32> {
-        let _ = Instant::now();
         anyhow::bail!("this kiln was built without the disk-image target; rebuild with the `image-target` feature (needs libguestfs-dev)")
     }
 }

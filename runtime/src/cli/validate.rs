@@ -12,7 +12,8 @@ use clap::Args;
 use kiln::interpreter::RunError;
 use kiln::target::ssh::{HostSpec, SshOptions, SshTarget};
 
-use super::progress::{self, CommandLog, Progress, Report, TargetReport};
+use super::progress::{self, print_line, CommandLog, Progress};
+use super::report::Reporter;
 use super::{one_line, prepare, shown, shown_path, Common, ManifestChoice, Prepared};
 
 pub const AFTER_HELP: &str = "\
@@ -74,10 +75,25 @@ struct HostResult {
     failing: String,
     elapsed: Duration,
     passed: bool,
-    report: TargetReport,
+    summary: Option<kiln::interpreter::RunSummary>,
+    commands: CommandLog,
+    /// The error that kept the host from running anything.
+    error: Option<String>,
 }
 
 pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
+    let mut reporter = Reporter::new("validate", &args.target.output, !args.reconcile);
+    // The hosts named are in the report even when the manifest fails to load.
+    for host in hosts(args).unwrap_or_default() {
+        reporter.plan("host", &host.to_string());
+    }
+    let result = reporter
+        .start()
+        .and_then(|()| validate(common, args, &mut reporter));
+    reporter.finish(result)
+}
+
+fn validate(common: &Common, args: &ValidateArgs, reporter: &mut Reporter) -> Result<i32> {
     let prepared = prepare(common, &args.target, "kiln validate")?;
     let Some(Prepared {
         kiln,
@@ -88,6 +104,7 @@ pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
     else {
         return Ok(0);
     };
+    reporter.manifest_loaded(&manifest, &arguments);
     let hosts = hosts(args)?;
     let options = SshOptions {
         connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
@@ -97,15 +114,15 @@ pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
         extra_options: args.ssh_options.clone(),
     };
     let test_only = !args.reconcile;
-    let started = Instant::now();
-    println!(
+    let started = reporter.started();
+    print_line(&format!(
         "[{:>6.1}] {} {} host(s) with {} ({} at a time)",
         0.0,
         if test_only { "checking" } else { "reconciling" },
         hosts.len(),
         shown_path(&manifest.path),
         usize::from(args.forks).min(hosts.len())
-    );
+    ));
     // Host names come from inventories: shown escaped, everywhere.
     let width = hosts
         .iter()
@@ -140,21 +157,26 @@ pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
     let results: Vec<HostResult> = results.into_iter().map(|(_, r)| r).collect();
     print_table(&results);
     let failed = results.iter().filter(|r| !r.passed).count();
-    println!(
+    print_line(&format!(
         "{} of {} hosts passed in {:.1} s",
         results.len() - failed,
         results.len(),
         started.elapsed().as_secs_f64()
-    );
-    if let Some(path) = &args.target.report {
-        let report = Report {
-            command: "validate",
-            manifest: shown_path(&manifest.path),
-            test_only,
-            passed: failed == 0,
-            targets: results.into_iter().map(|r| r.report).collect(),
-        };
-        progress::write_report(path, &report)?;
+    ));
+    for (spec, r) in hosts.iter().zip(&results) {
+        let name = spec.to_string();
+        match (&r.summary, &r.error) {
+            (Some(summary), _) => {
+                reporter.add_run("host", &name, &r.result, summary, r.elapsed, &r.commands)
+            }
+            (None, error) => reporter.add_failed(
+                "host",
+                &name,
+                &r.result,
+                error.as_deref().unwrap_or(""),
+                r.elapsed,
+            ),
+        }
     }
     Ok(if failed == 0 { 0 } else { 1 })
 }
@@ -189,7 +211,10 @@ fn one_host(
 ) -> HostResult {
     let host_started = Instant::now();
     let name = spec.to_string();
-    let target = match SshTarget::connect(spec, options) {
+    progress::step_start(&prefix, "connecting");
+    let connected = SshTarget::connect(spec, options);
+    progress::steps_clear(&prefix);
+    let target = match connected {
         Ok(target) => target,
         Err(error) => {
             let message = error.to_string();
@@ -197,11 +222,11 @@ fn one_host(
             let why = message
                 .strip_prefix(&format!("{name}: "))
                 .unwrap_or(&message);
-            println!(
+            print_line(&format!(
                 "[{:>6.1}] {}",
                 started.elapsed().as_secs_f64(),
                 one_line(&format!("{prefix}UNREACHABLE: {why}"))
-            );
+            ));
             return HostResult {
                 host: shown(&name),
                 distro: None,
@@ -209,22 +234,21 @@ fn one_host(
                 failing: String::new(),
                 elapsed: host_started.elapsed(),
                 passed: false,
-                report: TargetReport::unreachable(
-                    &name,
-                    &message,
-                    host_started.elapsed().as_secs_f64(),
-                ),
+                summary: None,
+                commands: CommandLog::default(),
+                error: Some(message),
             };
         }
     };
     let commands = CommandLog::default();
-    let observer = Box::new(Progress {
-        prefix,
+    let observer = Box::new(Progress::new(
+        prefix.clone(),
         verbose,
-        offset: started.elapsed(),
-        commands: commands.clone(),
-    });
+        started.elapsed(),
+        commands.clone(),
+    ));
     let (summary, target) = kiln.run(manifest, target, arguments, test_only, observer);
+    progress::steps_clear(&prefix);
     drop(target);
     let (result, failing) = match &summary.outcome {
         Ok(()) => ("passed".to_string(), String::new()),
@@ -238,18 +262,14 @@ fn one_host(
     // The failing cell may quote what the target said (its distro, an error).
     let failing = one_line(&failing);
     if let Err(error) = &summary.outcome {
-        println!(
+        print_line(&format!(
             "[{:>6.1}] {} {}: {}",
             started.elapsed().as_secs_f64(),
             shown(&name),
             result.to_uppercase(),
             progress::failure_line(error)
-        );
+        ));
     }
-    let extra = host_started.elapsed().as_secs_f64() - summary.elapsed.as_secs_f64();
-    // The report tells an unreachable host from a failed one, as the table does.
-    let mut report = TargetReport::new(&name, &summary, extra, &commands);
-    report.result = result.clone();
     HostResult {
         host: shown(&name),
         distro: summary.distro.as_deref().map(one_line),
@@ -257,7 +277,9 @@ fn one_host(
         result,
         failing,
         elapsed: host_started.elapsed(),
-        report,
+        summary: Some(summary),
+        commands,
+        error: None,
     }
 }
 
@@ -281,13 +303,13 @@ fn print_table(results: &[HostResult]) {
         .max()
         .unwrap_or(0)
         .max(17);
-    println!();
-    println!(
+    print_line("");
+    print_line(&format!(
         "{:w_host$}  {:w_distro$}  {:11}  {:w_failing$}  TIME",
         "HOST", "DISTRO", "RESULT", "FAILING VALIDATOR"
-    );
+    ));
     for r in results {
-        println!(
+        print_line(&format!(
             "{:w_host$}  {:w_distro$}  {:11}  {:w_failing$}  {:.1} s",
             r.host,
             r.distro.as_deref().unwrap_or("-"),
@@ -298,6 +320,6 @@ fn print_table(results: &[HostResult]) {
                 &r.failing
             },
             r.elapsed.as_secs_f64()
-        );
+        ));
     }
 }
