@@ -565,6 +565,711 @@ fn hostile_names_and_component_text_reach_the_terminal_escaped() {
     );
 }
 
+/// Runs kiln with `env` set and stdout piped; for the colour cases.
+fn kiln_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    command
+        .args(args)
+        .current_dir(repo_root())
+        .env_remove("NO_COLOR");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("kiln runs")
+}
+
+/// Asserts a usage error: exit 2, one line on stderr holding `expected`
+/// and none of `absent`, nothing on stdout.
+fn assert_refused(args: &[&str], expected: &[&str], absent: &[&str]) {
+    let output = kiln(args);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
+    assert!(stdout.is_empty(), "{args:?}: {stdout}");
+    for text in expected {
+        assert!(
+            stderr.contains(text),
+            "{args:?}: expected `{text}` in `{stderr}`"
+        );
+    }
+    for text in absent {
+        assert!(!stderr.contains(text), "{args:?}: `{text}` in `{stderr}`");
+    }
+}
+
+#[test]
+fn unknown_options_before_the_manifest_are_unknown_kiln_options() {
+    let manifest = repo_root().join("manifests/demo/1.0/image.yaml");
+    let manifest = manifest.to_str().unwrap();
+    let missing = "/nonexistent/never-opened.qcow2";
+    assert_refused(
+        &["pack", "--imgae", missing, "--manifest", manifest],
+        &["unknown kiln option `--imgae` (did you mean `--image`?)"],
+        &["name a manifest"],
+    );
+    assert_refused(
+        &["pack", "--image", missing, "--tset-only", "demo", "1.0"],
+        &["unknown kiln option `--tset-only` (did you mean `--test-only`?)"],
+        &["name a manifest"],
+    );
+    assert_refused(
+        &["pack", "--image", missing, "--limit", "foo", "demo", "1.0"],
+        &["unknown kiln option `--limit`;", "see `kiln pack --help`"],
+        &["did you mean", "name a manifest"],
+    );
+    // Plugin arguments after --manifest without `--` are kiln options too,
+    // and the message says where they go.
+    assert_refused(
+        &[
+            "pack",
+            "--image",
+            missing,
+            "--manifest",
+            manifest,
+            "--tools",
+            "full",
+        ],
+        &[
+            "unknown kiln option `--tools`",
+            "after `--` with --manifest FILE",
+        ],
+        &["did you mean"],
+    );
+    assert_refused(
+        &["validate", "--hots", "web1", "demo", "1.0"],
+        &["unknown kiln option `--hots` (did you mean `--host`?)"],
+        &[],
+    );
+    assert_refused(
+        &["lint", "--manfest", manifest],
+        &["unknown kiln option `--manfest` (did you mean `--manifest`?); see `kiln lint --help`"],
+        &["plugin"],
+    );
+    // Other usage errors are one line too.
+    assert_refused(
+        &["--color", "sometimes", "list"],
+        &["invalid value 'sometimes' for '--color <WHEN>'"],
+        &[],
+    );
+    assert_refused(&["-q", "-v", "list"], &["cannot be used with"], &[]);
+    // A stray word is not called an option.
+    assert_refused(
+        &["list", "extra"],
+        &["unexpected argument 'extra' found"],
+        &["option"],
+    );
+    assert_refused(
+        &["completions"],
+        &["the following required arguments were not provided: <SHELL>"],
+        &[],
+    );
+}
+
+#[test]
+fn plugin_arguments_are_only_what_follows_the_manifests_name() {
+    let missing = "/nonexistent/never-opened.qcow2";
+    // A kiln option after PLUGIN VERSION, long or short, is named as one.
+    assert_refused(
+        &["pack", "--image", missing, "demo", "1.0", "-v"],
+        &["-v is one of kiln's own options; put it before PLUGIN VERSION"],
+        &[],
+    );
+    assert_refused(
+        &["pack", "demo", "1.0", "--image", missing],
+        &["--image is one of kiln's own options; put it before PLUGIN VERSION"],
+        &[],
+    );
+    // A misspelt kiln option there gets a suggestion, a misspelt plugin
+    // argument its own.
+    assert_refused(
+        &["pack", "--image", missing, "demo", "1.0", "--imgae", "x"],
+        &[
+            "takes no argument `--imgae` (it takes: --motd, --tools)",
+            "did you mean kiln's own `--image`?",
+        ],
+        &[],
+    );
+    assert_refused(
+        &["pack", "--image", missing, "demo", "1.0", "--tool", "full"],
+        &["takes no argument `--tool` (it takes: --motd, --tools); did you mean `--tools`?"],
+        &[],
+    );
+    // `--arg` names the pair as typed, never a `--tool` nobody wrote.
+    assert_refused(
+        &["pack", "--image", missing, "--arg", "tool=full", "demo", "1.0"],
+        &[
+            "--arg tool=full: ",
+            "manifests/demo/1.0/image.yaml takes no argument `tool` (it takes: motd, tools); did you mean `tools`?",
+        ],
+        &["--tool "],
+    );
+    assert_refused(
+        &[
+            "validate", "--host", "web1", "--arg", "nope=1", "demo", "1.0",
+        ],
+        &[
+            "--arg nope=1: ",
+            "takes no argument `nope` (it takes: motd, tools)",
+        ],
+        &["did you mean"],
+    );
+    // Both spellings of a declared argument reach the manifest.
+    for args in [
+        &["pack", "--image", missing, "demo", "1.0", "--tools", "huge"][..],
+        &[
+            "pack",
+            "--image",
+            missing,
+            "--arg",
+            "tools=huge",
+            "demo",
+            "1.0",
+        ][..],
+    ] {
+        assert_refused(
+            args,
+            &["Value for argument tools must be one of minimal, full (got `huge`)"],
+            &[],
+        );
+    }
+}
+
+#[test]
+fn every_verb_names_a_manifest_the_same_three_ways() {
+    let path = "manifests/demo/1.0/image.yaml";
+    let ways: [&[&str]; 3] = [&["demo", "1.0"], &[path], &["--manifest", path]];
+    for way in ways {
+        let output = kiln(&[&["lint"], way].concat());
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "lint {way:?}: {:?}",
+            text(&output)
+        );
+        assert!(text(&output)
+            .0
+            .contains("image.yaml: ok (2 arguments, 8 validators)"));
+
+        let output = kiln(&[&["explain"], way].concat());
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "explain {way:?}: {:?}",
+            text(&output)
+        );
+        assert!(text(&output).0.contains("- argument_case: by tools: full"));
+
+        // With the manifest loaded and its arguments checked, what is left
+        // is the image (pack) or the hosts (validate).
+        let output = kiln(&[&["pack", "--image", "/nonexistent.qcow2"], way].concat());
+        assert!(
+            text(&output).1.contains("/nonexistent.qcow2: no such file"),
+            "pack {way:?}: {:?}",
+            text(&output)
+        );
+        let output = kiln(&[&["validate"], way].concat());
+        assert!(
+            text(&output).1.contains("name the hosts to validate"),
+            "validate {way:?}: {:?}",
+            text(&output)
+        );
+    }
+    // A path is followed by the plugin's arguments, as PLUGIN VERSION is;
+    // with --manifest they go after `--`.
+    for args in [
+        &["validate", path, "--tools", "huge"][..],
+        &["validate", "--manifest", path, "--", "--tools", "huge"][..],
+    ] {
+        assert_refused(args, &["must be one of minimal, full (got `huge`)"], &[]);
+    }
+    // lint takes several, mixed.
+    let output = kiln(&["lint", "demo", "1.0", path, "--manifest", path]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    assert_eq!(text(&output).0.matches(": ok (").count(), 3);
+    // Two names for one run, or half of one, are refused.
+    assert_refused(
+        &["explain", "demo", "1.0", "--manifest", path],
+        &["--manifest manifests/demo/1.0/image.yaml and `demo` both name a manifest"],
+        &[],
+    );
+    assert_refused(
+        &[
+            "pack",
+            "--image",
+            "/x.qcow2",
+            "--manifest",
+            path,
+            "demo",
+            "1.0",
+        ],
+        &["both name a manifest"],
+        &[],
+    );
+    assert_refused(
+        &["lint", "demo"],
+        &["`demo` is no manifest file and no VERSION follows it"],
+        &[],
+    );
+    assert_refused(&["explain"], &["name a manifest: PLUGIN VERSION"], &[]);
+    assert_refused(&["lint"], &["name the manifests to check"], &[]);
+}
+
+#[test]
+fn output_onto_the_image_or_with_test_only_is_refused_before_anything_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("base.qcow2");
+    // Not an image: if the refusal failed, opening it would say so.
+    std::fs::write(&image, "not an image").unwrap();
+    let link = dir.path().join("link.qcow2");
+    std::os::unix::fs::symlink(&image, &link).unwrap();
+    let image_arg = image.to_str().unwrap();
+    let respelt = format!(
+        "{}/./../{}/base.qcow2",
+        dir.path().display(),
+        dir.path().file_name().unwrap().to_str().unwrap()
+    );
+    let missing_dir = dir.path().join("nowhere/disk.qcow2");
+    for (image, output) in [
+        (image_arg, image_arg),
+        (image_arg, respelt.as_str()),
+        (image_arg, link.to_str().unwrap()),
+        (link.to_str().unwrap(), image_arg),
+        // Neither exists: compared where they would be.
+        (missing_dir.to_str().unwrap(), missing_dir.to_str().unwrap()),
+    ] {
+        assert_refused(
+            &["pack", "--image", image, "--output", output, "demo", "1.0"],
+            &[
+                "is the image itself",
+                "name a new file, or leave --output out",
+            ],
+            &["not an image", "qcow2: no such file"],
+        );
+    }
+    assert_refused(
+        &[
+            "pack",
+            "--image",
+            image_arg,
+            "--test-only",
+            "--output",
+            "/tmp/new.qcow2",
+            "demo",
+            "1.0",
+        ],
+        &["the argument '--test-only' cannot be used with '--output <NEW>'"],
+        &[],
+    );
+    // Another file is no refusal: the next problem is the missing image.
+    let output = kiln(&[
+        "pack",
+        "--image",
+        "/nonexistent.qcow2",
+        "--output",
+        "/nonexistent-new.qcow2",
+        "demo",
+        "1.0",
+    ]);
+    assert!(
+        text(&output).1.contains("/nonexistent.qcow2: no such file"),
+        "{:?}",
+        text(&output)
+    );
+}
+
+#[test]
+fn quiet_prints_only_the_closing_line_and_errors() {
+    // Port 1 on loopback refuses at once: a real, fast, unreachable host.
+    let output = kiln(&["validate", "-q", "--host", "127.0.0.1:1", "demo", "1.0"]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert!(lines[0].starts_with("0 of 1 hosts passed in "), "{stdout}");
+    assert!(
+        stderr.starts_with("kiln: 127.0.0.1:1 UNREACHABLE: ")
+            && stderr.contains("Connection refused"),
+        "{stderr}"
+    );
+    // Without -q: the opening line, the host's line and the table.
+    let (stdout, _) = text(&kiln(&["validate", "--host", "127.0.0.1:1", "demo", "1.0"]));
+    assert!(
+        stdout.contains("checking 1 host(s)") && stdout.contains("HOST"),
+        "{stdout}"
+    );
+
+    // A pack's opening line is progress too; its error is not.
+    let output = kiln(&["-q", "pack", "--image", "/etc/hostname", "demo", "1.0"]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.starts_with("kiln: /etc/hostname is damaged or not a disk image"),
+        "{stderr}"
+    );
+
+    let output = kiln(&["lint", "--quiet", "demo", "1.0"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(text(&output), (String::new(), String::new()));
+    let output = kiln(&["lint", "-q", "tests/malformed/unknown_type.yaml"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).1.contains("unknown validator type `pakage`"));
+}
+
+/// kiln's own colour codes; anything else with an ESC in it is a leak.
+fn assert_only_kiln_colours(what: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    for (i, _) in text.match_indices('\x1b') {
+        let rest = &text[i..];
+        assert!(
+            ["\x1b[32m", "\x1b[1;31m", "\x1b[33m", "\x1b[0m"]
+                .iter()
+                .any(|code| rest.starts_with(code)),
+            "{what}: an ESC kiln did not write: {text:?}"
+        );
+    }
+    assert!(!bytes.contains(&0x07), "{what}: BEL in {text:?}");
+}
+
+#[test]
+fn colour_only_when_asked_or_on_a_terminal_without_no_color() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file name that retitles the terminal, shown in the opening line.
+    let manifest = dir
+        .path()
+        .join(OsStr::from_bytes(b"evil\x1b]0;owned\x07.yaml"));
+    std::fs::write(&manifest, "validators: []\n").unwrap();
+    let manifest = manifest.to_str().unwrap();
+    let args = ["validate", "--host", "127.0.0.1:1", manifest];
+    let red = "\x1b[1;31m";
+
+    let output = kiln_env(&[&["--color", "always"], &args[..]].concat(), &[]);
+    let (stdout, _) = text(&output);
+    assert!(
+        stdout.contains(&format!("{red}UNREACHABLE\x1b[0m: ")),
+        "{stdout:?}"
+    );
+    assert!(
+        stdout.contains(&format!("{red}unreachable\x1b[0m  ")),
+        "{stdout:?}"
+    );
+    assert!(stdout.contains("evil\\e]0;owned\\u{7}.yaml"), "{stdout:?}");
+    assert_only_kiln_colours("--color always", &output.stdout);
+    // A flag beats the environment.
+    let output = kiln_env(
+        &[&["--color", "always"], &args[..]].concat(),
+        &[("NO_COLOR", "1")],
+    );
+    assert!(output.stdout.contains(&0x1b));
+
+    for (flags, env) in [
+        (&["--color", "never"][..], &[][..]),
+        (&[][..], &[][..]),
+        (&["--color", "auto"][..], &[][..]),
+    ] {
+        let output = kiln_env(&[flags, &args[..]].concat(), env);
+        assert!(
+            text(&output).0.contains("unreachable"),
+            "{:?}",
+            text(&output)
+        );
+        assert!(
+            !output.stdout.contains(&0x1b),
+            "{flags:?}: {:?}",
+            text(&output)
+        );
+    }
+
+    // On a terminal (a pty from script(1)), auto colours unless NO_COLOR
+    // is set.
+    let on_terminal = |no_color: Option<&str>| {
+        let line = format!(
+            "{} validate --host 127.0.0.1:1 demo 1.0",
+            env!("CARGO_BIN_EXE_kiln")
+        );
+        let mut command = Command::new("script");
+        command
+            .args(["-qec", &line, "/dev/null"])
+            .current_dir(repo_root())
+            .env("TERM", "xterm")
+            .env_remove("NO_COLOR");
+        if let Some(value) = no_color {
+            command.env("NO_COLOR", value);
+        }
+        command.output().expect("script(1) runs")
+    };
+    let output = on_terminal(None);
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains(&format!("{red}unreachable\x1b[0m")),
+        "{:?}",
+        text(&output)
+    );
+    let output = on_terminal(Some("1"));
+    assert!(
+        text(&output).0.contains("unreachable"),
+        "{:?}",
+        text(&output)
+    );
+    assert!(!output.stdout.contains(&0x1b), "{:?}", text(&output));
+}
+
+#[test]
+fn completions_for_each_shell() {
+    for (shell, markers) in [
+        (
+            "bash",
+            &["_kiln()", "complete -F _kiln", "--test-only", "--manifest"][..],
+        ),
+        ("zsh", &["#compdef kiln", "--test-only", "completions"][..]),
+        (
+            "fish",
+            &["complete -c kiln", "-l test-only", "-l color"][..],
+        ),
+    ] {
+        let output = kiln(&["completions", shell]);
+        assert_eq!(output.status.code(), Some(0), "{shell}");
+        let (stdout, _) = text(&output);
+        for marker in markers {
+            assert!(stdout.contains(marker), "{shell}: no `{marker}`");
+        }
+    }
+    // The bash script works: bash completes `kiln pack --ima` and `kiln va`.
+    let script = text(&kiln(&["completions", "bash"])).0;
+    // The words as bash would split the line, the last being completed
+    // (empty after a trailing space).
+    let complete = |words: &[&str]| {
+        let cword = words.len() - 1;
+        let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+        let program = format!(
+            "{script}\nCOMP_WORDS=({}); COMP_CWORD={cword}; _kiln kiln \"${{COMP_WORDS[$COMP_CWORD]}}\" \"${{COMP_WORDS[$COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            quoted.join(" ")
+        );
+        let output = Command::new("bash")
+            .args(["-c", &program])
+            .output()
+            .expect("bash runs");
+        assert!(output.status.success(), "{:?}", text(&output));
+        text(&output).0
+    };
+    assert_eq!(complete(&["kiln", "pack", "--ima"]).trim(), "--image");
+    assert_eq!(complete(&["kiln", "va"]).trim(), "validate");
+    let colours = complete(&["kiln", "--color", ""]);
+    assert_eq!(
+        colours.split_whitespace().collect::<Vec<_>>(),
+        ["auto", "always", "never"]
+    );
+}
+
+#[test]
+fn the_man_page_is_generated_and_renders() {
+    for (args, title) in [
+        (&["man"][..], ".TH kiln 1"),
+        (&["man", "pack"][..], ".TH kiln-pack 1"),
+    ] {
+        let output = kiln(args);
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        let page = output.stdout;
+        let roff = String::from_utf8_lossy(&page);
+        assert!(roff.contains(title), "{args:?}: {roff}");
+        // groff renders it without a warning (-ww: all of them).
+        let mut groff = Command::new("groff")
+            // -P-cbou: plain text, no overstrike or escape sequences.
+            .args(["-man", "-Tutf8", "-ww", "-P-cbou"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("groff runs (.ci/install-deps installs groff-base)");
+        use std::io::Write;
+        groff.stdin.take().unwrap().write_all(&page).unwrap();
+        let rendered = groff.wait_with_output().unwrap();
+        let (shown, warnings) = text(&rendered);
+        assert!(
+            rendered.status.success() && warnings.is_empty(),
+            "{args:?}: {warnings}"
+        );
+        let shown = shown.replace(['\u{2010}', '\u{2212}'], "-");
+        for option in ["--quiet", "--color"] {
+            assert!(shown.contains(option), "{args:?}: {option} in {shown}");
+        }
+        if args.len() == 2 {
+            assert!(
+                shown.contains("--test-only") && shown.contains("--output"),
+                "{shown}"
+            );
+        } else {
+            assert!(
+                shown.contains("completions") && shown.contains("validate"),
+                "{shown}"
+            );
+        }
+    }
+    assert_refused(
+        &["man", "pakc"],
+        &["no verb `pakc` (verbs: lint, explain"],
+        &[],
+    );
+}
+
+/// Runs kiln with stdout (and, if asked, stderr) a pipe whose reading end
+/// is already closed, as `kiln ... | head -1` leaves it once head exits.
+fn with_closed_pipe(args: &[&str], close_stderr: bool) -> Output {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: a two-element array for pipe(2).
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both descriptors were just made and are owned here only.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    command
+        .args(args)
+        .current_dir(repo_root())
+        .stdout(write.try_clone().unwrap());
+    if close_stderr {
+        command.stderr(write);
+    }
+    command.output().expect("kiln runs")
+}
+
+#[test]
+fn a_closed_pipe_ends_kiln_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    for args in [
+        &["list"][..],
+        &["explain", "demo", "1.0"][..],
+        &["completions", "bash"][..],
+        &["man"][..],
+        // Before any host is contacted, and (with -q) from the hosts'
+        // worker threads writing to a closed stderr.
+        &["validate", "--host", "127.0.0.1:1", "demo", "1.0"][..],
+    ] {
+        let output = with_closed_pipe(args, false);
+        let (_, stderr) = text(&output);
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+        assert_ne!(output.status.code(), Some(101), "{args:?}");
+        assert_eq!(
+            output.status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: {:?}",
+            output.status
+        );
+    }
+    let output = with_closed_pipe(
+        &[
+            "validate",
+            "-q",
+            "--host",
+            "127.0.0.1:1",
+            "--host",
+            "127.0.0.2:1",
+            "demo",
+            "1.0",
+        ],
+        true,
+    );
+    assert_eq!(
+        output.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?}",
+        output.status
+    );
+}
+
+#[test]
+fn help_names_the_new_verbs_and_options() {
+    let (stdout, _) = text(&kiln(&["--help"]));
+    for word in [
+        "completions",
+        "man",
+        "--quiet",
+        "--color",
+        "PLUGIN VERSION",
+        "NO_COLOR",
+    ] {
+        assert!(
+            stdout.contains(word),
+            "kiln --help mentions {word}: {stdout}"
+        );
+    }
+    let (stdout, _) = text(&kiln(&["pack", "--help"]));
+    for word in [
+        "--quiet",
+        "--color <WHEN>",
+        "only what follows it is the plugin's",
+    ] {
+        assert!(
+            stdout.contains(word),
+            "pack --help mentions {word}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn a_pack_whose_reader_goes_away_cleans_up_and_leaves_the_image_unchanged() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("demo.qcow2");
+    std::fs::copy(support::demo_image(), &image).unwrap();
+    let before = support::sha256_file(&image);
+    // `kiln pack ... | head`: read up to the line saying the appliance is
+    // up, then close the pipe, so that kiln's next line (the first
+    // validator's, printed from inside the run) finds no reader.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["pack", "--image", image.to_str().unwrap(), "demo", "1.0"])
+        .current_dir(repo_root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kiln runs");
+    let mut read = String::new();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    while !read.contains("image ready") {
+        assert!(
+            stdout.read_line(&mut read).unwrap() > 0,
+            "kiln ended early: {read}"
+        );
+    }
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    let (_, stderr) = text(&output);
+    assert!(stderr.is_empty(), "no panic, no message: {stderr}");
+    assert_eq!(
+        output.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?}",
+        output.status
+    );
+    assert_eq!(
+        support::sha256_file(&image),
+        before,
+        "the image is unchanged"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        [OsStr::new("demo.qcow2")],
+        "no overlay left beside it"
+    );
+    // No appliance still runs on it: none has the directory in its command line.
+    let needle = dir.path().as_os_str().as_bytes();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        assert!(
+            !cmdline.windows(needle.len()).any(|w| w == needle),
+            "process {:?} still uses the image: {}",
+            entry.file_name(),
+            String::from_utf8_lossy(&cmdline)
+        );
+    }
+}
+
 // ---- reports, logs and `kiln pin` (the run needs no target) ----
 
 #[path = "support/reports.rs"]

@@ -3,21 +3,31 @@
 //!
 //! Exit codes: 0 the run passed; 1 a validator failed (or a host did);
 //! 2 bad input (usage, manifest, image, connection before any validator).
+//!
+//! kiln's options and a plugin's arguments never mix: kiln's options come
+//! before the manifest's name, and only the words after `PLUGIN VERSION`
+//! (or a manifest path) are the plugin's. An unknown option before the
+//! name is an unknown kiln option, so clap reports it with its
+//! suggestion; plugin arguments are checked against the manifest.
 
 mod config;
 mod explain;
 mod lint;
 mod pack;
 mod pin;
+pub mod pipe;
 mod plugin_args;
 mod progress;
 mod report;
 mod validate;
 
+use std::ffi::{OsStr, OsString};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use anyhow::{bail, Context, Result};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use kiln::host::HostOptions;
 use kiln::manifest::LoadOptions;
 use kiln::text::escape_controls;
@@ -26,7 +36,19 @@ use kiln::Kiln;
 /// Pack and check machine images and live hosts from one declarative
 /// manifest. Every validator runs as a sandboxed WebAssembly component.
 #[derive(Parser)]
-#[command(name = "kiln", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "kiln",
+    version,
+    propagate_version = true,
+    max_term_width = 100,
+    after_help = "\
+A manifest is named the same way on every verb: PLUGIN VERSION (see `kiln list`), a path to a
+manifest file (a word with a `/`, ending in .yaml or .yml, or naming an existing file), or
+--manifest FILE. kiln's options go before it; pack and validate take the plugin's own arguments
+after it (`kiln pack PLUGIN VERSION --help` lists them) or as --arg NAME=VALUE.
+
+Exit codes: 0 passed, 1 a validator (or a host) failed, 2 bad input."
+)]
 struct Cli {
     #[command(flatten)]
     common: Common,
@@ -42,6 +64,28 @@ pub struct Common {
     /// commands' output.
     #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Global options")]
     pub verbose: u8,
+
+    /// Print only the closing line, and errors (on stderr).
+    #[arg(
+        short,
+        long,
+        global = true,
+        help_heading = "Global options",
+        conflicts_with = "verbose"
+    )]
+    pub quiet: bool,
+
+    /// Colour the status words: on a terminal unless NO_COLOR is set
+    /// (auto), always, or never.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto"
+    )]
+    pub color: ColorWhen,
 
     /// Where compiled components are cached [default: ~/.cache/kiln/components].
     #[arg(
@@ -78,6 +122,26 @@ pub struct Common {
     pub resource_roots: Vec<PathBuf>,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Where `PLUGIN VERSION` is looked up.
+#[derive(Args)]
+pub struct Lookup {
+    /// A config file (INI, oslo style; sahara.conf is accepted). Repeatable;
+    /// later files win.
+    #[arg(long = "config-file", value_name = "PATH")]
+    config_files: Vec<PathBuf>,
+
+    /// Where PLUGIN VERSION is looked up [default: ./manifests and the bundled ones].
+    #[arg(long = "manifest-dir", value_name = "DIR")]
+    manifest_dirs: Vec<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Check manifests without touching any target: exit 0 when all load.
@@ -85,27 +149,30 @@ enum Command {
     /// Also warns, on stderr and without changing the exit code, about
     /// third-party types whose grants let them run any command as root.
     Lint {
-        /// Manifests to check.
-        #[arg(required = true, value_name = "MANIFEST")]
+        /// Manifests to check: files, PLUGIN VERSION pairs, or both.
+        #[arg(value_name = "MANIFEST | PLUGIN VERSION")]
+        names: Vec<OsString>,
+        /// A manifest file to check. Repeatable.
+        #[arg(long = "manifest", value_name = "FILE")]
         manifests: Vec<PathBuf>,
+        #[command(flatten)]
+        lookup: Lookup,
     },
     /// Show a manifest's arguments and validator tree.
     Explain {
         /// A manifest file, or PLUGIN VERSION.
-        #[arg(required = true, num_args = 1..=2, value_name = "MANIFEST | PLUGIN VERSION")]
-        target: Vec<String>,
-        /// Where plugins are found [default: ./manifests and the bundled ones].
-        #[arg(long = "manifest-dir", value_name = "DIR")]
-        manifest_dirs: Vec<PathBuf>,
+        #[arg(num_args = 0..=2, value_name = "MANIFEST | PLUGIN VERSION")]
+        names: Vec<OsString>,
+        /// The manifest file to explain.
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
+        #[command(flatten)]
+        lookup: Lookup,
     },
     /// List the plugins and versions available to pack.
     List {
-        /// Where plugins are found [default: ./manifests and the bundled ones].
-        #[arg(long = "manifest-dir", value_name = "DIR")]
-        manifest_dirs: Vec<PathBuf>,
-        /// Config files (INI) naming manifest directories. Repeatable.
-        #[arg(long = "config-file", value_name = "PATH")]
-        config_files: Vec<PathBuf>,
+        #[command(flatten)]
+        lookup: Lookup,
     },
     /// Make a disk image match a manifest, or prove it already does.
     #[command(after_help = pack::AFTER_HELP)]
@@ -116,30 +183,198 @@ enum Command {
     /// Rewrite the sha256 of each .wasm a manifest declares, after a rebuild.
     #[command(after_help = pin::AFTER_HELP)]
     Pin(pin::PinArgs),
+    /// Print a shell completion script for bash, zsh or fish.
+    ///
+    /// For example `kiln completions bash > /usr/share/bash-completion/completions/kiln`,
+    /// `kiln completions zsh > /usr/share/zsh/vendor-completions/_kiln`,
+    /// `kiln completions fish > /usr/share/fish/vendor_completions.d/kiln.fish`.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff) for kiln or one of its verbs.
+    ///
+    /// `kiln man > kiln.1` and `kiln man pack > kiln-pack.1`; `kiln man |
+    /// man -l -` reads it.
+    Man {
+        /// A verb whose page to print instead of kiln's own.
+        #[arg(value_name = "VERB")]
+        verb: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 /// Runs the command line and returns the exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(error),
+    };
+    let style = Style::new(&cli.common);
     let result = match &cli.command {
-        Command::Lint { manifests } => lint(&cli.common, manifests),
+        Command::Lint {
+            names,
+            manifests,
+            lookup,
+        } => lint(&cli.common, style, names, manifests, lookup),
         Command::Explain {
-            target,
-            manifest_dirs,
-        } => explain(&cli.common, target, manifest_dirs),
-        Command::List {
-            manifest_dirs,
-            config_files,
-        } => list(manifest_dirs, config_files),
-        Command::Pack(args) => pack::run(&cli.common, args),
-        Command::Validate(args) => validate::run(&cli.common, args),
+            names,
+            manifest,
+            lookup,
+        } => explain(&cli.common, names, manifest, lookup),
+        Command::List { lookup } => list(lookup),
+        Command::Pack(args) => pack::run(&cli.common, style, args),
+        Command::Validate(args) => validate::run(&cli.common, style, args),
         Command::Pin(args) => pin::run(args),
+        Command::Completions { shell } => completions(*shell),
+        Command::Man { verb } => man(verb.as_deref()),
     };
     match result {
         Ok(code) => code,
+        Err(error) if pipe::is_broken_pipe(&error) => pipe::die_of_sigpipe(),
         Err(error) => {
             eprintln!("kiln: {}", one_line_error(&error));
             2
+        }
+    }
+}
+
+/// A usage error as one line, like every other error, and exit code 2;
+/// `--help` and `--version` print as clap prints them.
+fn usage_error(error: clap::Error) -> i32 {
+    match error.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => error.exit(),
+        _ => {}
+    }
+    let verb = verb_of(std::env::args_os().skip(1));
+    let see = match &verb {
+        Some(verb) => format!("see `kiln {verb} --help`"),
+        None => "see `kiln --help`".to_string(),
+    };
+    let context = |kind| match error.get(kind) {
+        Some(ContextValue::String(text)) => Some(text.clone()),
+        Some(ContextValue::Strings(texts)) => texts.first().cloned(),
+        _ => None,
+    };
+    let invalid = context(ContextKind::InvalidArg).unwrap_or_default();
+    let line = if error.kind() == ErrorKind::UnknownArgument && invalid.starts_with('-') {
+        let option = invalid;
+        // clap's own suggestion (Jaro similarity) offers `--root-filesystem`
+        // for `--tools`; the same edit-distance rule as for plugin
+        // arguments suggests only near misses.
+        let own = own_options(verb.as_deref());
+        let suggestion = plugin_args::closest(&option, &own)
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        // Only pack and validate take plugin arguments, and only after
+        // the manifest's name.
+        let plugin = if matches!(verb.as_deref(), Some("pack" | "validate")) {
+            "; plugin arguments go after PLUGIN VERSION or a manifest path (after `--` with --manifest FILE), or as --arg NAME=VALUE"
+        } else {
+            ""
+        };
+        format!("unknown kiln option `{option}`{suggestion}{plugin}; {see}")
+    } else {
+        // clap's own text, minus its usage block, folded onto one line.
+        let rendered = error.render().to_string();
+        let parts: Vec<&str> = rendered
+            .lines()
+            .map(str::trim)
+            .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+            .filter(|l| !l.is_empty() && !l.starts_with("tip: to pass"))
+            .collect();
+        // A line ending in `:` introduces the next one.
+        let text = parts
+            .iter()
+            .fold(String::new(), |text, part| match text.is_empty() {
+                true => part.to_string(),
+                false if text.ends_with(':') => format!("{text} {part}"),
+                false => format!("{text}; {part}"),
+            });
+        format!("{}; {see}", text.strip_prefix("error: ").unwrap_or(&text))
+    };
+    eprintln!("kiln: {}", one_line(&line));
+    2
+}
+
+/// The verb a command line runs, for the `see kiln VERB --help` hint: the
+/// first word that names one (a global option's value spelling a verb
+/// would only misdirect the hint).
+fn verb_of(args: impl Iterator<Item = OsString>) -> Option<String> {
+    let command = Cli::command();
+    args.filter_map(|a| a.into_string().ok())
+        .find(|a| command.find_subcommand(a).is_some())
+}
+
+/// What a run prints: all of it, or (`-q`) only its closing line and
+/// errors; and whether status words are coloured.
+#[derive(Clone, Copy)]
+pub struct Style {
+    pub quiet: bool,
+    pub color: bool,
+}
+
+/// The colours of the status words: restrained, and only ever around
+/// kiln's own words, never around text that came from a manifest or a
+/// target (that is escaped, and stays so).
+#[derive(Clone, Copy)]
+pub enum Paint {
+    Good,
+    Bad,
+    Changed,
+}
+
+impl Style {
+    fn new(common: &Common) -> Style {
+        Style {
+            quiet: common.quiet,
+            color: use_color(
+                common.color,
+                std::io::stdout().is_terminal(),
+                std::env::var_os("NO_COLOR").as_deref(),
+                std::env::var_os("TERM").as_deref(),
+            ),
+        }
+    }
+
+    /// One of kiln's status words, coloured when colour is on. `'static`
+    /// on purpose: only kiln's own text is ever painted.
+    pub fn paint(&self, word: &'static str, paint: Paint) -> String {
+        if !self.color {
+            return word.to_string();
+        }
+        let code = match paint {
+            Paint::Good => "32",
+            Paint::Bad => "1;31",
+            Paint::Changed => "33",
+        };
+        format!("\x1b[{code}m{word}\x1b[0m")
+    }
+}
+
+/// `auto` colours a terminal unless NO_COLOR is set to anything but the
+/// empty string (no-color.org) or TERM is `dumb`; an explicit `--color
+/// always` wins over NO_COLOR, as a command-line flag wins over the
+/// environment.
+fn use_color(
+    when: ColorWhen,
+    terminal: bool,
+    no_color: Option<&OsStr>,
+    term: Option<&OsStr>,
+) -> bool {
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            terminal && no_color.is_none_or(|v| v.is_empty()) && term != Some(OsStr::new("dumb"))
         }
     }
 }
@@ -207,14 +442,133 @@ impl Common {
     }
 }
 
-fn lint(common: &Common, manifests: &[PathBuf]) -> Result<i32> {
-    let kiln = common.kiln(&[])?;
-    let options = common.load_options(&[]);
+impl Lookup {
+    /// The config files read, and the directories PLUGIN VERSION is looked up in.
+    fn load(&self) -> Result<(config::Config, Vec<PathBuf>)> {
+        let config = config::Config::load(&self.config_files)?;
+        let dirs = config::manifest_dirs(&self.manifest_dirs, &config);
+        Ok((config, dirs))
+    }
+}
+
+/// One way of naming a manifest on the command line.
+#[derive(Debug, PartialEq, Eq)]
+enum ManifestName {
+    File(PathBuf),
+    Plugin { plugin: String, version: String },
+}
+
+impl ManifestName {
+    /// The manifest file, and how the user named it (for messages and
+    /// the plugin's help).
+    fn locate(&self, dirs: &[PathBuf]) -> Result<(PathBuf, String)> {
+        match self {
+            ManifestName::File(path) => Ok((path.clone(), path.display().to_string())),
+            ManifestName::Plugin { plugin, version } => Ok((
+                config::find_plugin(dirs, plugin, version)?,
+                format!("{plugin} {version}"),
+            )),
+        }
+    }
+}
+
+/// Whether a word names a manifest file rather than a plugin: it has a
+/// `/`, ends in `.yaml` or `.yml`, or is a file that exists. Plugin names
+/// are directory names under a manifest directory, so none of these.
+fn names_a_file(word: &OsStr) -> bool {
+    let text = word.to_string_lossy();
+    text.contains('/')
+        || text.ends_with(".yaml")
+        || text.ends_with(".yml")
+        || Path::new(word).is_file()
+}
+
+/// The manifest named at the front of `words` and the words after it;
+/// `None` when `words` is empty or starts with an option.
+fn take_name(words: &[OsString]) -> Result<Option<(ManifestName, &[OsString])>> {
+    let Some(first) = words.first() else {
+        return Ok(None);
+    };
+    if first.to_string_lossy().starts_with('-') {
+        return Ok(None);
+    }
+    if names_a_file(first) {
+        return Ok(Some((ManifestName::File(first.into()), &words[1..])));
+    }
+    let plugin = utf8(first)?;
+    match words.get(1) {
+        Some(version) if !version.to_string_lossy().starts_with('-') => Ok(Some((
+            ManifestName::Plugin {
+                plugin,
+                version: utf8(version)?,
+            },
+            &words[2..],
+        ))),
+        _ => bail!(
+            "`{plugin}` is no manifest file and no VERSION follows it; name a manifest as PLUGIN VERSION (see `kiln list`), a path to its .yaml file, or --manifest FILE"
+        ),
+    }
+}
+
+fn utf8(word: &OsStr) -> Result<String> {
+    word.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("`{}` is not UTF-8", word.to_string_lossy()))
+}
+
+/// Exactly one manifest, named by the words or by `--manifest`.
+fn one_name(words: &[OsString], manifest: &Option<PathBuf>) -> Result<ManifestName> {
+    match (take_name(words)?, manifest) {
+        (None, None) => bail!(
+            "name a manifest: PLUGIN VERSION (see `kiln list`), a path to its .yaml file, or --manifest FILE"
+        ),
+        (None, Some(path)) => Ok(ManifestName::File(path.clone())),
+        (Some((name, [])), None) => Ok(name),
+        (Some((_, [extra, ..])), None) => bail!(
+            "unexpected `{}`: name one manifest",
+            extra.to_string_lossy()
+        ),
+        (Some(_), Some(path)) => bail!(
+            "--manifest {} and `{}` both name a manifest; give one",
+            path.display(),
+            words[0].to_string_lossy()
+        ),
+    }
+}
+
+fn lint(
+    common: &Common,
+    style: Style,
+    words: &[OsString],
+    manifests: &[PathBuf],
+    lookup: &Lookup,
+) -> Result<i32> {
+    let mut names = Vec::new();
+    let mut rest = words;
+    while !rest.is_empty() {
+        match take_name(rest)? {
+            Some((name, after)) => {
+                names.push(name);
+                rest = after;
+            }
+            None => bail!("unexpected `{}`", rest[0].to_string_lossy()),
+        }
+    }
+    names.extend(manifests.iter().cloned().map(ManifestName::File));
+    if names.is_empty() {
+        bail!("name the manifests to check: files, PLUGIN VERSION pairs (see `kiln list`), or --manifest FILE");
+    }
+    let (config, dirs) = lookup.load()?;
+    let kiln = common.kiln(&config.validator_dirs)?;
+    let options = common.load_options(&config.resource_roots);
     let mut failed = 0;
     // A `--validators` type is linted with every manifest; say it once.
     let mut said = std::collections::HashSet::new();
-    for path in manifests {
-        match kiln.load(path, &options) {
+    for name in &names {
+        let loaded = name
+            .locate(&dirs)
+            .and_then(|(path, _)| kiln.load(&path, &options).map_err(anyhow::Error::from));
+        match loaded {
             Ok(manifest) => {
                 let mut nodes = 0;
                 manifest.root.walk(&mut |_, _| nodes += 1);
@@ -225,54 +579,52 @@ fn lint(common: &Common, manifests: &[PathBuf]) -> Result<i32> {
                         eprintln!("{line}");
                     }
                 }
-                println!(
-                    "{}: ok ({} arguments, {} validators{})",
-                    shown_path(path),
-                    manifest.arguments.len(),
-                    nodes - 1,
-                    match warnings.len() {
-                        0 => String::new(),
-                        1 => ", 1 warning".to_string(),
-                        n => format!(", {n} warnings"),
-                    }
-                );
+                if !style.quiet {
+                    println!(
+                        "{}: ok ({} arguments, {} validators{})",
+                        shown_path(&manifest.path),
+                        manifest.arguments.len(),
+                        nodes - 1,
+                        match warnings.len() {
+                            0 => String::new(),
+                            1 => ", 1 warning".to_string(),
+                            n => format!(", {n} warnings"),
+                        }
+                    );
+                }
             }
             Err(error) => {
                 failed += 1;
-                eprintln!("{}", one_line(&error.to_string()));
+                eprintln!("{}", one_line_error(&error));
             }
         }
     }
     if failed > 0 {
-        eprintln!(
-            "kiln: {failed} of {} manifests have errors",
-            manifests.len()
-        );
+        eprintln!("kiln: {failed} of {} manifests have errors", names.len());
         return Ok(2);
     }
     Ok(0)
 }
 
-fn explain(common: &Common, target: &[String], manifest_dirs: &[PathBuf]) -> Result<i32> {
-    let path = match target {
-        [file] => PathBuf::from(file),
-        [plugin, version] => {
-            let dirs = config::manifest_dirs(manifest_dirs, &config::Config::default());
-            config::find_plugin(&dirs, plugin, version)?
-        }
-        _ => unreachable!("clap takes one or two values"),
-    };
-    let kiln = common.kiln(&[])?;
+fn explain(
+    common: &Common,
+    words: &[OsString],
+    manifest: &Option<PathBuf>,
+    lookup: &Lookup,
+) -> Result<i32> {
+    let name = one_name(words, manifest)?;
+    let (config, dirs) = lookup.load()?;
+    let (path, _) = name.locate(&dirs)?;
+    let kiln = common.kiln(&config.validator_dirs)?;
     let manifest = kiln
-        .load(&path, &common.load_options(&[]))
+        .load(&path, &common.load_options(&config.resource_roots))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     print!("{}", explain::render(&manifest));
     Ok(0)
 }
 
-fn list(manifest_dirs: &[PathBuf], config_files: &[PathBuf]) -> Result<i32> {
-    let config = config::Config::load(config_files)?;
-    let dirs = config::manifest_dirs(manifest_dirs, &config);
+fn list(lookup: &Lookup) -> Result<i32> {
+    let (_, dirs) = lookup.load()?;
     let found = config::discover(&dirs);
     if found.is_empty() {
         let searched: Vec<String> = dirs.iter().map(|d| shown_path(d)).collect();
@@ -304,44 +656,87 @@ fn list(manifest_dirs: &[PathBuf], config_files: &[PathBuf]) -> Result<i32> {
     Ok(0)
 }
 
-/// Loads the manifest a pack or validate names: `--manifest FILE`, or
-/// `PLUGIN VERSION` in the manifest directories.
-pub fn resolve_manifest(
-    manifest: &Option<PathBuf>,
-    words: &[String],
-    manifest_dirs: &[PathBuf],
-    config: &config::Config,
-) -> Result<(PathBuf, Vec<String>, String)> {
-    if let Some(path) = manifest {
-        return Ok((
-            path.clone(),
-            words.to_vec(),
-            format!("--manifest {}", path.display()),
-        ));
+fn completions(shell: Shell) -> Result<i32> {
+    use clap_complete::{generate, shells};
+    let mut command = Cli::command();
+    // Into a buffer first: clap_complete panics on a failed write, and a
+    // closed pipe should end kiln quietly (see `pipe`).
+    let mut out = Vec::new();
+    match shell {
+        Shell::Bash => generate(shells::Bash, &mut command, "kiln", &mut out),
+        Shell::Zsh => generate(shells::Zsh, &mut command, "kiln", &mut out),
+        Shell::Fish => generate(shells::Fish, &mut command, "kiln", &mut out),
     }
-    match words {
-        [plugin, version, rest @ ..] if !plugin.starts_with('-') && !version.starts_with('-') => {
-            let dirs = config::manifest_dirs(manifest_dirs, config);
-            let path = config::find_plugin(&dirs, plugin, version)?;
-            Ok((path, rest.to_vec(), format!("{plugin} {version}")))
+    use std::io::Write;
+    std::io::stdout().write_all(&out)?;
+    Ok(0)
+}
+
+/// The man page, rendered from the same clap definitions as `--help`.
+fn man(verb: Option<&str>) -> Result<i32> {
+    let mut command = Cli::command();
+    command.build();
+    let page = match verb {
+        None => command,
+        Some(verb) => {
+            let Some(sub) = command.find_subcommand(verb) else {
+                let verbs: Vec<&str> = command.get_subcommands().map(|c| c.get_name()).collect();
+                bail!("no verb `{verb}` (verbs: {})", verbs.join(", "));
+            };
+            // `kiln-pack(1)`, as git and cargo name their verbs' pages.
+            // clap names are 'static; this runs once before exit.
+            let name: &'static str = Box::leak(format!("kiln-{verb}").into_boxed_str());
+            sub.clone()
+                .name(name)
+                .bin_name(format!("kiln {verb}"))
+                .display_name(name)
         }
-        _ => anyhow::bail!("name a manifest: PLUGIN VERSION (see `kiln list`) or --manifest FILE"),
-    }
+    };
+    let mut out = Vec::new();
+    clap_mangen::Man::new(page).render(&mut out)?;
+    use std::io::Write;
+    std::io::stdout().write_all(&out)?;
+    Ok(0)
+}
+
+/// Every spelling of kiln's own options on `verb` (its own and the global
+/// ones), so that one put after PLUGIN VERSION is named as kiln's.
+fn own_options(verb: Option<&str>) -> Vec<String> {
+    let mut command = Cli::command();
+    command.build();
+    let command = match verb {
+        None => &command,
+        Some(verb) => match command.find_subcommand(verb) {
+            Some(sub) => sub,
+            None => return Vec::new(),
+        },
+    };
+    command
+        .get_arguments()
+        .filter(|a| !a.is_positional())
+        .flat_map(|a| {
+            let longs = a
+                .get_long_and_visible_aliases()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|l| format!("--{l}"));
+            let shorts = a
+                .get_short_and_visible_aliases()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| format!("-{s}"));
+            longs.chain(shorts).collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// What names the manifest a pack or validate runs, and its arguments.
 #[derive(Args)]
 pub struct ManifestChoice {
-    /// A config file (INI, oslo style; sahara.conf is accepted). Repeatable;
-    /// later files win.
-    #[arg(long = "config-file", value_name = "PATH")]
-    config_files: Vec<PathBuf>,
+    #[command(flatten)]
+    lookup: Lookup,
 
-    /// Where PLUGIN VERSION is looked up [default: ./manifests and the bundled ones].
-    #[arg(long = "manifest-dir", value_name = "DIR")]
-    manifest_dirs: Vec<PathBuf>,
-
-    /// Run this manifest file instead of PLUGIN VERSION.
+    /// Run this manifest file (plugin arguments then go after `--`, or as --arg).
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
 
@@ -352,42 +747,60 @@ pub struct ManifestChoice {
     #[command(flatten)]
     pub output: report::OutputArgs,
 
-    /// PLUGIN VERSION, then the plugin's own arguments.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "PLUGIN VERSION [--NAME VALUE]"
-    )]
-    words: Vec<String>,
+    /// PLUGIN VERSION (or a manifest path), then the plugin's own arguments.
+    /// Everything after the manifest's name is the plugin's.
+    #[arg(trailing_var_arg = true, value_name = "PLUGIN VERSION [--NAME VALUE]")]
+    words: Vec<OsString>,
+}
+
+impl ManifestChoice {
+    /// The manifest file, the words after its name (the plugin's
+    /// arguments) and how it was named.
+    fn resolve(&self, dirs: &[PathBuf]) -> Result<(PathBuf, Vec<String>, String)> {
+        let (path, rest, label) = match (take_name(&self.words)?, &self.manifest) {
+            (Some((name, rest)), None) => {
+                let (path, label) = name.locate(dirs)?;
+                (path, rest, label)
+            }
+            (None, Some(path)) => (
+                path.clone(),
+                &self.words[..],
+                format!("--manifest {}", path.display()),
+            ),
+            (Some(_), Some(path)) => bail!(
+                "--manifest {} and `{}` both name a manifest; give one (plugin arguments are --NAME VALUE)",
+                path.display(),
+                self.words[0].to_string_lossy()
+            ),
+            (None, None) => bail!(
+                "name a manifest: PLUGIN VERSION (see `kiln list`), a path to its .yaml file, or --manifest FILE"
+            ),
+        };
+        let rest = rest.iter().map(|w| utf8(w)).collect::<Result<Vec<_>>>()?;
+        Ok((path, rest, label))
+    }
 }
 
 /// Reads the config files and loads the manifest, with its arguments parsed;
 /// `None` when the words asked for the plugin's help (printed here).
-pub fn prepare(common: &Common, choice: &ManifestChoice, usage: &str) -> Result<Option<Prepared>> {
-    let ManifestChoice {
-        config_files,
-        manifest_dirs,
-        manifest,
-        args: arg_pairs,
-        words,
-        ..
-    } = choice;
-    let config = config::Config::load(config_files)?;
-    let (path, rest, label) = resolve_manifest(manifest, words, manifest_dirs, &config)?;
+pub fn prepare(common: &Common, choice: &ManifestChoice, verb: &str) -> Result<Option<Prepared>> {
+    let (config, dirs) = choice.lookup.load()?;
+    let (path, rest, label) = choice.resolve(&dirs)?;
     let kiln = common.kiln(&config.validator_dirs)?;
     let loaded = kiln
         .load(&path, &common.load_options(&config.resource_roots))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let arguments = match plugin_args::parse(&loaded, &rest, arg_pairs)? {
-        plugin_args::PluginArgs::Help => {
-            print!(
-                "{}",
-                plugin_args::help(&loaded, &format!("{usage} {label}"))
-            );
-            return Ok(None);
-        }
-        plugin_args::PluginArgs::Values(values) => values,
-    };
+    let arguments =
+        match plugin_args::parse(&loaded, &rest, &choice.args, &own_options(Some(verb)))? {
+            plugin_args::PluginArgs::Help => {
+                print!(
+                    "{}",
+                    plugin_args::help(&loaded, &format!("kiln {verb} {label}"))
+                );
+                return Ok(None);
+            }
+            plugin_args::PluginArgs::Values(values) => values,
+        };
     // Argument errors are cheap to find: report them before any target opens.
     kiln::interpreter::resolve_arguments(&loaded, &arguments).context("bad plugin arguments")?;
     Ok(Some(Prepared {
@@ -404,4 +817,71 @@ pub struct Prepared {
     pub manifest: kiln::manifest::Manifest,
     pub arguments: std::collections::BTreeMap<String, String>,
     pub config: config::Config,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str) -> Vec<OsString> {
+        text.split_whitespace().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn a_manifest_is_named_by_a_path_or_plugin_version() {
+        let w = words("demo 1.0 --tools full");
+        let (name, rest) = take_name(&w).unwrap().unwrap();
+        assert_eq!(
+            name,
+            ManifestName::Plugin {
+                plugin: "demo".into(),
+                version: "1.0".into()
+            }
+        );
+        assert_eq!(rest, &w[2..]);
+        for file in ["my/image.yaml", "image.yaml", "x.yml", "./anything"] {
+            let w = words(&format!("{file} --tools full"));
+            let (name, rest) = take_name(&w).unwrap().unwrap();
+            assert_eq!(name, ManifestName::File(file.into()));
+            assert_eq!(rest.len(), 2);
+        }
+        assert!(take_name(&words("--tools full")).unwrap().is_none());
+        let error = take_name(&words("demo --tools")).unwrap_err().to_string();
+        assert!(error.contains("no VERSION follows"), "{error}");
+    }
+
+    #[test]
+    fn colour_follows_the_flag_the_terminal_and_no_color() {
+        let on = |when, terminal, no_color: Option<&str>, term: Option<&str>| {
+            use_color(
+                when,
+                terminal,
+                no_color.map(OsStr::new),
+                term.map(OsStr::new),
+            )
+        };
+        assert!(on(ColorWhen::Auto, true, None, Some("xterm")));
+        assert!(!on(ColorWhen::Auto, false, None, Some("xterm")));
+        assert!(!on(ColorWhen::Auto, true, Some("1"), Some("xterm")));
+        // An empty NO_COLOR does not count (no-color.org).
+        assert!(on(ColorWhen::Auto, true, Some(""), Some("xterm")));
+        assert!(!on(ColorWhen::Auto, true, None, Some("dumb")));
+        assert!(on(ColorWhen::Always, false, Some("1"), None));
+        assert!(!on(ColorWhen::Never, true, None, Some("xterm")));
+    }
+
+    #[test]
+    fn own_options_include_global_and_short_spellings() {
+        let own = own_options(Some("pack"));
+        for option in [
+            "--image",
+            "--test-only",
+            "--manifest",
+            "--verbose",
+            "-v",
+            "-q",
+        ] {
+            assert!(own.contains(&option.to_string()), "{option}: {own:?}");
+        }
+    }
 }

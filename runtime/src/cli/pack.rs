@@ -8,18 +8,20 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
-use super::progress::{self, print_line, CommandLog, Progress};
+use super::progress::{self, print_line, print_line_logging, CommandLog, Progress};
 use super::report::Reporter;
-use super::{one_line, prepare, shown_path, Common, ManifestChoice, Prepared};
+use super::{one_line, prepare, shown_path, Common, ManifestChoice, Paint, Prepared, Style};
 
 pub const AFTER_HELP: &str = "\
-Plugin arguments follow PLUGIN VERSION as --NAME VALUE; `kiln pack PLUGIN VERSION --help` lists them.
+kiln's options go before PLUGIN VERSION (or a manifest path); only what follows it is the plugin's,
+as --NAME VALUE. `kiln pack PLUGIN VERSION --help` lists the plugin's arguments.
 
 Examples:
   kiln pack --image debian.qcow2 demo 1.0
   kiln pack --image debian.qcow2 --test-only demo 1.0
   kiln pack --image CentOS.qcow2 --config-file etc/sahara/sahara.conf cdh 5.7.0 --java_distro openjdk
-  kiln pack --image base.qcow2 --output packed.qcow2 --manifest my/image.yaml --arg motd=hello";
+  kiln pack --image base.qcow2 --output packed.qcow2 my/image.yaml --motd hello
+  kiln pack --image base.qcow2 --manifest my/image.yaml --arg motd=hello";
 
 #[derive(Args)]
 pub struct PackArgs {
@@ -38,8 +40,9 @@ pub struct PackArgs {
     #[arg(long)]
     test_only: bool,
 
-    /// Write the packed image to NEW and leave --image untouched.
-    #[arg(long, value_name = "NEW")]
+    /// Write the packed image to NEW and leave --image untouched. NEW
+    /// must be another file than --image.
+    #[arg(long, value_name = "NEW", conflicts_with = "test_only")]
     output: Option<PathBuf>,
 
     /// After a successful pack, run the manifest again in test-only mode in
@@ -87,14 +90,14 @@ enum AccelArg {
     Tcg,
 }
 
-pub fn run(common: &Common, args: &PackArgs) -> Result<i32> {
+pub fn run(common: &Common, style: Style, args: &PackArgs) -> Result<i32> {
     let mut reporter = Reporter::new("pack", &args.target.output, args.test_only);
     if let Some(image) = &args.image {
         reporter.plan("image", &image_name(image));
     }
     let result = reporter
-        .start()
-        .and_then(|()| pack(common, args, &mut reporter));
+        .start(style.quiet)
+        .and_then(|()| pack(common, style, args, &mut reporter));
     reporter.finish(result)
 }
 
@@ -103,8 +106,19 @@ fn image_name(image: &std::path::Path) -> String {
     format!("image {}", image.display())
 }
 
-fn pack(common: &Common, args: &PackArgs, reporter: &mut Reporter) -> Result<i32> {
-    let prepared = prepare(common, &args.target, "kiln pack")?;
+fn pack(common: &Common, style: Style, args: &PackArgs, reporter: &mut Reporter) -> Result<i32> {
+    // Refusals that need no manifest come first: nothing is loaded,
+    // nothing launched.
+    if let (Some(image), Some(output)) = (&args.image, &args.output) {
+        if same_file(image, output) {
+            anyhow::bail!(
+                "--output {} is the image itself ({}); name a new file, or leave --output out to pack the image in place",
+                output.display(),
+                image.display()
+            );
+        }
+    }
+    let prepared = prepare(common, &args.target, "pack")?;
     let Some(Prepared {
         kiln,
         manifest,
@@ -126,8 +140,31 @@ fn pack(common: &Common, args: &PackArgs, reporter: &mut Reporter) -> Result<i32
         })?,
     };
     image_target::pack(
-        common, args, &kiln, &manifest, &arguments, image, accel, reporter,
+        common, style, args, &kiln, &manifest, &arguments, image, accel, reporter,
     )
+}
+
+/// Whether two paths are one file: the same inode when both exist (so a
+/// symlink or another spelling is caught), else the same place once the
+/// directories are resolved.
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if let (Ok(a), Ok(b)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+        return a.dev() == b.dev() && a.ino() == b.ino();
+    }
+    fn location(path: &std::path::Path) -> Option<PathBuf> {
+        let absolute = std::path::absolute(path).ok()?;
+        if let Ok(canonical) = absolute.canonicalize() {
+            return Some(canonical);
+        }
+        let parent = absolute.parent()?.canonicalize().ok()?;
+        Some(parent.join(absolute.file_name()?))
+    }
+    match (location(a), location(b)) {
+        (Some(a), Some(b)) => a == b,
+        // Unresolvable (a missing directory): compare as written.
+        _ => std::path::absolute(a).ok() == std::path::absolute(b).ok(),
+    }
 }
 
 #[cfg(feature = "image-target")]
@@ -143,6 +180,7 @@ mod image_target {
     #[allow(clippy::too_many_arguments)]
     pub fn pack(
         common: &Common,
+        style: Style,
         args: &PackArgs,
         kiln: &Kiln,
         manifest: &Manifest,
@@ -155,11 +193,16 @@ mod image_target {
         // Lines name the image and the manifest, and pass on what opening
         // the image noted: escaped as a whole.
         let say = |text: &str| {
-            print_line(&format!(
+            let line = format!(
                 "[{:>6.1}] {}",
                 started.elapsed().as_secs_f64(),
                 one_line(text)
-            ))
+            );
+            if style.quiet {
+                progress::log_only(&line);
+            } else {
+                print_line(&line);
+            }
         };
         let options = ImageOptions {
             image: image.to_path_buf(),
@@ -218,6 +261,7 @@ mod image_target {
             Box::new(Progress::new(
                 String::new(),
                 common.verbose,
+                style,
                 offset,
                 commands.clone(),
             ))
@@ -266,14 +310,30 @@ mod image_target {
                 say(&format!("{} left unchanged", shown_path(image)));
             }
         }
-        progress::summary_text(&summary)
-            .lines()
-            .for_each(print_line);
-        print_line(&format!(
-            "{} in {:.1} s",
-            if summary.passed() { "PASSED" } else { "FAILED" },
-            started.elapsed().as_secs_f64()
-        ));
+        let summary_lines = progress::summary_text(&summary);
+        if !style.quiet {
+            summary_lines.lines().for_each(print_line);
+        } else {
+            summary_lines.lines().for_each(progress::log_only);
+            if let Err(error) = &summary.outcome {
+                // Quiet still says why, as an error.
+                eprintln!("kiln: {}", progress::failure_line(error));
+            }
+        }
+        let closing = |passed: &str, failed: &str| {
+            format!(
+                "{} in {:.1} s",
+                if summary.passed() { passed } else { failed },
+                started.elapsed().as_secs_f64()
+            )
+        };
+        print_line_logging(
+            &closing(
+                &style.paint("PASSED", Paint::Good),
+                &style.paint("FAILED", Paint::Bad),
+            ),
+            &closing("PASSED", "FAILED"),
+        );
         let result = match &summary.outcome {
             Ok(()) => "passed",
             Err(kiln::interpreter::RunError::Unreachable { .. }) => "unreachable",
@@ -306,8 +366,10 @@ mod image_target {
 mod image_target {
     use super::*;
 
+    #[allow(clippy::too_many_arguments)]
     pub fn pack(
         _: &Common,
+        _: Style,
         _: &PackArgs,
         _: &kiln::Kiln,
         _: &kiln::manifest::Manifest,

@@ -1,6 +1,9 @@
 //! A manifest's own arguments on the command line: `--NAME VALUE` or
 //! `--NAME=VALUE` after `PLUGIN VERSION` (as sahara-image-pack took them),
 //! `--arg NAME=VALUE` anywhere, and `PLUGIN VERSION --help` listing them.
+//! A name the manifest does not declare is an error, whichever way it was
+//! spelled, as sahara-image-pack's argparse refused it: a typo must not
+//! silently run the default.
 
 use std::collections::BTreeMap;
 
@@ -15,8 +18,24 @@ pub enum PluginArgs {
     Help,
 }
 
+/// How the user wrote an argument's name, for the message when the
+/// manifest does not declare it.
+enum Spelling<'a> {
+    /// `--NAME VALUE` after `PLUGIN VERSION`.
+    Option,
+    /// `--arg NAME=VALUE`: the whole pair, as typed.
+    Arg(&'a str),
+}
+
 /// Parses the words after `PLUGIN VERSION` plus `--arg` pairs (which win).
-pub fn parse(manifest: &Manifest, words: &[String], arg_pairs: &[String]) -> Result<PluginArgs> {
+/// `own` holds every spelling of kiln's own options, to tell a misplaced
+/// one from a misspelt plugin argument.
+pub fn parse(
+    manifest: &Manifest,
+    words: &[String],
+    arg_pairs: &[String],
+    own: &[String],
+) -> Result<PluginArgs> {
     let mut values = BTreeMap::new();
     let mut iter = words.iter();
     while let Some(word) = iter.next() {
@@ -24,8 +43,11 @@ pub fn parse(manifest: &Manifest, words: &[String], arg_pairs: &[String]) -> Res
             return Ok(PluginArgs::Help);
         }
         let Some(option) = word.strip_prefix("--") else {
+            if own.contains(word) {
+                bail!("{word} is one of kiln's own options; put it before PLUGIN VERSION");
+            }
             bail!(
-                "unexpected `{word}` after the plugin version; plugin arguments are `--NAME VALUE`"
+                "unexpected `{word}` after the manifest's name; plugin arguments are `--NAME VALUE`"
             );
         };
         // Resolve the name first: a misplaced kiln option deserves that
@@ -34,7 +56,7 @@ pub fn parse(manifest: &Manifest, words: &[String], arg_pairs: &[String]) -> Res
             Some((name, value)) => (name, Some(value.to_string())),
             None => (option, None),
         };
-        let name = declared_name(manifest, name)?;
+        let name = declared_name(manifest, name, Spelling::Option, own)?;
         let value = match inline_value {
             Some(value) => value,
             None => iter
@@ -48,15 +70,21 @@ pub fn parse(manifest: &Manifest, words: &[String], arg_pairs: &[String]) -> Res
         let Some((name, value)) = pair.split_once('=') else {
             bail!("--arg takes NAME=VALUE, found `{pair}`");
         };
-        let name = declared_name(manifest, name)?;
+        let name = declared_name(manifest, name, Spelling::Arg(pair), own)?;
         values.insert(name, value.to_string());
     }
     Ok(PluginArgs::Values(values))
 }
 
 /// The declared argument `name` refers to (`java-distro` and `java_distro`
-/// are the same option), or an error listing the ones there are.
-fn declared_name(manifest: &Manifest, name: &str) -> Result<String> {
+/// are the same option), or an error naming what was typed, listing the
+/// arguments there are and suggesting the nearest.
+fn declared_name(
+    manifest: &Manifest,
+    name: &str,
+    spelling: Spelling<'_>,
+    own: &[String],
+) -> Result<String> {
     let wanted = name.replace('-', "_");
     if let Some(argument) = manifest
         .arguments
@@ -65,35 +93,69 @@ fn declared_name(manifest: &Manifest, name: &str) -> Result<String> {
     {
         return Ok(argument.name.clone());
     }
-    const OWN: [&str; 10] = [
-        "image",
-        "root-filesystem",
-        "test-only",
-        "config-file",
-        "output",
-        "accel",
-        "report",
-        "verify",
-        "manifest",
-        "arg",
-    ];
-    if OWN.contains(&name) {
-        bail!("--{name} is one of kiln's own options; put it before PLUGIN VERSION");
-    }
-    let known: Vec<String> = manifest
+    // Hidden arguments are accepted but never advertised.
+    let visible: Vec<&str> = manifest
         .arguments
         .iter()
-        .map(|a| format!("--{}", a.name))
+        .filter(|a| !a.hidden)
+        .map(|a| a.name.as_str())
         .collect();
-    bail!(
-        "{} takes no argument `--{name}` (it takes: {})",
-        manifest.path.display(),
-        if known.is_empty() {
-            "none".to_string()
-        } else {
-            known.join(", ")
+    let file = manifest.path.display();
+    match spelling {
+        Spelling::Option => {
+            let typed = format!("--{name}");
+            if own.contains(&typed) {
+                bail!("{typed} is one of kiln's own options; put it before PLUGIN VERSION");
+            }
+            let takes: Vec<String> = visible.iter().map(|n| format!("--{n}")).collect();
+            let own_longs: Vec<String> = own
+                .iter()
+                .filter(|o| o.starts_with("--"))
+                .cloned()
+                .collect();
+            let hint = match (closest(&typed, &takes), closest(&typed, &own_longs)) {
+                (Some(arg), _) => format!("; did you mean `{arg}`?"),
+                (None, Some(option)) => format!(
+                    "; did you mean kiln's own `{option}`? (kiln's options go before PLUGIN VERSION)"
+                ),
+                (None, None) => String::new(),
+            };
+            bail!(
+                "{file} takes no argument `{typed}` (it takes: {}){hint}",
+                list(&takes)
+            )
         }
-    )
+        Spelling::Arg(pair) => {
+            let takes: Vec<String> = visible.iter().map(|n| n.to_string()).collect();
+            let hint = closest(name, &takes)
+                .map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_default();
+            bail!(
+                "--arg {pair}: {file} takes no argument `{name}` (it takes: {}){hint}",
+                list(&takes)
+            )
+        }
+    }
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The candidate nearest to `typed`, when it is near enough to be a typo:
+/// at most two edits (a swap of neighbours counts as one), and fewer than
+/// half the name's letters.
+pub(super) fn closest<'a>(typed: &str, candidates: &'a [String]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(typed, c), c.as_str()))
+        .filter(|(distance, c)| *distance <= 2 && *distance * 2 < c.trim_start_matches('-').len())
+        .min()
+        .map(|(_, c)| c)
 }
 
 /// The help text for a manifest's arguments (hidden ones left out), each
@@ -137,4 +199,20 @@ pub fn help(manifest: &Manifest, usage: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::closest;
+
+    #[test]
+    fn suggestions_are_near_misses_only() {
+        let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let own = names(&["--image", "--test-only", "--output"]);
+        assert_eq!(closest("--imgae", &own), Some("--image"));
+        assert_eq!(closest("--tset-only", &own), Some("--test-only"));
+        assert_eq!(closest("--limit", &own), None);
+        assert_eq!(closest("tool", &names(&["motd", "tools"])), Some("tools"));
+        assert_eq!(closest("x", &names(&["y"])), None);
+    }
 }

@@ -17,13 +17,15 @@ use kiln::remote::{shell_quote, CommandOutput, OutputStream, RemoteCommand, Remo
 use kiln::text::escape_controls_keep_lines;
 use serde::Serialize;
 
-use super::{one_line, shown};
+use super::{one_line, shown, Paint, Style};
 
 /// Prints progress lines, optionally prefixed with a target's name, and
 /// keeps the commands each validator ran for the report.
 pub struct Progress {
     pub prefix: String,
     pub verbose: u8,
+    /// `-q` (print nothing as it goes) and whether status words are coloured.
+    pub style: Style,
     /// Seconds already spent before the run (opening an image, connecting).
     pub offset: Duration,
     pub commands: CommandLog,
@@ -33,10 +35,17 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(prefix: String, verbose: u8, offset: Duration, commands: CommandLog) -> Self {
+    pub fn new(
+        prefix: String,
+        verbose: u8,
+        style: Style,
+        offset: Duration,
+        commands: CommandLog,
+    ) -> Self {
         Progress {
             prefix,
             verbose,
+            style,
             offset,
             commands,
             partial: [Vec::new(), Vec::new()],
@@ -47,7 +56,16 @@ impl Progress {
     /// a whole: its parts (host and validator names, summaries, changes,
     /// messages) are data, and none may move the cursor or add a line.
     fn line(&self, at: Duration, text: &str) {
-        print_line(&self.line_text(at, text));
+        self.emit(&self.line_text(at, text));
+    }
+
+    /// A line on the terminal (unless `-q`) and in the log (always).
+    fn emit(&self, text: &str) {
+        if self.style.quiet {
+            log_only(text);
+        } else {
+            print_line(text);
+        }
     }
 
     fn line_text(&self, at: Duration, text: &str) -> String {
@@ -60,7 +78,7 @@ impl Progress {
 
     /// A detail line under the progress lines (`-v`).
     fn detail(&self, text: &str) {
-        print_line(&self.detail_text(text));
+        self.emit(&self.detail_text(text));
     }
 
     fn detail_text(&self, text: &str) -> String {
@@ -90,7 +108,7 @@ impl Progress {
         };
         let complete: Vec<u8> = self.partial[index].drain(..=end).collect();
         for line in String::from_utf8_lossy(&complete).lines() {
-            print_line(&self.output_text(path, mark, line));
+            self.emit(&self.output_text(path, mark, line));
         }
     }
 
@@ -99,7 +117,7 @@ impl Progress {
         for (index, mark) in [(0, "|"), (1, "!")] {
             let rest = std::mem::take(&mut self.partial[index]);
             if !rest.is_empty() {
-                print_line(&self.output_text(path, mark, &String::from_utf8_lossy(&rest)));
+                self.emit(&self.output_text(path, mark, &String::from_utf8_lossy(&rest)));
             }
         }
     }
@@ -173,7 +191,7 @@ impl Observer for Progress {
                     }
                     _ => status_text(record),
                 };
-                self.line(at, &format!("{}: {status} ({elapsed:.1} s)", record.path));
+                self.status_line(at, &record.path, &status, elapsed);
                 // The log has every failure whole, whatever the verbosity.
                 if let (Status::Failed(message), 0) = (&record.status, self.verbose) {
                     log_only(&self.detail_text(&format!("{}: {}", record.path, shown(message))));
@@ -227,13 +245,44 @@ impl Observer for Progress {
             Event::Log { node, message, .. } => {
                 let text = self.detail_text(&format!("{}: {message}", node.path));
                 if self.verbose > 0 {
-                    print_line(&text);
+                    self.emit(&text);
                 } else {
                     log_only(&text);
                 }
             }
             _ => {}
         }
+    }
+}
+
+impl Progress {
+    /// A validator's closing line, as [`Progress::line`] prints it, with
+    /// its leading status word (kiln's own) coloured when colour is on;
+    /// the rest is escaped as before. The log gets it without colour.
+    fn status_line(&self, at: Duration, path: &str, status: &str, elapsed: f64) {
+        let status = one_line(&format!("{status} ({elapsed:.1} s)"));
+        let plain = format!(
+            "[{:>6.1}] {}{status}",
+            (self.offset + at).as_secs_f64(),
+            one_line(&format!("{}{path}: ", self.prefix))
+        );
+        if self.style.quiet {
+            log_only(&plain);
+            return;
+        }
+        let painted = match status.split_once(':') {
+            Some(("changed", rest)) => {
+                format!("{}:{rest}", self.style.paint("changed", Paint::Changed))
+            }
+            Some(("FAILED", rest)) => format!("{}:{rest}", self.style.paint("FAILED", Paint::Bad)),
+            _ => status.clone(),
+        };
+        let painted = format!(
+            "[{:>6.1}] {}{painted}",
+            (self.offset + at).as_secs_f64(),
+            one_line(&format!("{}{path}: ", self.prefix))
+        );
+        print_line_logging(&painted, &plain);
     }
 }
 
@@ -486,6 +535,7 @@ pub fn start_console(
     started: Instant,
     log_file: Option<&std::path::Path>,
     header: &str,
+    quiet: bool,
 ) -> anyhow::Result<ConsoleGuard> {
     let log = match log_file {
         None => None,
@@ -507,17 +557,17 @@ pub fn start_console(
             .map(Duration::from_secs_f64),
         Err(_) => Some(Duration::from_secs_f64(DEFAULT_HEARTBEAT_SECONDS)),
     };
-    let live = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
+    let live = !quiet && std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
     *console() = Some(ConsoleState {
         started,
         live,
-        heartbeat: if live { None } else { heartbeat },
+        heartbeat: if live || quiet { None } else { heartbeat },
         drawn: false,
         steps: BTreeMap::new(),
         log,
         running: true,
     });
-    if live || heartbeat.is_some() {
+    if live || (heartbeat.is_some() && !quiet) {
         let tick = if live {
             STATUS_REDRAW
         } else {
@@ -541,9 +591,14 @@ pub fn start_console(
 /// Prints one line (already escaped) on stdout and into the log, clearing
 /// the status line first.
 pub fn print_line(text: &str) {
+    print_line_logging(text, text);
+}
+
+/// Prints `shown` (which may carry kiln's own colours) and logs `logged`.
+pub fn print_line_logging(shown: &str, logged: &str) {
     match console().as_mut() {
-        Some(state) => state.print(text),
-        None => println!("{text}"),
+        Some(state) => state.print(shown, logged),
+        None => println!("{shown}"),
     }
 }
 
@@ -591,11 +646,11 @@ pub fn steps_clear(owner: &str) {
 }
 
 impl ConsoleState {
-    fn print(&mut self, text: &str) {
+    fn print(&mut self, shown: &str, logged: &str) {
         self.clear();
-        println!("{text}");
+        println!("{shown}");
         if let Some(log) = self.log.as_mut() {
-            let _ = writeln!(log, "{text}");
+            let _ = writeln!(log, "{logged}");
         }
         if self.live {
             self.draw();
@@ -678,7 +733,7 @@ impl ConsoleState {
             }
         }
         for beat in beats {
-            self.print(&beat);
+            self.print(&beat, &beat);
         }
     }
 }

@@ -154,8 +154,9 @@ impl Reporter {
         }
     }
 
-    /// Starts the console (status line, heartbeats, `--log-file`).
-    pub fn start(&mut self) -> anyhow::Result<()> {
+    /// Starts the console (status line, heartbeats, `--log-file`); `quiet`
+    /// (`-q`) keeps the terminal free of status lines and heartbeats.
+    pub fn start(&mut self, quiet: bool) -> anyhow::Result<()> {
         let header = format!(
             "kiln {} {} started {} ({})",
             env!("CARGO_PKG_VERSION"),
@@ -167,6 +168,7 @@ impl Reporter {
             self.started,
             self.output.log_file.as_deref(),
             &header,
+            quiet,
         )?);
         Ok(())
     }

@@ -12,12 +12,13 @@ use clap::Args;
 use kiln::interpreter::RunError;
 use kiln::target::ssh::{HostSpec, SshOptions, SshTarget};
 
-use super::progress::{self, print_line, CommandLog, Progress};
+use super::progress::{self, print_line_logging, CommandLog, Progress};
 use super::report::Reporter;
-use super::{one_line, prepare, shown, shown_path, Common, ManifestChoice, Prepared};
+use super::{one_line, prepare, shown, shown_path, Common, ManifestChoice, Paint, Prepared, Style};
 
 pub const AFTER_HELP: &str = "\
-Test-only by default; --reconcile prepares the hosts. Plugin arguments follow PLUGIN VERSION as --NAME VALUE.
+Test-only by default; --reconcile prepares the hosts. kiln's options go before PLUGIN VERSION (or a
+manifest path); only what follows it is the plugin's, as --NAME VALUE.
 
 Examples:
   kiln validate --host admin@10.0.0.5 demo 1.0
@@ -81,20 +82,35 @@ struct HostResult {
     error: Option<String>,
 }
 
-pub fn run(common: &Common, args: &ValidateArgs) -> Result<i32> {
+pub fn run(common: &Common, style: Style, args: &ValidateArgs) -> Result<i32> {
     let mut reporter = Reporter::new("validate", &args.target.output, !args.reconcile);
     // The hosts named are in the report even when the manifest fails to load.
     for host in hosts(args).unwrap_or_default() {
         reporter.plan("host", &host.to_string());
     }
     let result = reporter
-        .start()
-        .and_then(|()| validate(common, args, &mut reporter));
+        .start(style.quiet)
+        .and_then(|()| validate(common, style, args, &mut reporter));
     reporter.finish(result)
 }
 
-fn validate(common: &Common, args: &ValidateArgs, reporter: &mut Reporter) -> Result<i32> {
-    let prepared = prepare(common, &args.target, "kiln validate")?;
+/// A line on the terminal (unless `-q`) and in the log: `painted` may
+/// carry kiln's colours, `plain` is the same without them.
+fn say(style: Style, painted: &str, plain: &str) {
+    if style.quiet {
+        progress::log_only(plain);
+    } else {
+        print_line_logging(painted, plain);
+    }
+}
+
+fn validate(
+    common: &Common,
+    style: Style,
+    args: &ValidateArgs,
+    reporter: &mut Reporter,
+) -> Result<i32> {
+    let prepared = prepare(common, &args.target, "validate")?;
     let Some(Prepared {
         kiln,
         manifest,
@@ -115,14 +131,15 @@ fn validate(common: &Common, args: &ValidateArgs, reporter: &mut Reporter) -> Re
     };
     let test_only = !args.reconcile;
     let started = reporter.started();
-    print_line(&format!(
+    let line = format!(
         "[{:>6.1}] {} {} host(s) with {} ({} at a time)",
         0.0,
         if test_only { "checking" } else { "reconciling" },
         hosts.len(),
         shown_path(&manifest.path),
         usize::from(args.forks).min(hosts.len())
-    ));
+    );
+    say(style, &line, &line);
     // Host names come from inventories: shown escaped, everywhere.
     let width = hosts
         .iter()
@@ -145,6 +162,7 @@ fn validate(common: &Common, args: &ValidateArgs, reporter: &mut Reporter) -> Re
                     &options,
                     test_only,
                     common.verbose,
+                    style,
                     prefix,
                     started,
                 );
@@ -155,9 +173,10 @@ fn validate(common: &Common, args: &ValidateArgs, reporter: &mut Reporter) -> Re
     let mut results = results.into_inner().unwrap();
     results.sort_by_key(|(index, _)| *index);
     let results: Vec<HostResult> = results.into_iter().map(|(_, r)| r).collect();
-    print_table(&results);
+    // Printed (or, with -q, only logged).
+    print_table(&results, style);
     let failed = results.iter().filter(|r| !r.passed).count();
-    print_line(&format!(
+    progress::print_line(&format!(
         "{} of {} hosts passed in {:.1} s",
         results.len() - failed,
         results.len(),
@@ -206,6 +225,7 @@ fn one_host(
     options: &SshOptions,
     test_only: bool,
     verbose: u8,
+    style: Style,
     prefix: String,
     started: Instant,
 ) -> HostResult {
@@ -222,11 +242,18 @@ fn one_host(
             let why = message
                 .strip_prefix(&format!("{name}: "))
                 .unwrap_or(&message);
-            print_line(&format!(
-                "[{:>6.1}] {}",
-                started.elapsed().as_secs_f64(),
-                one_line(&format!("{prefix}UNREACHABLE: {why}"))
-            ));
+            let line = |word: &str| format!("{}{word}: {}", one_line(&prefix), one_line(why));
+            let painted = line(&style.paint("UNREACHABLE", Paint::Bad));
+            if style.quiet {
+                // Quiet still reports errors, on stderr.
+                eprintln!("kiln: {painted}");
+            }
+            let at = started.elapsed().as_secs_f64();
+            say(
+                style,
+                &format!("[{at:>6.1}] {painted}"),
+                &format!("[{at:>6.1}] {}", line("UNREACHABLE")),
+            );
             return HostResult {
                 host: shown(&name),
                 distro: None,
@@ -244,6 +271,7 @@ fn one_host(
     let observer = Box::new(Progress::new(
         prefix.clone(),
         verbose,
+        style,
         started.elapsed(),
         commands.clone(),
     ));
@@ -262,13 +290,18 @@ fn one_host(
     // The failing cell may quote what the target said (its distro, an error).
     let failing = one_line(&failing);
     if let Err(error) = &summary.outcome {
-        print_line(&format!(
-            "[{:>6.1}] {} {}: {}",
-            started.elapsed().as_secs_f64(),
-            shown(&name),
-            result.to_uppercase(),
-            progress::failure_line(error)
-        ));
+        let line =
+            |word: &str| format!("{} {word}: {}", shown(&name), progress::failure_line(error));
+        let painted = line(&style.paint(result_word(&result).1, Paint::Bad));
+        if style.quiet {
+            eprintln!("kiln: {painted}");
+        }
+        let at = started.elapsed().as_secs_f64();
+        say(
+            style,
+            &format!("[{at:>6.1}] {painted}"),
+            &format!("[{at:>6.1}] {}", line(result_word(&result).1)),
+        );
     }
     HostResult {
         host: shown(&name),
@@ -283,8 +316,18 @@ fn one_host(
     }
 }
 
+/// A result as kiln's own words, lower and upper case, and its colour:
+/// only these are ever painted.
+fn result_word(result: &str) -> (&'static str, &'static str, Paint) {
+    match result {
+        "passed" => ("passed", "PASSED", Paint::Good),
+        "unreachable" => ("unreachable", "UNREACHABLE", Paint::Bad),
+        _ => ("failed", "FAILED", Paint::Bad),
+    }
+}
+
 /// The closing table; its cells were escaped when the results were made.
-fn print_table(results: &[HostResult]) {
+fn print_table(results: &[HostResult], style: Style) {
     let w_host = results
         .iter()
         .map(|r| r.host.chars().count())
@@ -303,23 +346,29 @@ fn print_table(results: &[HostResult]) {
         .max()
         .unwrap_or(0)
         .max(17);
-    print_line("");
-    print_line(&format!(
+    let header = format!(
         "{:w_host$}  {:w_distro$}  {:11}  {:w_failing$}  TIME",
         "HOST", "DISTRO", "RESULT", "FAILING VALIDATOR"
-    ));
+    );
+    say(style, "", "");
+    say(style, &header, &header);
     for r in results {
-        print_line(&format!(
-            "{:w_host$}  {:w_distro$}  {:11}  {:w_failing$}  {:.1} s",
-            r.host,
-            r.distro.as_deref().unwrap_or("-"),
-            r.result,
-            if r.failing.is_empty() {
-                "-"
-            } else {
-                &r.failing
-            },
-            r.elapsed.as_secs_f64()
-        ));
+        // Padded by hand: colour codes take no room on the screen.
+        let (word, _, paint) = result_word(&r.result);
+        let row = |result: &str| {
+            format!(
+                "{:w_host$}  {:w_distro$}  {result}{}  {:w_failing$}  {:.1} s",
+                r.host,
+                r.distro.as_deref().unwrap_or("-"),
+                " ".repeat(11usize.saturating_sub(word.len())),
+                if r.failing.is_empty() {
+                    "-"
+                } else {
+                    &r.failing
+                },
+                r.elapsed.as_secs_f64()
+            )
+        };
+        say(style, &row(&style.paint(word, paint)), &row(word));
     }
 }
