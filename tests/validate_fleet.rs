@@ -896,6 +896,10 @@ fn a_terminal_gets_a_live_status_line() {
         ssh_config.to_str().unwrap(),
         "--host",
         &host,
+        // The status line is drawn whatever the colour setting; without
+        // colour the progress lines read as plain text here.
+        "--color",
+        "never",
         "--manifest",
         manifest.to_str().unwrap(),
     ]
