@@ -4,12 +4,17 @@
 //!    exits non-zero and leaves the image's bytes unchanged;
 //! 2. a pack installs packages from the Debian mirror through apt, runs
 //!    scripts that take arguments and use another script's output, copies a
-//!    file, and succeeds;
+//!    file, and succeeds; its `--report` matches docs/report.schema.json
+//!    and its `--log-file` holds every command with its output (a disk
+//!    image's output is handed over when each command ends);
 //! 3. `--test-only` then passes, and the files inside (read back through
 //!    libguestfs) are what the manifest asked for;
 //! 4. a manifest whose last validator fails leaves the image unchanged.
 
 mod support;
+
+#[path = "support/reports.rs"]
+mod reports;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -102,11 +107,14 @@ fn pack_test_only_then_pack_then_prove() {
 
     // 2. The pack: apt from the Debian mirror, scripts with arguments and output, a copied file.
     let report = dir.path().join("report.json");
+    let log = dir.path().join("pack.log");
     let output = pack(
         &image,
         &[
             "--report",
             report.to_str().unwrap(),
+            "--log-file",
+            log.to_str().unwrap(),
             "demo",
             "1.0",
             "--motd",
@@ -128,11 +136,39 @@ fn pack_test_only_then_pack_then_prove() {
         "{text}"
     );
     assert_ne!(sha256_file(&image), clean, "the pack changed the image");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let report = reports::valid_json_report(&report);
     assert_eq!(report["passed"], true);
     assert_eq!(report["targets"][0]["distro"], "debian");
     assert!(report["targets"][0]["commands"].as_u64().unwrap() >= 10);
+    let status = |path: &str| {
+        report["targets"][0]["validators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["path"] == path)
+            .unwrap_or_else(|| panic!("{path} in {report:#}"))["status"]
+            .clone()
+    };
+    // The argument_case installed procps through its child: changed too.
+    assert_eq!(status("validators[2].argument_case"), "changed");
+    assert_eq!(status("validators[1].package"), "changed");
+    let log = std::fs::read_to_string(&log).unwrap();
+    // Not counted among the leftovers below.
+    std::fs::remove_file(dir.path().join("pack.log")).unwrap();
+    assert!(
+        log.lines()
+            .any(|line| line.contains("validators[1].package: $ ")
+                && line.contains("apt-get -y install less file")
+                && line.contains("-> exit 0")),
+        "the install is not in the log:\n{log}"
+    );
+    for wanted in [
+        "validators[1].package | Setting up less",
+        "committing the changes",
+        "PASSED in ",
+    ] {
+        assert!(log.contains(wanted), "`{wanted}` is not in the log:\n{log}");
+    }
 
     // 3. Test-only now passes, and the files hold what the manifest asked for.
     let packed = sha256_file(&image);

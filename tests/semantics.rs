@@ -553,3 +553,52 @@ fn a_target_lost_mid_run_is_reported_unreachable_and_not_called_again() {
     // `a` passed; `b` found the target gone; nothing was sent after that.
     assert_eq!(remote.commands(), ["dpkg -s a", "dpkg -s b"]);
 }
+
+// ---- what flow control reports ----
+
+#[test]
+fn flow_control_reports_its_childrens_changes() {
+    // The os_case's package installs; the os_case and the root `all` carry
+    // the change up instead of reading "already in place".
+    let remote = ScriptedRemote::new("debian").on("dpkg -s", [fail("not installed"), ok()]);
+    let summary = run(
+        "validators:\n  - os_case:\n    - debian:\n      - package: d\n  - package: present\n",
+        &[],
+        &remote,
+        &[],
+        false,
+    );
+    assert!(summary.passed(), "{:?}", summary.outcome);
+    let status_of = |path: &str| {
+        summary
+            .records
+            .iter()
+            .rev()
+            .find(|r| r.path == path)
+            .unwrap_or_else(|| panic!("no record of {path}"))
+            .status
+            .clone()
+    };
+    let leaf = "validators[0].os_case[0].debian[0].package";
+    assert_eq!(status_of(leaf), Status::Changed(vec!["installed d".into()]));
+    assert_eq!(
+        status_of("validators[0].os_case"),
+        Status::Changed(vec![format!("{leaf}: installed d")])
+    );
+    // A sibling that changed nothing stays in place.
+    assert_eq!(status_of("validators[1].package"), Status::InPlace);
+}
+
+#[test]
+fn flow_control_with_nothing_changed_below_is_in_place() {
+    let remote = ScriptedRemote::new("debian");
+    let summary = run(
+        "validators:\n  - os_case:\n    - debian:\n      - package: d\n",
+        &[],
+        &remote,
+        &[],
+        false,
+    );
+    assert!(summary.passed(), "{:?}", summary.outcome);
+    assert!(summary.records.iter().all(|r| r.status == Status::InPlace));
+}

@@ -13,6 +13,9 @@
 #[path = "support/sshd_fleet.rs"]
 mod sshd_fleet;
 
+#[path = "support/reports.rs"]
+mod reports;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -167,8 +170,14 @@ impl Running {
 
 /// Starts `kiln validate -F <fleet's ssh_config> ARGS`.
 fn spawn_validate(fleet: &Fleet, args: &[String]) -> Running {
+    spawn_validate_with(fleet, args, &[])
+}
+
+/// `spawn_validate` with extra environment entries for kiln.
+fn spawn_validate_with(fleet: &Fleet, args: &[String], env: &[(&str, &str)]) -> Running {
     let ssh_config = fleet.options().ssh_config.expect("fleet ssh_config");
     let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .envs(env.iter().copied())
         .arg("validate")
         .arg("-F")
         .arg(ssh_config)
@@ -227,9 +236,19 @@ fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
+/// The `--report` file, checked against docs/report.schema.json.
 fn read_report(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).expect("reading the --report file");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is not JSON ({e}):\n{text}"))
+    reports::valid_json_report(path)
+}
+
+/// A target's entry for the validator at `path`.
+fn validator<'a>(target: &'a Value, path: &str) -> &'a Value {
+    target["validators"]
+        .as_array()
+        .expect("validators array")
+        .iter()
+        .find(|v| v["path"] == path)
+        .unwrap_or_else(|| panic!("no {path} in {target:#}"))
 }
 
 /// The report's entry for `host`, which must appear exactly once.
@@ -324,7 +343,11 @@ fn the_site_manifest_checks_reconciles_and_rechecks_a_fleet() {
         let target = report_target(&report, host);
         assert_eq!(target["passed"], true, "{target:#}");
         assert!(target["error"].is_null(), "{target:#}");
-        assert_eq!(target["validators"][1]["status"], "changed", "{target:#}");
+        assert_eq!(
+            validator(target, "validators[1].package")["status"],
+            "changed",
+            "{target:#}"
+        );
     }
     let failed = report_target(&report, &hosts[2]);
     assert_eq!(failed["passed"], false, "{failed:#}");
@@ -349,9 +372,10 @@ fn the_site_manifest_checks_reconciles_and_rechecks_a_fleet() {
     }
     let report = read_report(&second_report);
     assert_eq!(report["passed"], true);
-    let package_status =
-        |host: &str| report_target(&report, host)["validators"][1]["status"].clone();
-    assert_eq!(package_status(&hosts[0]), "in_place", "{report:#}");
+    let package_status = |host: &str| {
+        validator(report_target(&report, host), "validators[1].package")["status"].clone()
+    };
+    assert_eq!(package_status(&hosts[0]), "passed", "{report:#}");
     assert_eq!(package_status(&hosts[2]), "changed", "{report:#}");
 
     // (c, g) Test-only now passes everywhere, hosts named by an Ansible INI inventory.
@@ -651,10 +675,11 @@ fn what_a_component_and_its_commands_print_reaches_the_terminal_and_report_escap
     for shown in [
         "with /",
         "site\\e]0;owned\\u{7}.yaml",
-        // The command at -v, its env entry quoted as shell text.
-        "$ env -- 'GREETING=\\e[2Khello' /bin/sh -c 'printf '\\''\\e]0;owned\\u{7}%s\\n'\\'' \"$GREETING\"'  -> exit 0",
-        // Its output at -vv.
-        "| \\e]0;owned\\u{7}\\e[2Khello",
+        // The command as it starts (-vv), its env entry quoted as shell text.
+        "validators[0].attacks: $ env -- 'GREETING=\\e[2Khello' /bin/sh -c 'printf '\\''\\e]0;owned\\u{7}%s\\n'\\'' \"$GREETING\"'",
+        // Its output (-vv), named by host and validator, and how it ended.
+        format!("{host} validators[0].attacks | \\e]0;owned\\u{{7}}\\e[2Khello").as_str(),
+        "validators[0].attacks: -> exit 0",
         // The denial, whole.
         "validators[1].any[0].narrow: FAILED: validator type `narrow` was denied running `echo \\e[2Kpwned`: it is outside the type's allowed command patterns",
         // What the component logged and failed with.
@@ -679,10 +704,8 @@ fn what_a_component_and_its_commands_print_reaches_the_terminal_and_report_escap
             .ends_with("site\\e]0;owned\\u{7}.yaml"),
         "{report:#}"
     );
-    let validators = report_target(&report, &host)["validators"]
-        .as_array()
-        .expect("validators");
-    let ran = &validators[0];
+    let target = report_target(&report, &host);
+    let ran = validator(target, "validators[0].attacks");
     assert_eq!(ran["path"], "validators[0].attacks", "{report:#}");
     assert_eq!(
         ran["commands"],
@@ -695,7 +718,7 @@ fn what_a_component_and_its_commands_print_reaches_the_terminal_and_report_escap
         }]),
         "{report:#}"
     );
-    let denied = &validators[1];
+    let denied = validator(target, "validators[1].any[0].narrow");
     assert_eq!(denied["path"], "validators[1].any[0].narrow", "{report:#}");
     assert!(
         denied["message"]
@@ -706,7 +729,7 @@ fn what_a_component_and_its_commands_print_reaches_the_terminal_and_report_escap
     );
     // A denied command never reaches the host.
     assert_eq!(denied["commands"], serde_json::json!([]), "{report:#}");
-    let failed = &validators[2];
+    let failed = validator(target, "validators[1].any[1].attacks");
     assert_eq!(
         failed["message"], "\\e[2K\\r\\e[32m✔ all validators passed\\e[0m\\nreally",
         "{report:#}"
@@ -845,4 +868,227 @@ fn the_ssh_master_dies_with_kiln_even_after_kill_9() {
     let alive = wait_gone(&[master]);
     let _ = std::fs::remove_dir_all(&control_dir);
     assert_eq!(alive, Vec::<u32>::new(), "the master outlived kiln");
+}
+
+// ---- live output, logs and reports ----
+
+/// A manifest whose first script prints a line, then waits for the test
+/// to create /etc/kiln-go before printing another: kiln must show the
+/// first line while the command still runs. Then a branch that is not
+/// taken, a package that is not installed (the failure), and a validator
+/// the failure keeps from running.
+const LIVE_MANIFEST: &str = "validators:
+  - script:
+      wait-for-go:
+        inline: 'echo first; echo to-stderr >&2; while [ ! -e /etc/kiln-go ]; do sleep 0.2; done; echo second'
+  - os_case:
+      - redhat:
+          - script: {never: {inline: 'true'}}
+  - package: kiln-no-such-package
+  - script: {after: {inline: 'true'}}
+";
+
+#[test]
+fn output_streams_heartbeats_come_and_reports_and_logs_cover_every_validator() {
+    let fleet = Fleet::start(1);
+    let host = host_name(&fleet, 0);
+    let unreachable = "root@127.0.0.1:1";
+    let go = fleet.host(0).root().join("etc/kiln-go");
+    let manifest = fleet.scratch("live.yaml");
+    std::fs::write(&manifest, LIVE_MANIFEST).unwrap();
+    let report = fleet.scratch("live.json");
+    let log = fleet.scratch("live.log");
+    let mut args = host_args(&fleet, &[0]);
+    args.extend(strings(&[
+        "--host",
+        unreachable,
+        "-vv",
+        // A safety net: a line that never streams fails as a timeout, not a hang.
+        "--command-timeout",
+        "120",
+        "--report",
+        report.to_str().unwrap(),
+        "--log-file",
+        log.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]));
+
+    // (1) -vv, a heartbeat every second: the first line arrives while the
+    // command waits for the test, and so does a heartbeat naming it.
+    let mut running = spawn_validate_with(&fleet, &args, &[("KILN_HEARTBEAT", "1")]);
+    let first = format!("{host} validators[0].script | first");
+    running.wait_for_line(|line| line.contains(&first), Duration::from_secs(60));
+    let beat = format!("still running {host} validators[0].script (");
+    running.wait_for_line(|line| line.contains(&beat), Duration::from_secs(60));
+    std::fs::write(&go, "").unwrap();
+    let run = running.finish();
+    assert_eq!(run.code, 1, "{run}");
+    for line in [
+        format!("{host} validators[0].script ! to-stderr"),
+        format!("{host} validators[0].script | second"),
+        format!("{host} validators[2].package ! dpkg-query: package 'kiln-no-such-package' is not installed"),
+    ] {
+        assert!(run.stdout.contains(&line), "`{line}` is not in:\n{run}");
+    }
+    // The first line came before the command ended (it waited for the test).
+    let at = |text: &str| {
+        run.stdout
+            .find(text)
+            .unwrap_or_else(|| panic!("{text}:\n{run}"))
+    };
+    assert!(at(&first) < at("validators[0].script: -> exit 0"), "{run}");
+    // Off a terminal there is never a status line to redraw.
+    assert!(
+        !run.stdout.contains('\u{1b}') && !run.stdout.contains('\r'),
+        "{run}"
+    );
+
+    let json = read_report(&report);
+    assert_eq!(json["exit_code"], 1);
+    let target = report_target(&json, &host);
+    assert_eq!(target["result"], "failed", "{target:#}");
+    for (path, status) in [
+        ("validators[0].script", "passed"),
+        ("validators[1].os_case", "passed"),
+        ("validators[1].os_case[0].redhat[0].script", "skipped"),
+        ("validators[2].package", "failed"),
+        ("validators[3].script", "not run"),
+    ] {
+        assert_eq!(
+            validator(target, path)["status"],
+            status,
+            "{path}: {target:#}"
+        );
+    }
+    let gone = report_target(&json, unreachable);
+    assert_eq!(gone["result"], "unreachable", "{gone:#}");
+    assert_eq!(gone["validators"].as_array().unwrap().len(), 5, "{gone:#}");
+    assert!(gone["validators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| v["status"] == "not run"));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(&first) && text.contains(&beat), "{text}");
+
+    // (2) No -v, JUnit: the terminal shows no command, the log has every
+    // command in full with its environment entries, exit code and output.
+    let junit = fleet.scratch("live.xml");
+    let mut args = host_args(&fleet, &[0]);
+    args.extend(strings(&[
+        "--host",
+        unreachable,
+        "--report",
+        junit.to_str().unwrap(),
+        "--report-format",
+        "junit",
+        "--log-file",
+        log.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]));
+    let run = spawn_validate_with(&fleet, &args, &[("KILN_HEARTBEAT", "0")]).finish();
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        !run.stdout.contains("| first") && !run.stdout.contains("$ "),
+        "{run}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    for wanted in [
+        "validators[0].script: $ env -- test_only=1 ",
+        "validators[0].script | first",
+        "validators[0].script ! to-stderr",
+        "validators[0].script | second",
+        "validators[2].package: $ dpkg -s kiln-no-such-package  -> exit 1",
+        "validators[2].package ! dpkg-query: package 'kiln-no-such-package' is not installed",
+        "kiln-no-such-package",
+    ] {
+        assert!(
+            text.contains(wanted),
+            "`{wanted}` is not in the log:\n{text}"
+        );
+    }
+    let xml = reports::valid_junit_report(&junit);
+    assert_eq!(xml.matches("<testsuite ").count(), 2, "{xml}");
+    assert!(xml.contains("failures=\"1\""), "{xml}");
+    assert!(xml.contains("<testcase name=\"(connect)\""), "{xml}");
+    assert!(xml.contains("<failure type=\"failed\""), "{xml}");
+}
+
+/// The run under a pseudo-terminal (util-linux `script`), its output read
+/// as it comes: the live status line is drawn there, and cleared.
+#[test]
+fn a_terminal_gets_a_live_status_line() {
+    let fleet = Fleet::start(1);
+    let host = host_name(&fleet, 0);
+    let manifest = fleet.scratch("live.yaml");
+    std::fs::write(&manifest, LIVE_MANIFEST).unwrap();
+    let ssh_config = fleet.options().ssh_config.expect("fleet ssh_config");
+    let quote = |word: &str| format!("'{}'", word.replace('\'', r"'\''"));
+    let line = [
+        env!("CARGO_BIN_EXE_kiln"),
+        "validate",
+        "-F",
+        ssh_config.to_str().unwrap(),
+        "--host",
+        &host,
+        // The status line is drawn whatever the colour setting; without
+        // colour the progress lines read as plain text here.
+        "--color",
+        "never",
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]
+    .map(quote)
+    .join(" ");
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-f", "-c", &line, "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux script runs");
+    let (sender, chunks) = mpsc::channel();
+    let mut stdout = child.stdout.take().unwrap();
+    thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0 || sender.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let status = "\u{1b}[2K[";
+    let step = format!("{host} validators[0].script (");
+    let deadline = Instant::now() + RUN_DEADLINE;
+    loop {
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        if text.contains(status) && text.contains(&step) {
+            break;
+        }
+        match chunks.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no status line naming {step}:\n{text:?}");
+            }
+        }
+    }
+    std::fs::write(fleet.host(0).root().join("etc/kiln-go"), "").unwrap();
+    while let Ok(chunk) = chunks.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        seen.extend(chunk);
+    }
+    let code = child.wait().unwrap().code();
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    assert_eq!(code, Some(1), "{text:?}");
+    // Every status line is cleared before the next line is printed: the
+    // progress lines themselves arrive whole.
+    assert!(
+        text.contains("\r\u{1b}[2K["),
+        "the status line is never cleared:\n{text:?}"
+    );
+    assert!(text.contains("FAILED: validators[2].package"), "{text:?}");
+    assert!(text.contains("0 of 1 hosts passed"), "{text:?}");
 }

@@ -15,7 +15,8 @@ use crate::host::{LogLevel, Outcome, RunScope};
 use crate::manifest::resources::ResourceReadError;
 use crate::manifest::{Block, Location, Manifest, ResourceRoots, ValidatorNode};
 use crate::remote::{
-    CommandOutput, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
+    CommandOutput, FileMetadata, FileRead, FileWrite, OutputSink, OutputStream, Remote,
+    RemoteCommand, RemoteError,
 };
 
 /// Stack for the thread that runs a manifest: every nesting level of flow
@@ -91,6 +92,18 @@ pub enum Event<'a> {
     Finished {
         record: &'a NodeRecord,
         at: Duration,
+    },
+    /// A command is about to run.
+    CommandStarted {
+        node: &'a ValidatorNode,
+        command: &'a RemoteCommand,
+    },
+    /// Output of the running command, as the target hands it over: while
+    /// it runs (SSH) or once it ended (disk image). Raw bytes, any chunk.
+    Output {
+        node: &'a ValidatorNode,
+        stream: OutputStream,
+        bytes: &'a [u8],
     },
     Command {
         node: &'a ValidatorNode,
@@ -197,7 +210,7 @@ pub fn run<R: Remote + 'static>(
         remote: Mutex::new(remote),
         arguments: Mutex::new(BTreeMap::new()),
         resources: manifest.resources.clone(),
-        observer: Mutex::new(observer),
+        observer: Arc::new(Mutex::new(observer)),
         records: Mutex::new(Vec::new()),
         commands: Mutex::new(0),
         lost: Mutex::new(None),
@@ -262,7 +275,9 @@ struct Session<R> {
     remote: Mutex<R>,
     arguments: Mutex<BTreeMap<String, String>>,
     resources: Arc<ResourceRoots>,
-    observer: Mutex<Box<dyn Observer>>,
+    /// Shared with the output sinks of running commands, which report
+    /// from the target's reader threads.
+    observer: Arc<Mutex<Box<dyn Observer>>>,
     records: Mutex<Vec<NodeRecord>>,
     commands: Mutex<usize>,
     /// Set when the target became unreachable: later calls fail at once
@@ -333,6 +348,8 @@ fn run_node<R: Remote + 'static>(
         });
     }
     let started = Instant::now();
+    // Records pushed while this node runs are its descendants' runs.
+    let first_descendant = session.records.lock().unwrap().len();
     session.emit(Event::Started {
         node,
         test_only,
@@ -370,9 +387,17 @@ fn run_node<R: Remote + 'static>(
             _ => Err(failure(message)),
         },
     };
+    // A flow-control node changed the target when anything nested in it
+    // did: its status says so, naming what changed below it.
+    let mut changes = report.changes;
+    for record in &session.records.lock().unwrap()[first_descendant..] {
+        if let (Status::Changed(what), false) = (&record.status, record.flow_control) {
+            changes.push(format!("{}: {}", record.path, what.join("; ")));
+        }
+    }
     let status = match &result {
-        Ok(()) if report.changes.is_empty() => Status::InPlace,
-        Ok(()) => Status::Changed(report.changes),
+        Ok(()) if changes.is_empty() => Status::InPlace,
+        Ok(()) => Status::Changed(changes),
         Err(e) => Status::Failed(e.message.clone()),
     };
     let record = NodeRecord {
@@ -428,8 +453,31 @@ impl<R: Remote + 'static> RunScope for NodeScope<R> {
     }
 
     fn run_command(&self, command: &RemoteCommand) -> Result<CommandOutput, RemoteError> {
+        self.session.emit(Event::CommandStarted {
+            node: &self.node,
+            command,
+        });
+        // Output reaches the observer as it arrives; a reader thread that
+        // outlives a timed-out command must not report after its end.
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let sink = {
+            let observer = self.session.observer.clone();
+            let (node, open) = (self.node.clone(), open.clone());
+            OutputSink::new(move |stream, bytes| {
+                if open.load(std::sync::atomic::Ordering::SeqCst) {
+                    observer.lock().unwrap().event(Event::Output {
+                        node: &node,
+                        stream,
+                        bytes,
+                    });
+                }
+            })
+        };
         let started = Instant::now();
-        let result = self.session.call(|remote| remote.run(command));
+        let result = self
+            .session
+            .call(|remote| remote.run_streaming(command, &sink));
+        open.store(false, std::sync::atomic::Ordering::SeqCst);
         self.session.emit(Event::Command {
             node: &self.node,
             command,

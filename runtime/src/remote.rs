@@ -5,6 +5,7 @@
 //! Validators never see a target directly: the component host turns their
 //! `run-command`, `write-file` and `read-file` imports into calls here.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A command to run on the target as root through `/bin/sh -c`.
@@ -165,6 +166,39 @@ impl CommandOutput {
     }
 }
 
+/// Which of a command's outputs a chunk of it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// Receives a command's output while the command runs (for `-vv`), chunk
+/// by chunk and from whatever thread the target reads on. Chunks are raw
+/// bytes: not split at lines, not escaped.
+#[derive(Clone)]
+pub struct OutputSink(Arc<OutputReceiver>);
+
+type OutputReceiver = dyn Fn(OutputStream, &[u8]) + Send + Sync;
+
+impl OutputSink {
+    pub fn new(receive: impl Fn(OutputStream, &[u8]) + Send + Sync + 'static) -> Self {
+        OutputSink(Arc::new(receive))
+    }
+
+    pub fn send(&self, stream: OutputStream, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            (self.0)(stream, bytes)
+        }
+    }
+}
+
+impl std::fmt::Debug for OutputSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutputSink")
+    }
+}
+
 /// Why a target could not do what was asked (as opposed to a command that ran
 /// and failed, which is a `CommandOutput` with a non-zero exit code).
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +240,23 @@ pub trait Remote: Send {
 
     /// Runs a command as root.
     fn run(&mut self, command: &RemoteCommand) -> Result<CommandOutput, RemoteError>;
+
+    /// Runs a command as root like [`Remote::run`], handing its output to
+    /// `sink` as it arrives. A target that cannot stream (the disk image:
+    /// libguestfs returns a command's output when it ends) keeps this
+    /// default, which hands the output over whole once the command ended.
+    fn run_streaming(
+        &mut self,
+        command: &RemoteCommand,
+        sink: &OutputSink,
+    ) -> Result<CommandOutput, RemoteError> {
+        let result = self.run(command);
+        if let Ok(output) = &result {
+            sink.send(OutputStream::Stdout, &output.stdout);
+            sink.send(OutputStream::Stderr, &output.stderr);
+        }
+        result
+    }
 
     /// Writes a file, replacing it without ever showing a partial one.
     fn write_file(&mut self, write: &FileWrite<'_>) -> Result<(), RemoteError>;

@@ -14,9 +14,11 @@ mod config;
 mod explain;
 mod lint;
 mod pack;
+mod pin;
 pub mod pipe;
 mod plugin_args;
 mod progress;
+mod report;
 mod validate;
 
 use std::ffi::{OsStr, OsString};
@@ -178,6 +180,9 @@ enum Command {
     /// Check (or, with --reconcile, prepare) live hosts over SSH.
     #[command(after_help = validate::AFTER_HELP)]
     Validate(validate::ValidateArgs),
+    /// Rewrite the sha256 of each .wasm a manifest declares, after a rebuild.
+    #[command(after_help = pin::AFTER_HELP)]
+    Pin(pin::PinArgs),
     /// Print a shell completion script for bash, zsh or fish.
     ///
     /// For example `kiln completions bash > /usr/share/bash-completion/completions/kiln`,
@@ -226,6 +231,7 @@ pub fn main() -> i32 {
         Command::List { lookup } => list(lookup),
         Command::Pack(args) => pack::run(&cli.common, style, args),
         Command::Validate(args) => validate::run(&cli.common, style, args),
+        Command::Pin(args) => pin::run(args),
         Command::Completions { shell } => completions(*shell),
         Command::Man { verb } => man(verb.as_deref()),
     };
@@ -738,9 +744,8 @@ pub struct ManifestChoice {
     #[arg(long = "arg", value_name = "NAME=VALUE")]
     args: Vec<String>,
 
-    /// Write the results as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: report::OutputArgs,
 
     /// PLUGIN VERSION (or a manifest path), then the plugin's own arguments.
     /// Everything after the manifest's name is the plugin's.

@@ -4,12 +4,12 @@
 //! passed; anything else leaves the image as it was.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
-use super::progress::{self, CommandLog, Progress, Report, TargetReport};
+use super::progress::{self, print_line, print_line_logging, CommandLog, Progress};
+use super::report::Reporter;
 use super::{one_line, prepare, shown_path, Common, ManifestChoice, Paint, Prepared, Style};
 
 pub const AFTER_HELP: &str = "\
@@ -91,6 +91,22 @@ enum AccelArg {
 }
 
 pub fn run(common: &Common, style: Style, args: &PackArgs) -> Result<i32> {
+    let mut reporter = Reporter::new("pack", &args.target.output, args.test_only);
+    if let Some(image) = &args.image {
+        reporter.plan("image", &image_name(image));
+    }
+    let result = reporter
+        .start(style.quiet)
+        .and_then(|()| pack(common, style, args, &mut reporter));
+    reporter.finish(result)
+}
+
+/// The image as reports and summaries name it.
+fn image_name(image: &std::path::Path) -> String {
+    format!("image {}", image.display())
+}
+
+fn pack(common: &Common, style: Style, args: &PackArgs, reporter: &mut Reporter) -> Result<i32> {
     // Refusals that need no manifest come first: nothing is loaded,
     // nothing launched.
     if let (Some(image), Some(output)) = (&args.image, &args.output) {
@@ -112,6 +128,7 @@ pub fn run(common: &Common, style: Style, args: &PackArgs) -> Result<i32> {
     else {
         return Ok(0);
     };
+    reporter.manifest_loaded(&manifest, &arguments);
     let Some(image) = &args.image else {
         anyhow::bail!("--image PATH is required: the disk image to pack");
     };
@@ -123,7 +140,7 @@ pub fn run(common: &Common, style: Style, args: &PackArgs) -> Result<i32> {
         })?,
     };
     image_target::pack(
-        common, style, args, &kiln, &manifest, &arguments, image, accel,
+        common, style, args, &kiln, &manifest, &arguments, image, accel, reporter,
     )
 }
 
@@ -170,19 +187,22 @@ mod image_target {
         arguments: &BTreeMap<String, String>,
         image: &Path,
         accel: AccelArg,
+        reporter: &mut Reporter,
     ) -> Result<i32> {
-        let started = Instant::now();
+        let started = reporter.started();
         // Lines name the image and the manifest, and pass on what opening
         // the image noted: escaped as a whole.
         let say = |text: &str| {
-            if style.quiet {
-                return;
-            }
-            println!(
+            let line = format!(
                 "[{:>6.1}] {}",
                 started.elapsed().as_secs_f64(),
                 one_line(text)
-            )
+            );
+            if style.quiet {
+                progress::log_only(&line);
+            } else {
+                print_line(&line);
+            }
         };
         let options = ImageOptions {
             image: image.to_path_buf(),
@@ -211,9 +231,26 @@ mod image_target {
             shown_path(image),
             shown_path(&manifest.path)
         ));
-        let session = match ImageSession::open(&options, &mut |note: &str| say(note)) {
+        // ImageSession::open reports no phases of its own: one step covers
+        // the boot and the inspection.
+        progress::step_start("", "opening the image (booting the appliance, inspecting)");
+        let opened = ImageSession::open(&options, &mut |note: &str| say(note));
+        progress::steps_clear("");
+        let session = match opened {
             Ok(session) => session,
-            Err(error) => return interrupted(image, None).map_or_else(|| Err(error.into()), Ok),
+            Err(error) => {
+                if let Some(code) = interrupted(image, None) {
+                    return Ok(code);
+                }
+                reporter.add_failed(
+                    "image",
+                    &image_name(image),
+                    "error",
+                    &error.to_string(),
+                    started.elapsed(),
+                );
+                return Err(error.into());
+            }
         };
         say(&format!(
             "image ready ({})",
@@ -224,13 +261,13 @@ mod image_target {
         ));
         let commands = CommandLog::default();
         let observer = |offset| {
-            Box::new(Progress {
-                prefix: String::new(),
-                verbose: common.verbose,
+            Box::new(Progress::new(
+                String::new(),
+                common.verbose,
                 style,
                 offset,
-                commands: commands.clone(),
-            })
+                commands.clone(),
+            ))
         };
         let (summary, session) = kiln.run(
             manifest,
@@ -263,7 +300,10 @@ mod image_target {
         }
         if summary.passed() && !args.test_only {
             say("committing the changes");
-            let written = match session.commit() {
+            progress::step_start("", "committing the changes");
+            let written = session.commit();
+            progress::steps_clear("");
+            let written = match written {
                 Ok(written) => written,
                 Err(error) => {
                     return interrupted(image, None).map_or_else(|| Err(error.into()), Ok)
@@ -285,37 +325,43 @@ mod image_target {
                 say(&format!("{} left unchanged", shown_path(image)));
             }
         }
+        let summary_lines = progress::summary_text(&summary);
         if !style.quiet {
-            print!("{}", progress::summary_text(&summary));
-        } else if let Err(error) = &summary.outcome {
-            // Quiet still says why, as an error.
-            eprintln!("kiln: {}", progress::failure_line(error));
+            summary_lines.lines().for_each(print_line);
+        } else {
+            summary_lines.lines().for_each(progress::log_only);
+            if let Err(error) = &summary.outcome {
+                // Quiet still says why, as an error.
+                eprintln!("kiln: {}", progress::failure_line(error));
+            }
         }
-        println!(
-            "{} in {:.1} s",
-            if summary.passed() {
-                style.paint("PASSED", Paint::Good)
-            } else {
-                style.paint("FAILED", Paint::Bad)
-            },
-            started.elapsed().as_secs_f64()
+        let closing = |passed: &str, failed: &str| {
+            format!(
+                "{} in {:.1} s",
+                if summary.passed() { passed } else { failed },
+                started.elapsed().as_secs_f64()
+            )
+        };
+        print_line_logging(
+            &closing(
+                &style.paint("PASSED", Paint::Good),
+                &style.paint("FAILED", Paint::Bad),
+            ),
+            &closing("PASSED", "FAILED"),
         );
-        if let Some(path) = &args.target.report {
-            let extra = started.elapsed().as_secs_f64() - summary.elapsed.as_secs_f64();
-            let report = Report {
-                command: "pack",
-                manifest: shown_path(&manifest.path),
-                test_only: args.test_only,
-                passed: summary.passed(),
-                targets: vec![TargetReport::new(
-                    &format!("image {}", image.display()),
-                    &summary,
-                    extra,
-                    &commands,
-                )],
-            };
-            progress::write_report(path, &report)?;
-        }
+        let result = match &summary.outcome {
+            Ok(()) => "passed",
+            Err(kiln::interpreter::RunError::Unreachable { .. }) => "unreachable",
+            Err(_) => "failed",
+        };
+        reporter.add_run(
+            "image",
+            &image_name(image),
+            result,
+            &summary,
+            started.elapsed(),
+            &commands,
+        );
         Ok(if summary.passed() { 0 } else { 1 })
     }
 
@@ -360,8 +406,8 @@ mod image_target {
         _: &std::collections::BTreeMap<String, String>,
         _: &std::path::Path,
         _: AccelArg,
+        _: &mut Reporter,
     ) -> Result<i32> {
-        let _ = Instant::now();
         anyhow::bail!("this kiln was built without the disk-image target; rebuild with the `image-target` feature (needs libguestfs-dev)")
     }
 }

@@ -2,13 +2,18 @@
 //! it starts and ends with the seconds since the start (the way
 //! virt-customize prints `[  19.9] Installing packages`), the commands at
 //! `-v`, a closing summary, and the same as JSON for `--report`.
+//!
+//! Every line goes through [`Console`]: it clears the live status line on a
+//! terminal before printing, prints heartbeats off a terminal, and copies
+//! the whole timeline to `--log-file`.
 
 use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kiln::interpreter::{Event, NodeRecord, Observer, RunError, RunSummary, Status};
-use kiln::remote::{shell_quote, CommandOutput, RemoteCommand, RemoteError};
+use kiln::remote::{shell_quote, CommandOutput, OutputStream, RemoteCommand, RemoteError};
 use kiln::text::escape_controls_keep_lines;
 use serde::Serialize;
 
@@ -24,29 +29,126 @@ pub struct Progress {
     /// Seconds already spent before the run (opening an image, connecting).
     pub offset: Duration,
     pub commands: CommandLog,
+    /// The running command's output not yet shown: a partial last line of
+    /// stdout and of stderr (`-vv`).
+    partial: [Vec<u8>; 2],
 }
 
 impl Progress {
+    pub fn new(
+        prefix: String,
+        verbose: u8,
+        style: Style,
+        offset: Duration,
+        commands: CommandLog,
+    ) -> Self {
+        Progress {
+            prefix,
+            verbose,
+            style,
+            offset,
+            commands,
+            partial: [Vec::new(), Vec::new()],
+        }
+    }
+
     /// Prints one progress line. Every line goes through here escaped as
     /// a whole: its parts (host and validator names, summaries, changes,
     /// messages) are data, and none may move the cursor or add a line.
     fn line(&self, at: Duration, text: &str) {
+        self.emit(&self.line_text(at, text));
+    }
+
+    /// A line on the terminal (unless `-q`) and in the log (always).
+    fn emit(&self, text: &str) {
         if self.style.quiet {
-            return;
+            log_only(text);
+        } else {
+            print_line(text);
         }
-        println!(
+    }
+
+    fn line_text(&self, at: Duration, text: &str) -> String {
+        format!(
             "[{:>6.1}] {}",
             (self.offset + at).as_secs_f64(),
             one_line(&format!("{}{text}", self.prefix))
-        );
+        )
     }
 
     /// A detail line under the progress lines (`-v`).
     fn detail(&self, text: &str) {
-        if self.style.quiet {
+        self.emit(&self.detail_text(text));
+    }
+
+    fn detail_text(&self, text: &str) -> String {
+        format!("         {}", one_line(&format!("{}  {text}", self.prefix)))
+    }
+
+    /// One line of a command's output, named by host and validator.
+    fn output_text(&self, path: &str, mark: &str, line: &str) -> String {
+        format!(
+            "         {}{} {mark} {}",
+            shown(&self.prefix),
+            shown(path),
+            escape_controls_keep_lines(line).replace('\n', " ")
+        )
+    }
+
+    /// Shows the complete lines of a chunk of output (`-vv`), keeping a
+    /// partial last line until the rest arrives or the command ends.
+    fn stream(&mut self, path: &str, stream: OutputStream, bytes: &[u8]) {
+        let (index, mark) = match stream {
+            OutputStream::Stdout => (0, "|"),
+            OutputStream::Stderr => (1, "!"),
+        };
+        self.partial[index].extend_from_slice(bytes);
+        let Some(end) = self.partial[index].iter().rposition(|&b| b == b'\n') else {
             return;
+        };
+        let complete: Vec<u8> = self.partial[index].drain(..=end).collect();
+        for line in String::from_utf8_lossy(&complete).lines() {
+            self.emit(&self.output_text(path, mark, line));
         }
-        println!("         {}", one_line(&format!("{}  {text}", self.prefix)));
+    }
+
+    /// Shows what is left of the output once the command ended.
+    fn flush_output(&mut self, path: &str) {
+        for (index, mark) in [(0, "|"), (1, "!")] {
+            let rest = std::mem::take(&mut self.partial[index]);
+            if !rest.is_empty() {
+                self.emit(&self.output_text(path, mark, &String::from_utf8_lossy(&rest)));
+            }
+        }
+    }
+
+    /// A finished command in full, for the log file: the command with its
+    /// environment entries, how it ended, and all its output.
+    fn log_command(
+        &self,
+        path: &str,
+        command: &RemoteCommand,
+        result: &Result<CommandOutput, RemoteError>,
+        elapsed: Duration,
+    ) {
+        let ended = match result {
+            Ok(output) => format!("exit {}", output.exit_code),
+            Err(e) => e.to_string(),
+        };
+        let mut text = self.detail_text(&format!(
+            "{path}: $ {}  -> {ended} ({:.2} s)",
+            shown(&command_text(command)),
+            elapsed.as_secs_f64()
+        ));
+        if let Ok(output) = result {
+            for (mark, bytes) in [("|", &output.stdout), ("!", &output.stderr)] {
+                for line in String::from_utf8_lossy(bytes).lines() {
+                    text.push('\n');
+                    text.push_str(&self.output_text(path, mark, line));
+                }
+            }
+        }
+        log_only(&text);
     }
 }
 
@@ -58,11 +160,28 @@ impl Observer for Progress {
                 node,
                 test_only,
                 at,
-            } if self.verbose > 0 || !node.is_flow_control() => {
+            } => {
+                step_start(&self.prefix, &node.path);
                 let mode = if test_only { "check" } else { "apply" };
-                self.line(at, &format!("{}: {mode} {}", node.path, node.summary));
+                let text = format!("{}: {mode} {}", node.path, node.summary);
+                if self.verbose > 0 || !node.is_flow_control() {
+                    self.line(at, &text);
+                } else {
+                    log_only(&self.line_text(at, &text));
+                }
             }
-            Event::Finished { record, at } if self.verbose > 0 || !record.flow_control => {
+            Event::Finished { record, at } if self.verbose == 0 && record.flow_control => {
+                step_end(&self.prefix);
+                let text = format!(
+                    "{}: {} ({:.1} s)",
+                    record.path,
+                    status_text(record),
+                    record.elapsed.as_secs_f64()
+                );
+                log_only(&self.line_text(at, &text));
+            }
+            Event::Finished { record, at } => {
+                step_end(&self.prefix);
                 let elapsed = record.elapsed.as_secs_f64();
                 // At -v a failure is shown whole: a denial names the call
                 // that was refused and why.
@@ -73,7 +192,23 @@ impl Observer for Progress {
                     _ => status_text(record),
                 };
                 self.status_line(at, &record.path, &status, elapsed);
+                // The log has every failure whole, whatever the verbosity.
+                if let (Status::Failed(message), 0) = (&record.status, self.verbose) {
+                    log_only(&self.detail_text(&format!("{}: {}", record.path, shown(message))));
+                }
             }
+            Event::CommandStarted { node, command } if self.verbose > 1 => {
+                self.detail(&format!(
+                    "{}: $ {}",
+                    node.path,
+                    shown(&command_text(command))
+                ));
+            }
+            Event::Output {
+                node,
+                stream,
+                bytes,
+            } if self.verbose > 1 => self.stream(&node.path, stream, bytes),
             Event::Command {
                 node,
                 command,
@@ -81,28 +216,39 @@ impl Observer for Progress {
                 elapsed,
             } => {
                 self.commands.record(&node.path, command, result, elapsed);
-                if self.verbose > 0 {
+                if self.verbose < 2 && logging() {
+                    self.log_command(&node.path, command, result, elapsed);
+                }
+                if self.verbose > 1 {
+                    self.flush_output(&node.path);
                     let ended = match result {
                         Ok(output) => format!("exit {}", output.exit_code),
                         Err(e) => e.to_string(),
                     };
-                    let text = command_text(command);
-                    let text = if self.verbose > 1 {
-                        shown(&text)
-                    } else {
-                        truncated(&shown(&text))
+                    self.detail(&format!(
+                        "{}: -> {ended} ({:.2} s)",
+                        node.path,
+                        elapsed.as_secs_f64()
+                    ));
+                } else if self.verbose > 0 {
+                    let ended = match result {
+                        Ok(output) => format!("exit {}", output.exit_code),
+                        Err(e) => e.to_string(),
                     };
+                    let text = truncated(&shown(&command_text(command)));
                     self.detail(&format!(
                         "$ {text}  -> {ended} ({:.2} s)",
                         elapsed.as_secs_f64()
                     ));
-                    if let (Ok(output), true) = (result, self.verbose > 1) {
-                        self.output_lines(output);
-                    }
                 }
             }
-            Event::Log { node, message, .. } if self.verbose > 0 => {
-                self.detail(&format!("{}: {message}", node.path));
+            Event::Log { node, message, .. } => {
+                let text = self.detail_text(&format!("{}: {message}", node.path));
+                if self.verbose > 0 {
+                    self.emit(&text);
+                } else {
+                    log_only(&text);
+                }
             }
             _ => {}
         }
@@ -112,35 +258,31 @@ impl Observer for Progress {
 impl Progress {
     /// A validator's closing line, as [`Progress::line`] prints it, with
     /// its leading status word (kiln's own) coloured when colour is on;
-    /// the rest is escaped as before.
+    /// the rest is escaped as before. The log gets it without colour.
     fn status_line(&self, at: Duration, path: &str, status: &str, elapsed: f64) {
-        if self.style.quiet {
-            return;
-        }
         let status = one_line(&format!("{status} ({elapsed:.1} s)"));
-        let status = match status.split_once(':') {
-            Some(("changed", rest)) => {
-                format!("{}:{rest}", self.style.paint("changed", Paint::Changed))
-            }
-            Some(("FAILED", rest)) => format!("{}:{rest}", self.style.paint("FAILED", Paint::Bad)),
-            _ => status,
-        };
-        println!(
+        let plain = format!(
             "[{:>6.1}] {}{status}",
             (self.offset + at).as_secs_f64(),
             one_line(&format!("{}{path}: ", self.prefix))
         );
-    }
-
-    /// A command's stdout and stderr at `-vv`, line by line: its lines
-    /// kept, everything else that could steer a terminal escaped.
-    fn output_lines(&self, output: &CommandOutput) {
-        for (mark, bytes) in [("|", &output.stdout), ("!", &output.stderr)] {
-            let text = String::from_utf8_lossy(bytes);
-            for line in escape_controls_keep_lines(&text).lines() {
-                println!("         {}    {mark} {line}", shown(&self.prefix));
-            }
+        if self.style.quiet {
+            log_only(&plain);
+            return;
         }
+        let painted = match status.split_once(':') {
+            Some(("changed", rest)) => {
+                format!("{}:{rest}", self.style.paint("changed", Paint::Changed))
+            }
+            Some(("FAILED", rest)) => format!("{}:{rest}", self.style.paint("FAILED", Paint::Bad)),
+            _ => status.clone(),
+        };
+        let painted = format!(
+            "[{:>6.1}] {}{painted}",
+            (self.offset + at).as_secs_f64(),
+            one_line(&format!("{}{path}: ", self.prefix))
+        );
+        print_line_logging(&painted, &plain);
     }
 }
 
@@ -252,7 +394,7 @@ impl CommandLog {
     }
 
     /// The commands the validator at `path` ran, in order, over all its runs.
-    fn of(&self, path: &str) -> Vec<CommandReport> {
+    pub fn of(&self, path: &str) -> Vec<CommandReport> {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -332,152 +474,280 @@ pub fn failure_line(error: &RunError) -> String {
     }
 }
 
-/// One target in a `--report` file.
-#[derive(Serialize)]
-pub struct TargetReport {
-    pub target: String,
-    pub distro: Option<String>,
-    pub passed: bool,
-    /// `passed`, `failed` or `unreachable`, as the closing table says it.
-    pub result: String,
-    pub error: Option<ErrorReport>,
-    pub validators: Vec<ValidatorReport>,
-    pub commands: usize,
-    pub elapsed_seconds: f64,
+// ---- the console: progress lines, the live status line, the log file ----
+
+/// How often the live status line is redrawn on a terminal.
+const STATUS_REDRAW: Duration = Duration::from_millis(500);
+
+/// Seconds between heartbeat lines off a terminal (`KILN_HEARTBEAT`
+/// overrides it; 0 turns heartbeats off). A CI job that kills a step
+/// silent for some minutes sees a line at least this often.
+const DEFAULT_HEARTBEAT_SECONDS: f64 = 30.0;
+
+/// One target's current step: a stack, so that a validator nested in a
+/// flow-control node shows, and its parent again once it ends.
+#[derive(Default)]
+struct Steps {
+    stack: Vec<(String, Instant)>,
+    last_beat: Option<Instant>,
 }
 
-#[derive(Serialize)]
-pub struct ErrorReport {
-    pub validator: Option<String>,
-    pub location: Option<String>,
-    pub message: String,
+struct ConsoleState {
+    started: Instant,
+    /// Draw a status line (stdout and stderr are terminals).
+    live: bool,
+    heartbeat: Option<Duration>,
+    /// A status line is on the screen now.
+    drawn: bool,
+    /// Current steps by target (the line prefix: "" or the host's name).
+    steps: BTreeMap<String, Steps>,
+    log: Option<std::io::BufWriter<std::fs::File>>,
+    running: bool,
 }
 
-#[derive(Serialize)]
-pub struct ValidatorReport {
-    pub path: String,
-    #[serde(rename = "type")]
-    pub type_name: String,
-    pub summary: String,
-    pub status: &'static str,
-    pub changes: Vec<String>,
-    pub message: Option<String>,
-    pub elapsed_seconds: f64,
-    /// The commands it ran, over all its runs (a `--verify` pass included).
-    pub commands: Vec<CommandReport>,
+static CONSOLE: Mutex<Option<ConsoleState>> = Mutex::new(None);
+
+fn console() -> std::sync::MutexGuard<'static, Option<ConsoleState>> {
+    CONSOLE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl TargetReport {
-    /// A target's results. Every string in them that a target, a component
-    /// or a file name could have supplied is escaped: a report is read
-    /// with `jq -r` and `cat` as often as by programs.
-    pub fn new(
-        target: &str,
-        summary: &RunSummary,
-        extra_seconds: f64,
-        commands: &CommandLog,
-    ) -> TargetReport {
-        let validators = summary
-            .leaf_results()
-            .into_iter()
-            .map(|r| ValidatorReport {
-                path: shown(&r.path),
-                type_name: shown(&r.type_name),
-                summary: shown(&r.summary),
-                status: match r.status {
-                    Status::InPlace => "in_place",
-                    Status::Changed(_) => "changed",
-                    Status::Failed(_) => "failed",
-                },
-                changes: match &r.status {
-                    Status::Changed(c) => c.iter().map(|c| shown(c)).collect(),
-                    _ => Vec::new(),
-                },
-                message: match &r.status {
-                    Status::Failed(m) => Some(shown(m)),
-                    _ => None,
-                },
-                elapsed_seconds: r.elapsed.as_secs_f64(),
-                commands: commands.of(&r.path),
+/// Ends the console when dropped: the status line cleared, the log flushed.
+pub struct ConsoleGuard(());
+
+impl Drop for ConsoleGuard {
+    fn drop(&mut self) {
+        if let Some(mut state) = console().take() {
+            state.clear();
+            state.running = false;
+            if let Some(log) = state.log.as_mut() {
+                let _ = log.flush();
+            }
+        }
+    }
+}
+
+/// Starts the console for one run: a status line on a terminal,
+/// heartbeats off one, and `log_file` (created or truncated) getting every
+/// line and every command in full. `header` opens the log.
+pub fn start_console(
+    started: Instant,
+    log_file: Option<&std::path::Path>,
+    header: &str,
+    quiet: bool,
+) -> anyhow::Result<ConsoleGuard> {
+    let log = match log_file {
+        None => None,
+        Some(path) => {
+            let file = std::fs::File::create(path).map_err(|e| {
+                anyhow::anyhow!("cannot write the log file {}: {e}", super::shown_path(path))
+            })?;
+            let mut log = std::io::BufWriter::new(file);
+            let _ = writeln!(log, "{header}");
+            Some(log)
+        }
+    };
+    let heartbeat = match std::env::var("KILN_HEARTBEAT") {
+        Ok(text) => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64),
+        Err(_) => Some(Duration::from_secs_f64(DEFAULT_HEARTBEAT_SECONDS)),
+    };
+    let live = !quiet && std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
+    *console() = Some(ConsoleState {
+        started,
+        live,
+        heartbeat: if live || quiet { None } else { heartbeat },
+        drawn: false,
+        steps: BTreeMap::new(),
+        log,
+        running: true,
+    });
+    if live || (heartbeat.is_some() && !quiet) {
+        let tick = if live {
+            STATUS_REDRAW
+        } else {
+            // Fine enough for a heartbeat within a tenth of its interval.
+            heartbeat
+                .unwrap_or(STATUS_REDRAW)
+                .div_f64(10.0)
+                .clamp(Duration::from_millis(100), Duration::from_secs(1))
+        };
+        std::thread::spawn(move || loop {
+            std::thread::sleep(tick);
+            match console().as_mut() {
+                Some(state) if state.running => state.tick(),
+                _ => break,
+            }
+        });
+    }
+    Ok(ConsoleGuard(()))
+}
+
+/// Prints one line (already escaped) on stdout and into the log, clearing
+/// the status line first.
+pub fn print_line(text: &str) {
+    print_line_logging(text, text);
+}
+
+/// Prints `shown` (which may carry kiln's own colours) and logs `logged`.
+pub fn print_line_logging(shown: &str, logged: &str) {
+    match console().as_mut() {
+        Some(state) => state.print(shown, logged),
+        None => println!("{shown}"),
+    }
+}
+
+/// Writes lines (already escaped) into the log file only.
+pub fn log_only(text: &str) {
+    if let Some(ConsoleState { log: Some(log), .. }) = console().as_mut() {
+        let _ = writeln!(log, "{text}");
+    }
+}
+
+/// Whether a log file is being written (so detail is worth formatting).
+pub fn logging() -> bool {
+    matches!(console().as_ref(), Some(ConsoleState { log: Some(_), .. }))
+}
+
+/// The step `owner` (a target's line prefix) starts; shown until it ends.
+pub fn step_start(owner: &str, what: &str) {
+    if let Some(state) = console().as_mut() {
+        state
+            .steps
+            .entry(owner.to_string())
+            .or_default()
+            .stack
+            .push((what.to_string(), Instant::now()));
+    }
+}
+
+/// The innermost step of `owner` ended.
+pub fn step_end(owner: &str) {
+    if let Some(state) = console().as_mut() {
+        if let Some(steps) = state.steps.get_mut(owner) {
+            steps.stack.pop();
+            if steps.stack.is_empty() {
+                state.steps.remove(owner);
+            }
+        }
+    }
+}
+
+/// Every step of `owner` ended (its target is done, or failed).
+pub fn steps_clear(owner: &str) {
+    if let Some(state) = console().as_mut() {
+        state.steps.remove(owner);
+    }
+}
+
+impl ConsoleState {
+    fn print(&mut self, shown: &str, logged: &str) {
+        self.clear();
+        println!("{shown}");
+        if let Some(log) = self.log.as_mut() {
+            let _ = writeln!(log, "{logged}");
+        }
+        if self.live {
+            self.draw();
+        }
+    }
+
+    fn clear(&mut self) {
+        if self.drawn {
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "\r\x1b[2K");
+            let _ = out.flush();
+            self.drawn = false;
+        }
+    }
+
+    /// Every target's innermost step, longest-running first.
+    fn current(&self) -> Vec<(&str, &str, Instant)> {
+        let mut current: Vec<(&str, &str, Instant)> = self
+            .steps
+            .iter()
+            .filter_map(|(owner, steps)| {
+                let (what, since) = steps.stack.last()?;
+                Some((owner.as_str(), what.as_str(), *since))
             })
             .collect();
-        TargetReport {
-            target: shown(target),
-            distro: summary.distro.as_deref().map(shown),
-            passed: summary.passed(),
-            result: match &summary.outcome {
-                Ok(()) => "passed",
-                Err(RunError::Unreachable { .. }) => "unreachable",
-                Err(_) => "failed",
+        current.sort_by_key(|(_, _, since)| *since);
+        current
+    }
+
+    fn draw(&mut self) {
+        let current = self.current();
+        let Some((owner, what, since)) = current.first() else {
+            self.clear();
+            return;
+        };
+        let mut line = format!(
+            "[{:>6.1}] {}",
+            self.started.elapsed().as_secs_f64(),
+            one_line(&format!("{owner}{what} ({} s)", since.elapsed().as_secs()))
+        );
+        if current.len() > 1 {
+            line.push_str(&format!(" (+{} more running)", current.len() - 1));
+        }
+        // A wrapped line could not be cleared with one carriage return.
+        let width = terminal_width().saturating_sub(1).max(20);
+        if line.chars().count() > width {
+            line = format!("{}…", line.chars().take(width - 1).collect::<String>());
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "\r\x1b[2K{line}");
+        let _ = out.flush();
+        self.drawn = true;
+    }
+
+    fn tick(&mut self) {
+        if self.live {
+            self.draw();
+            return;
+        }
+        let Some(interval) = self.heartbeat else {
+            return;
+        };
+        let now = Instant::now();
+        let mut beats = Vec::new();
+        for (owner, steps) in self.steps.iter_mut() {
+            let Some((what, since)) = steps.stack.last() else {
+                continue;
+            };
+            let quiet_since = steps.last_beat.map_or(*since, |beat| beat.max(*since));
+            if now.duration_since(quiet_since) >= interval {
+                steps.last_beat = Some(now);
+                beats.push(format!(
+                    "[{:>6.1}] {}",
+                    self.started.elapsed().as_secs_f64(),
+                    one_line(&format!(
+                        "still running {owner}{what} ({} s)",
+                        since.elapsed().as_secs()
+                    ))
+                ));
             }
-            .to_string(),
-            error: summary
-                .outcome
-                .as_ref()
-                .err()
-                .map(ErrorReport::from_run_error),
-            validators,
-            commands: summary.commands,
-            elapsed_seconds: summary.elapsed.as_secs_f64() + extra_seconds,
         }
-    }
-
-    /// A target that failed before any validator ran.
-    pub fn unreachable(target: &str, message: &str, elapsed: f64) -> TargetReport {
-        TargetReport {
-            target: shown(target),
-            distro: None,
-            passed: false,
-            result: "unreachable".to_string(),
-            error: Some(ErrorReport {
-                validator: None,
-                location: None,
-                message: shown(message),
-            }),
-            validators: Vec::new(),
-            commands: 0,
-            elapsed_seconds: elapsed,
+        for beat in beats {
+            self.print(&beat, &beat);
         }
     }
 }
 
-impl ErrorReport {
-    fn from_run_error(error: &RunError) -> ErrorReport {
-        match error {
-            RunError::Validation(e) => ErrorReport {
-                validator: Some(shown(&e.path)),
-                location: Some(shown(&e.location.to_string())),
-                message: shown(&e.message),
-            },
-            RunError::Unreachable { validator, message } => ErrorReport {
-                validator: Some(shown(validator)),
-                location: None,
-                message: shown(&format!("unreachable: {message}")),
-            },
-            other => ErrorReport {
-                validator: None,
-                location: None,
-                message: shown(&other.to_string()),
-            },
-        }
+/// The terminal's width in columns (80 when it cannot be asked).
+fn terminal_width() -> usize {
+    // SAFETY: TIOCGWINSZ fills the winsize it is given and nothing else.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let asked = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) };
+    if asked == 0 && size.ws_col > 0 {
+        usize::from(size.ws_col)
+    } else {
+        80
     }
-}
-
-/// The whole `--report` file.
-#[derive(Serialize)]
-pub struct Report<'a> {
-    pub command: &'a str,
-    pub manifest: String,
-    pub test_only: bool,
-    pub passed: bool,
-    pub targets: Vec<TargetReport>,
-}
-
-pub fn write_report(path: &std::path::Path, report: &Report<'_>) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let json = serde_json::to_string_pretty(report).expect("reports serialize");
-    std::fs::write(path, json + "\n")
-        .with_context(|| format!("cannot write the report to {}", path.display()))
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use clap::Args;
 use kiln::interpreter::RunError;
 use kiln::target::ssh::{HostSpec, SshOptions, SshTarget};
 
-use super::progress::{self, CommandLog, Progress, Report, TargetReport};
+use super::progress::{self, print_line_logging, CommandLog, Progress};
+use super::report::Reporter;
 use super::{one_line, prepare, shown, shown_path, Common, ManifestChoice, Paint, Prepared, Style};
 
 pub const AFTER_HELP: &str = "\
@@ -75,10 +76,40 @@ struct HostResult {
     failing: String,
     elapsed: Duration,
     passed: bool,
-    report: TargetReport,
+    summary: Option<kiln::interpreter::RunSummary>,
+    commands: CommandLog,
+    /// The error that kept the host from running anything.
+    error: Option<String>,
 }
 
 pub fn run(common: &Common, style: Style, args: &ValidateArgs) -> Result<i32> {
+    let mut reporter = Reporter::new("validate", &args.target.output, !args.reconcile);
+    // The hosts named are in the report even when the manifest fails to load.
+    for host in hosts(args).unwrap_or_default() {
+        reporter.plan("host", &host.to_string());
+    }
+    let result = reporter
+        .start(style.quiet)
+        .and_then(|()| validate(common, style, args, &mut reporter));
+    reporter.finish(result)
+}
+
+/// A line on the terminal (unless `-q`) and in the log: `painted` may
+/// carry kiln's colours, `plain` is the same without them.
+fn say(style: Style, painted: &str, plain: &str) {
+    if style.quiet {
+        progress::log_only(plain);
+    } else {
+        print_line_logging(painted, plain);
+    }
+}
+
+fn validate(
+    common: &Common,
+    style: Style,
+    args: &ValidateArgs,
+    reporter: &mut Reporter,
+) -> Result<i32> {
     let prepared = prepare(common, &args.target, "validate")?;
     let Some(Prepared {
         kiln,
@@ -89,6 +120,7 @@ pub fn run(common: &Common, style: Style, args: &ValidateArgs) -> Result<i32> {
     else {
         return Ok(0);
     };
+    reporter.manifest_loaded(&manifest, &arguments);
     let hosts = hosts(args)?;
     let options = SshOptions {
         connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
@@ -101,17 +133,16 @@ pub fn run(common: &Common, style: Style, args: &ValidateArgs) -> Result<i32> {
     // From here Ctrl-C stops the run in order (kiln::interrupt): no new
     // host or validator starts, uploaded scripts go, masters close.
     kiln::interrupt::install().context("preparing for Ctrl-C")?;
-    let started = Instant::now();
-    if !style.quiet {
-        println!(
-            "[{:>6.1}] {} {} host(s) with {} ({} at a time)",
-            0.0,
-            if test_only { "checking" } else { "reconciling" },
-            hosts.len(),
-            shown_path(&manifest.path),
-            usize::from(args.forks).min(hosts.len())
-        );
-    }
+    let started = reporter.started();
+    let line = format!(
+        "[{:>6.1}] {} {} host(s) with {} ({} at a time)",
+        0.0,
+        if test_only { "checking" } else { "reconciling" },
+        hosts.len(),
+        shown_path(&manifest.path),
+        usize::from(args.forks).min(hosts.len())
+    );
+    say(style, &line, &line);
     // Host names come from inventories: shown escaped, everywhere.
     let width = hosts
         .iter()
@@ -148,26 +179,30 @@ pub fn run(common: &Common, style: Style, args: &ValidateArgs) -> Result<i32> {
     let mut results = results.into_inner().unwrap();
     results.sort_by_key(|(index, _)| *index);
     let results: Vec<HostResult> = results.into_iter().map(|(_, r)| r).collect();
-    if !style.quiet {
-        print_table(&results, style);
-    }
+    // Printed (or, with -q, only logged).
+    print_table(&results, style);
     let results_len = results.len();
     let failed = results.iter().filter(|r| !r.passed).count();
-    println!(
+    progress::print_line(&format!(
         "{} of {} hosts passed in {:.1} s",
         results.len() - failed,
         results.len(),
         started.elapsed().as_secs_f64()
-    );
-    if let Some(path) = &args.target.report {
-        let report = Report {
-            command: "validate",
-            manifest: shown_path(&manifest.path),
-            test_only,
-            passed: failed == 0,
-            targets: results.into_iter().map(|r| r.report).collect(),
-        };
-        progress::write_report(path, &report)?;
+    ));
+    for (spec, r) in hosts.iter().zip(&results) {
+        let name = spec.to_string();
+        match (&r.summary, &r.error) {
+            (Some(summary), _) => {
+                reporter.add_run("host", &name, &r.result, summary, r.elapsed, &r.commands)
+            }
+            (None, error) => reporter.add_failed(
+                "host",
+                &name,
+                &r.result,
+                error.as_deref().unwrap_or(""),
+                r.elapsed,
+            ),
+        }
     }
     if let Some(signal) = kiln::interrupt::requested() {
         eprintln!(
@@ -210,7 +245,10 @@ fn one_host(
 ) -> HostResult {
     let host_started = Instant::now();
     let name = spec.to_string();
-    let target = match SshTarget::connect(spec, options) {
+    progress::step_start(&prefix, "connecting");
+    let connected = SshTarget::connect(spec, options);
+    progress::steps_clear(&prefix);
+    let target = match connected {
         Ok(target) => target,
         Err(error) => {
             let message = error.to_string();
@@ -218,18 +256,18 @@ fn one_host(
             let why = message
                 .strip_prefix(&format!("{name}: "))
                 .unwrap_or(&message);
-            let line = format!(
-                "{}{}: {}",
-                one_line(&prefix),
-                style.paint("UNREACHABLE", Paint::Bad),
-                one_line(why)
-            );
+            let line = |word: &str| format!("{}{word}: {}", one_line(&prefix), one_line(why));
+            let painted = line(&style.paint("UNREACHABLE", Paint::Bad));
             if style.quiet {
                 // Quiet still reports errors, on stderr.
-                eprintln!("kiln: {line}");
-            } else {
-                println!("[{:>6.1}] {line}", started.elapsed().as_secs_f64());
+                eprintln!("kiln: {painted}");
             }
+            let at = started.elapsed().as_secs_f64();
+            say(
+                style,
+                &format!("[{at:>6.1}] {painted}"),
+                &format!("[{at:>6.1}] {}", line("UNREACHABLE")),
+            );
             return HostResult {
                 host: shown(&name),
                 distro: None,
@@ -237,23 +275,22 @@ fn one_host(
                 failing: String::new(),
                 elapsed: host_started.elapsed(),
                 passed: false,
-                report: TargetReport::unreachable(
-                    &name,
-                    &message,
-                    host_started.elapsed().as_secs_f64(),
-                ),
+                summary: None,
+                commands: CommandLog::default(),
+                error: Some(message),
             };
         }
     };
     let commands = CommandLog::default();
-    let observer = Box::new(Progress {
-        prefix,
+    let observer = Box::new(Progress::new(
+        prefix.clone(),
         verbose,
         style,
-        offset: started.elapsed(),
-        commands: commands.clone(),
-    });
+        started.elapsed(),
+        commands.clone(),
+    ));
     let (summary, target) = kiln.run(manifest, target, arguments, test_only, observer);
+    progress::steps_clear(&prefix);
     drop(target);
     let (result, failing) = match &summary.outcome {
         Ok(()) => ("passed".to_string(), String::new()),
@@ -273,22 +310,19 @@ fn one_host(
     // The failing cell may quote what the target said (its distro, an error).
     let failing = one_line(&failing);
     if let Err(error) = &summary.outcome {
-        let line = format!(
-            "{} {}: {}",
-            shown(&name),
-            style.paint(result_word(&result).1, Paint::Bad),
-            progress::failure_line(error)
-        );
+        let line =
+            |word: &str| format!("{} {word}: {}", shown(&name), progress::failure_line(error));
+        let painted = line(&style.paint(result_word(&result).1, Paint::Bad));
         if style.quiet {
-            eprintln!("kiln: {line}");
-        } else {
-            println!("[{:>6.1}] {line}", started.elapsed().as_secs_f64());
+            eprintln!("kiln: {painted}");
         }
+        let at = started.elapsed().as_secs_f64();
+        say(
+            style,
+            &format!("[{at:>6.1}] {painted}"),
+            &format!("[{at:>6.1}] {}", line(result_word(&result).1)),
+        );
     }
-    let extra = host_started.elapsed().as_secs_f64() - summary.elapsed.as_secs_f64();
-    // The report tells an unreachable host from a failed one, as the table does.
-    let mut report = TargetReport::new(&name, &summary, extra, &commands);
-    report.result = result.clone();
     HostResult {
         host: shown(&name),
         distro: summary.distro.as_deref().map(one_line),
@@ -296,7 +330,9 @@ fn one_host(
         result,
         failing,
         elapsed: host_started.elapsed(),
-        report,
+        summary: Some(summary),
+        commands,
+        error: None,
     }
 }
 
@@ -331,29 +367,29 @@ fn print_table(results: &[HostResult], style: Style) {
         .max()
         .unwrap_or(0)
         .max(17);
-    println!();
-    println!(
+    let header = format!(
         "{:w_host$}  {:w_distro$}  {:11}  {:w_failing$}  TIME",
         "HOST", "DISTRO", "RESULT", "FAILING VALIDATOR"
     );
+    say(style, "", "");
+    say(style, &header, &header);
     for r in results {
         // Padded by hand: colour codes take no room on the screen.
         let (word, _, paint) = result_word(&r.result);
-        let result = format!(
-            "{}{}",
-            style.paint(word, paint),
-            " ".repeat(11usize.saturating_sub(word.len()))
-        );
-        println!(
-            "{:w_host$}  {:w_distro$}  {result}  {:w_failing$}  {:.1} s",
-            r.host,
-            r.distro.as_deref().unwrap_or("-"),
-            if r.failing.is_empty() {
-                "-"
-            } else {
-                &r.failing
-            },
-            r.elapsed.as_secs_f64()
-        );
+        let row = |result: &str| {
+            format!(
+                "{:w_host$}  {:w_distro$}  {result}{}  {:w_failing$}  {:.1} s",
+                r.host,
+                r.distro.as_deref().unwrap_or("-"),
+                " ".repeat(11usize.saturating_sub(word.len())),
+                if r.failing.is_empty() {
+                    "-"
+                } else {
+                    &r.failing
+                },
+                r.elapsed.as_secs_f64()
+            )
+        };
+        say(style, &row(&style.paint(word, paint)), &row(word));
     }
 }

@@ -31,7 +31,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::remote::{
-    family_of, CommandOutput, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
+    family_of, CommandOutput, FileMetadata, FileRead, FileWrite, OutputSink, OutputStream, Remote,
+    RemoteCommand, RemoteError,
 };
 
 /// The flag kiln's CLI offers for trusting unknown host keys on first use;
@@ -323,6 +324,9 @@ pub struct SshTarget {
     /// Scripts uploaded (`/tmp/kiln-script-*`) whose command has not
     /// finished: removed when the target closes.
     scripts: Vec<String>,
+    /// Where the running command's output goes as it arrives
+    /// ([`Remote::run_streaming`]), while one streams.
+    streaming: Option<OutputSink>,
 }
 
 impl SshTarget {
@@ -344,6 +348,7 @@ impl SshTarget {
             has_timeout: false,
             distro: String::new(),
             scripts: Vec::new(),
+            streaming: None,
         };
         end_masters_on_interrupt();
         target.resolved = target.resolve()?;
@@ -419,7 +424,7 @@ impl SshTarget {
         let mut command = self.ssh_command(Role::Control);
         command.arg("-G").arg("--").arg(&self.spec.host);
         let (status, stdout, stderr) =
-            match run_child(command, None, Some(self.options.connect_timeout))? {
+            match run_child(command, None, Some(self.options.connect_timeout), None)? {
                 Finished::Exited {
                     status,
                     stdout,
@@ -612,8 +617,8 @@ impl SshTarget {
         self.ensure_master()?;
         let mut command = self.ssh_command(Role::Client);
         command.arg("-T").arg("--").arg(&self.spec.host).arg(line);
-        let finished =
-            run_child(command, stdin, limit).map_err(|error| self.failed(error.to_string()))?;
+        let finished = run_child(command, stdin, limit, self.streaming.as_ref())
+            .map_err(|error| self.failed(error.to_string()))?;
         let (status, stdout, stderr) = match finished {
             Finished::Exited {
                 status,
@@ -713,7 +718,7 @@ impl SshTarget {
         if matches!(master.try_wait(), Ok(None)) {
             let mut command = self.ssh_command(Role::Control);
             command.arg("-O").arg("exit").arg("--").arg(&self.spec.host);
-            let _ = run_child(command, None, Some(MASTER_EXIT_GRACE));
+            let _ = run_child(command, None, Some(MASTER_EXIT_GRACE), None);
             let deadline = Instant::now() + MASTER_EXIT_GRACE;
             while matches!(master.try_wait(), Ok(None)) && Instant::now() < deadline {
                 thread::sleep(Duration::from_millis(10));
@@ -871,6 +876,17 @@ impl Remote for SshTarget {
         output
     }
 
+    fn run_streaming(
+        &mut self,
+        command: &RemoteCommand,
+        sink: &OutputSink,
+    ) -> Result<CommandOutput, RemoteError> {
+        self.streaming = Some(sink.clone());
+        let result = self.run_as_root(command, None);
+        self.streaming = None;
+        result
+    }
+
     /// Streams `contents` into a temp file beside `path`, then renames it
     /// over `path`, so readers never see half a file.
     // TODO(sandbox): owner and mode kept or set, exact_path, timeout.
@@ -970,11 +986,13 @@ fn make_control_dir() -> Result<tempfile::TempDir, SshError> {
 }
 
 /// Runs an ssh child to completion or until `limit`, feeding `stdin` and
-/// collecting its output on threads so no pipe can fill up and stall it.
+/// collecting its output on threads so no pipe can fill up and stall it;
+/// `tee` also gets each chunk of output as it arrives.
 fn run_child(
     mut command: Command,
     stdin: Option<&[u8]>,
     limit: Option<Duration>,
+    tee: Option<&OutputSink>,
 ) -> Result<Finished, SshError> {
     command.stdin(if stdin.is_some() {
         Stdio::piped()
@@ -993,8 +1011,8 @@ fn run_child(
             let _ = pipe.write_all(&data);
         });
     }
-    let stdout = read_in_background(child.stdout.take());
-    let stderr = read_in_background(child.stderr.take());
+    let stdout = read_in_background(child.stdout.take(), tee, OutputStream::Stdout);
+    let stderr = read_in_background(child.stderr.take(), tee, OutputStream::Stderr);
     // The output pipes close when the session ends, a moment before ssh
     // exits, so waiting on them (not polling the child) keeps quick commands
     // quick.
@@ -1031,12 +1049,35 @@ fn receive_by(output: &mpsc::Receiver<Vec<u8>>, deadline: Option<Instant>) -> Op
     }
 }
 
-fn read_in_background(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
+fn read_in_background(
+    pipe: Option<impl Read + Send + 'static>,
+    tee: Option<&OutputSink>,
+    stream: OutputStream,
+) -> mpsc::Receiver<Vec<u8>> {
     let (sender, receiver) = mpsc::channel();
+    let tee = tee.cloned();
     thread::spawn(move || {
         let mut buffer = Vec::new();
         if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut buffer);
+            match tee {
+                None => {
+                    let _ = pipe.read_to_end(&mut buffer);
+                }
+                Some(tee) => {
+                    let mut chunk = [0u8; 8192];
+                    loop {
+                        match pipe.read(&mut chunk) {
+                            Ok(0) => break,
+                            Ok(n) => {
+                                tee.send(stream, &chunk[..n]);
+                                buffer.extend_from_slice(&chunk[..n]);
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
         }
         let _ = sender.send(buffer);
     });
