@@ -11,6 +11,10 @@
 //! that outlives its timeout has its ssh client killed (and the remote side
 //! is reaped by `timeout(1)` shortly after); a host whose connection drops
 //! is reconnected once and otherwise reported unreachable, never waited on.
+//! Output is bounded on both ends: kiln stops reading at a command's output
+//! limit and kills its client, and the target cuts each stream with `head -c`
+//! so the command dies of SIGPIPE there. File calls are one round trip each,
+//! their checks (regular file, symlinks on an exact path) made on the target.
 
 use std::fmt;
 use std::fs::File;
