@@ -19,6 +19,11 @@
 //! [`crate::interrupt`]), which ends every command in flight at once, and
 //! closing a target first removes any `/tmp/kiln-script-*` whose command did
 //! not finish (after a Ctrl-C, over one fresh login).
+//!
+//! Output is bounded on both ends: kiln stops reading at a command's output
+//! limit and kills its client, and the target cuts each stream with `head -c`
+//! so the command dies of SIGPIPE there. File calls are one round trip each,
+//! their checks (regular file, symlinks on an exact path) made on the target.
 
 use std::fmt;
 use std::fs::File;
@@ -26,22 +31,35 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::str::FromStr;
-use std::sync::{mpsc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::remote::{
-    family_of, CommandOutput, FileMetadata, FileRead, FileWrite, OutputSink, OutputStream, Remote,
-    RemoteCommand, RemoteError,
+    family_of, shell_quote, CommandOutput, FileKind, FileMetadata, FileRead, FileWrite, OutputSink,
+    OutputStream, Remote, RemoteCommand, RemoteError,
 };
 
 /// The flag kiln's CLI offers for trusting unknown host keys on first use;
 /// named in the message that refuses an unknown key.
 pub const ACCEPT_NEW_HOST_KEYS_FLAG: &str = "--accept-new-host-keys";
 
-/// `read_file`'s remote script exits with this (sysexits' EX_NOINPUT) when the
-/// file does not exist, which `cat` itself never does.
+/// The file calls' remote scripts exit with this (sysexits' EX_NOINPUT) when
+/// nothing is at the path, which `cat`, `head` and `stat` never do.
 const MISSING_FILE_EXIT: i32 = 66;
+
+/// The remote scripts of exact-path file calls exit with this (printing the
+/// link they met) when a symlink is on the way; `kiln_walk` hard-codes it.
+const SYMLINK_EXIT: i32 = 67;
+
+/// `read_file`'s remote script exits with this (printing what the path is)
+/// when the path is not a regular file.
+const NOT_REGULAR_EXIT: i32 = 68;
+
+/// The most output kiln holds from its own scripts (the connect probe, file
+/// calls' error messages): they print little, a hostile host may not.
+const INTERNAL_OUTPUT_LIMIT: usize = 1 << 20;
 
 /// ssh reserves this exit status for its own failures.
 const SSH_FAILURE_EXIT: i32 = 255;
@@ -307,6 +325,8 @@ enum Finished {
         stderr: Vec<u8>,
     },
     TimedOut,
+    /// Its stdout plus stderr passed the output limit.
+    TooLarge,
 }
 
 /// A live host reached over SSH.
@@ -423,17 +443,22 @@ impl SshTarget {
     fn resolve(&self) -> Result<ResolvedHost, SshError> {
         let mut command = self.ssh_command(Role::Control);
         command.arg("-G").arg("--").arg(&self.spec.host);
-        let (status, stdout, stderr) =
-            match run_child(command, None, Some(self.options.connect_timeout), None)? {
-                Finished::Exited {
-                    status,
-                    stdout,
-                    stderr,
-                } => (status, stdout, stderr),
-                Finished::TimedOut => {
-                    return Err(self.config_error("`ssh -G` did not finish".into()))
-                }
-            };
+        let (status, stdout, stderr) = match run_child(
+            command,
+            None,
+            Some(self.options.connect_timeout),
+            None,
+            None,
+        )? {
+            Finished::Exited {
+                status,
+                stdout,
+                stderr,
+            } => (status, stdout, stderr),
+            Finished::TimedOut | Finished::TooLarge => {
+                return Err(self.config_error("`ssh -G` did not finish".into()))
+            }
+        };
         if !status.success() {
             return Err(self.config_error(last_lines(&stderr)));
         }
@@ -583,7 +608,8 @@ impl SshTarget {
     /// Runs `script` as the login user (no sudo), during connect.
     fn run_login_shell(&mut self, script: &str) -> Result<CommandOutput, SshError> {
         let line = RemoteCommand::new(script).to_shell_line();
-        self.execute(&line, None, Some(self.login_deadline()), script)
+        let limits = (Some(self.login_deadline()), Some(INTERNAL_OUTPUT_LIMIT));
+        self.execute(&line, None, limits, script)
             .map_err(|error| SshError::Unreachable {
                 host: self.spec.to_string(),
                 detail: error.to_string(),
@@ -594,30 +620,34 @@ impl SshTarget {
         command.timeout.or(self.options.command_timeout)
     }
 
-    /// Runs `command` as root, feeding `stdin` to it.
+    /// Runs `command` as root, feeding `stdin` to it and holding at most
+    /// `output_limit` bytes of its stdout plus stderr.
     fn run_as_root(
         &mut self,
         command: &RemoteCommand,
         stdin: Option<&[u8]>,
+        output_limit: Option<usize>,
     ) -> Result<CommandOutput, RemoteError> {
         let limit = self.command_limit(command);
         let line = remote_line(command, limit, self.has_timeout, self.login_is_root);
-        self.execute(&line, stdin, limit, &command.script)
+        self.execute(&line, stdin, (limit, output_limit), &command.script)
     }
 
     /// Runs one remote line over the shared connection, reconnecting first
-    /// if the connection dropped since the last command.
+    /// if the connection dropped since the last command. `limits` are the
+    /// wall-clock time and the bytes of stdout plus stderr kiln waits for.
     fn execute(
         &mut self,
         line: &str,
         stdin: Option<&[u8]>,
-        limit: Option<Duration>,
+        limits: (Option<Duration>, Option<usize>),
         script: &str,
     ) -> Result<CommandOutput, RemoteError> {
+        let (limit, output_limit) = limits;
         self.ensure_master()?;
         let mut command = self.ssh_command(Role::Client);
         command.arg("-T").arg("--").arg(&self.spec.host).arg(line);
-        let finished = run_child(command, stdin, limit, self.streaming.as_ref())
+        let finished = run_child(command, stdin, limit, output_limit, self.streaming.as_ref())
             .map_err(|error| self.failed(error.to_string()))?;
         let (status, stdout, stderr) = match finished {
             Finished::Exited {
@@ -630,6 +660,13 @@ impl SshTarget {
                     target: self.name(),
                     command: summarize(script),
                     seconds: limit.unwrap_or_default().as_secs_f64(),
+                })
+            }
+            Finished::TooLarge => {
+                return Err(RemoteError::TooLarge {
+                    target: self.name(),
+                    what: "the command's output".into(),
+                    limit: output_limit.unwrap_or_default(),
                 })
             }
         };
@@ -718,7 +755,7 @@ impl SshTarget {
         if matches!(master.try_wait(), Ok(None)) {
             let mut command = self.ssh_command(Role::Control);
             command.arg("-O").arg("exit").arg("--").arg(&self.spec.host);
-            let _ = run_child(command, None, Some(MASTER_EXIT_GRACE), None);
+            let _ = run_child(command, None, Some(MASTER_EXIT_GRACE), None, None);
             let deadline = Instant::now() + MASTER_EXIT_GRACE;
             while matches!(master.try_wait(), Ok(None)) && Instant::now() < deadline {
                 thread::sleep(Duration::from_millis(10));
@@ -757,7 +794,7 @@ impl SshTarget {
         let mut command = RemoteCommand::new(format!("rm -f -- {}", self.scripts.join(" ")));
         command.timeout = Some(self.options.connect_timeout);
         self.scripts.clear();
-        let _ = self.run_as_root(&command, None);
+        let _ = self.run_as_root(&command, None, Some(INTERNAL_OUTPUT_LIMIT));
     }
 }
 
@@ -868,7 +905,7 @@ impl Remote for SshTarget {
     }
 
     fn run(&mut self, command: &RemoteCommand) -> Result<CommandOutput, RemoteError> {
-        let output = self.run_as_root(command, None);
+        let output = self.run_as_root(command, None, command.output_limit);
         if matches!(&output, Ok(out) if out.exit_code != SSH_FAILURE_EXIT) {
             self.scripts
                 .retain(|path| !command.script.contains(path.as_str()));
@@ -882,53 +919,131 @@ impl Remote for SshTarget {
         sink: &OutputSink,
     ) -> Result<CommandOutput, RemoteError> {
         self.streaming = Some(sink.clone());
-        let result = self.run_as_root(command, None);
+        let result = self.run(command);
         self.streaming = None;
         result
     }
 
-    /// Streams `contents` into a temp file beside `path`, then renames it
-    /// over `path`, so readers never see half a file.
-    // TODO(sandbox): owner and mode kept or set, exact_path, timeout.
+    /// Streams `contents` into a temp file beside `path`, gives it the mode
+    /// and owner asked for (or the old file's), then renames it over `path`,
+    /// so readers never see half a file; one round trip.
     fn write_file(&mut self, write: &FileWrite<'_>) -> Result<(), RemoteError> {
         self.note_upload(write.path);
         let path = write.path;
-        let mut command = RemoteCommand::new(
+        // `mv -T` (GNU coreutils) renames onto a final symlink even when it
+        // points at a directory; plain `mv` would move the file into it.
+        // `chown` comes before `chmod` because it clears setuid bits.
+        let mut command = RemoteCommand::new(format!(
             r#"set -e
-tmp=$(mktemp "$(dirname -- "$KILN_PATH")/.kiln-write.XXXXXX")
+{WALK_FUNCTION}
+p=$KILN_PATH
+[ "$KILN_EXACT" != 1 ] || kiln_walk "$p" parents
+if [ -d "$p" ] && [ ! -L "$p" ]; then echo "$p is a directory" >&2; exit 1; fi
+mode=$KILN_MODE
+owner=$KILN_UID
+group=$KILN_GID
+if [ -f "$p" ] && [ ! -L "$p" ]; then
+  set -- $(stat -c '%a %u %g' -- "$p")
+  mode=${{mode:-$1}}
+  owner=${{owner:-$2}}
+  group=${{group:-$3}}
+fi
+tmp=$(mktemp "$(dirname -- "$p")/.kiln-write.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
 cat > "$tmp"
-chmod "$KILN_MODE" "$tmp"
-mv -f "$tmp" "$KILN_PATH""#,
-        );
-        command.env.push(("KILN_PATH".into(), path.into()));
-        command.env.push((
-            "KILN_MODE".into(),
-            format!("{:o}", write.mode.unwrap_or(0o644) & 0o7777),
+chown "${{owner:-0}}:${{group:-0}}" "$tmp"
+chmod "${{mode:-644}}" "$tmp"
+mv -f -T "$tmp" "$p""#
         ));
+        let number = |value: Option<u32>| value.map(|v| v.to_string()).unwrap_or_default();
+        command.env = vec![
+            ("KILN_PATH".into(), path.into()),
+            ("KILN_EXACT".into(), flag(write.exact_path)),
+            (
+                "KILN_MODE".into(),
+                write
+                    .mode
+                    .map(|mode| format!("{:o}", mode & 0o7777))
+                    .unwrap_or_default(),
+            ),
+            ("KILN_UID".into(), number(write.uid)),
+            ("KILN_GID".into(), number(write.gid)),
+        ];
         command.timeout = write.timeout;
-        let output = self.run_as_root(&command, Some(write.contents))?;
-        if output.exit_code != 0 {
-            return Err(self.failed(format!(
+        let output =
+            self.run_as_root(&command, Some(write.contents), Some(INTERNAL_OUTPUT_LIMIT))?;
+        match output.exit_code {
+            0 => Ok(()),
+            SYMLINK_EXIT => Err(self.symlink_refusal(path, &output.stdout)),
+            _ => Err(self.failed(format!(
                 "cannot write {path}: {}",
                 last_lines(&output.stderr)
-            )));
+            ))),
         }
-        Ok(())
     }
 
-    // TODO(sandbox): max_bytes, regular files only, exact_path.
+    /// Checks the path and reads it in one round trip; `head -c` on the
+    /// target keeps a huge file from ever crossing the wire.
     fn read_file(&mut self, read: &FileRead<'_>) -> Result<Option<Vec<u8>>, RemoteError> {
         let path = read.path;
+        // `[ -f ]` turns away directories, devices (/dev/zero), FIFOs (which
+        // would block the read) and sockets before anything opens the path.
+        // Swapping the file for a FIFO between the test and `head` is left
+        // to the timeout.
         let mut command = RemoteCommand::new(format!(
-            r#"[ -e "$KILN_PATH" ] || exit {MISSING_FILE_EXIT}; exec cat -- "$KILN_PATH""#
+            r#"{WALK_FUNCTION}
+p=$KILN_PATH
+[ "$KILN_EXACT" != 1 ] || kiln_walk "$p" self
+[ -e "$p" ] || exit {MISSING_FILE_EXIT}
+if [ ! -f "$p" ]; then
+  if [ -d "$p" ]; then echo a directory
+  elif [ -c "$p" ]; then echo a character device
+  elif [ -b "$p" ]; then echo a block device
+  elif [ -p "$p" ]; then echo a FIFO
+  elif [ -S "$p" ]; then echo a socket
+  else echo something else
+  fi
+  exit {NOT_REGULAR_EXIT}
+fi
+[ -z "$KILN_HEAD" ] || exec head -c "$KILN_HEAD" -- "$p"
+exec cat -- "$p""#
         ));
-        command.env.push(("KILN_PATH".into(), path.into()));
+        command.env = vec![
+            ("KILN_PATH".into(), path.into()),
+            ("KILN_EXACT".into(), flag(read.exact_path)),
+            (
+                "KILN_HEAD".into(),
+                read.max_bytes
+                    .map(|max| max.saturating_add(1).to_string())
+                    .unwrap_or_default(),
+            ),
+        ];
         command.timeout = read.timeout;
-        let output = self.run_as_root(&command, None)?;
+        let held = read
+            .max_bytes
+            .map(|max| max.saturating_add(1).saturating_add(INTERNAL_OUTPUT_LIMIT));
+        let too_large = |target: &Self, limit| RemoteError::TooLarge {
+            target: target.name(),
+            what: path.to_string(),
+            limit,
+        };
+        let output = match self.run_as_root(&command, None, held) {
+            Err(RemoteError::TooLarge { .. }) => {
+                return Err(too_large(self, read.max_bytes.unwrap_or_default()))
+            }
+            other => other?,
+        };
         match output.exit_code {
-            0 => Ok(Some(output.stdout)),
+            0 => match read.max_bytes {
+                Some(max) if output.stdout.len() > max => Err(too_large(self, max)),
+                _ => Ok(Some(output.stdout)),
+            },
             MISSING_FILE_EXIT => Ok(None),
+            SYMLINK_EXIT => Err(self.symlink_refusal(path, &output.stdout)),
+            NOT_REGULAR_EXIT => Err(self.failed(format!(
+                "cannot read {path}: it is {}, not a regular file",
+                String::from_utf8_lossy(&output.stdout).trim()
+            ))),
             _ => Err(self.failed(format!(
                 "cannot read {path}: {}",
                 last_lines(&output.stderr)
@@ -936,16 +1051,109 @@ mv -f "$tmp" "$KILN_PATH""#,
         }
     }
 
-    // TODO(sandbox): implement.
+    /// `stat -c` without `-L` is an lstat. The format letters used (`%f`
+    /// raw mode in hex, `%s`, `%u`, `%g`) mean the same in GNU coreutils
+    /// and busybox; `%F` would not (its wording differs), so the kind comes
+    /// from the raw mode.
     fn metadata(&mut self, read: &FileRead<'_>) -> Result<Option<FileMetadata>, RemoteError> {
-        Err(self.failed(format!("cannot inspect {}: not implemented yet", read.path)))
+        let path = read.path;
+        let mut command = RemoteCommand::new(format!(
+            r#"{WALK_FUNCTION}
+p=$KILN_PATH
+[ "$KILN_EXACT" != 1 ] || kiln_walk "$p" parents
+[ -e "$p" ] || [ -L "$p" ] || exit {MISSING_FILE_EXIT}
+exec stat -c '%f %s %u %g' -- "$p""#
+        ));
+        command.env = vec![
+            ("KILN_PATH".into(), path.into()),
+            ("KILN_EXACT".into(), flag(read.exact_path)),
+        ];
+        command.timeout = read.timeout;
+        let output = self.run_as_root(&command, None, Some(INTERNAL_OUTPUT_LIMIT))?;
+        match output.exit_code {
+            0 => parse_stat(&String::from_utf8_lossy(&output.stdout))
+                .map(Some)
+                .ok_or_else(|| {
+                    self.failed(format!(
+                        "cannot inspect {path}: unexpected `stat` output {:?}",
+                        String::from_utf8_lossy(&output.stdout).trim()
+                    ))
+                }),
+            MISSING_FILE_EXIT => Ok(None),
+            SYMLINK_EXIT => Err(self.symlink_refusal(path, &output.stdout)),
+            _ => Err(self.failed(format!(
+                "cannot inspect {path}: {}",
+                last_lines(&output.stderr)
+            ))),
+        }
     }
 }
 
+impl SshTarget {
+    /// The refusal of an exact-path call; `stdout` is what `kiln_walk`
+    /// printed ("/srv/app -> /etc").
+    fn symlink_refusal(&self, path: &str, stdout: &[u8]) -> RemoteError {
+        RemoteError::Symlink {
+            target: self.name(),
+            path: path.to_string(),
+            detail: String::from_utf8_lossy(stdout).trim().to_string(),
+        }
+    }
+}
+
+/// A shell function for exact-path calls: walks `$1` from the root and
+/// exits with [`SYMLINK_EXIT`], printing "COMPONENT -> WHERE", at the first
+/// component that is a symlink; `$2` is `self` to check the last component
+/// too, `parents` to stop before it. Each component is tested once its
+/// parents are known not to be links, so `[ -L ]` sees the real thing.
+const WALK_FUNCTION: &str = r#"kiln_walk() {
+  case $1 in /*) cur= ;; *) cur=. ;; esac
+  rest=${1#/}
+  while [ -n "$rest" ]; do
+    case $rest in
+      */*) part=${rest%%/*}; rest=${rest#*/} ;;
+      *) part=$rest; rest=; [ "$2" = self ] || return 0 ;;
+    esac
+    [ -n "$part" ] || continue
+    cur=$cur/$part
+    if [ -L "$cur" ]; then
+      printf '%s -> %s\n' "$cur" "$(readlink -- "$cur")"
+      exit 67
+    fi
+  done
+}"#;
+
+/// `"1"` or `"0"`, for a flag passed in the environment.
+fn flag(value: bool) -> String {
+    if value { "1" } else { "0" }.to_string()
+}
+
+/// Parses `stat -c '%f %s %u %g'`.
+fn parse_stat(text: &str) -> Option<FileMetadata> {
+    let mut fields = text.split_whitespace();
+    let raw = u32::from_str_radix(fields.next()?, 16).ok()?;
+    let size = fields.next()?.parse().ok()?;
+    let uid = fields.next()?.parse().ok()?;
+    let gid = fields.next()?.parse().ok()?;
+    let kind = match raw & 0o170000 {
+        0o100000 => FileKind::Regular,
+        0o040000 => FileKind::Directory,
+        0o120000 => FileKind::Symlink,
+        _ => FileKind::Other,
+    };
+    Some(FileMetadata {
+        kind,
+        size,
+        mode: raw & 0o7777,
+        uid,
+        gid,
+    })
+}
+
 /// The line the remote login shell runs for `command`: the command's own
-/// quoted line, under `timeout` when limited (and the host has it), under
-/// `sudo -n` unless the login user is root. `timeout` goes inside sudo so
-/// that it may signal the command.
+/// quoted line, bounded to its output limit, under `timeout` when limited
+/// (and the host has it), under `sudo -n` unless the login user is root.
+/// `timeout` goes inside sudo so that it may signal the command.
 fn remote_line(
     command: &RemoteCommand,
     limit: Option<Duration>,
@@ -953,6 +1161,9 @@ fn remote_line(
     login_is_root: bool,
 ) -> String {
     let mut line = command.to_shell_line();
+    if let Some(output_limit) = command.output_limit {
+        line = bounded_line(&line, output_limit);
+    }
     if let (Some(limit), true) = (limit, has_timeout) {
         let seconds = (limit + REMOTE_TIMEOUT_GRACE).as_secs_f64().ceil() as u64;
         line = format!("timeout -k 5 {seconds} {line}");
@@ -961,6 +1172,23 @@ fn remote_line(
         line = format!("sudo -n -- {line}");
     }
     line
+}
+
+/// `line` with its stdout and stderr each passed through `head -c
+/// LIMIT+1` on the target: once kiln has seen more than it will hold, the
+/// command dies of SIGPIPE on its next write even if the session (held
+/// open by the ssh master) lingers after kiln killed its client. The
+/// command's exit status comes back through fd 5 (POSIX sh has no
+/// `pipefail`); fds 3 to 5 are closed for the command so it cannot write
+/// around the `head`s or hold the status pipe open.
+fn bounded_line(line: &str, output_limit: usize) -> String {
+    let bytes = output_limit.saturating_add(1);
+    let wrapper = format!(
+        "exec 3>&1 4>&2\n\
+         status=$( {{ {{ {{ {line} 3>&- 4>&- 5>&-; echo \"$?\" >&5; }} | head -c {bytes} >&3; }} 2>&1 | head -c {bytes} >&4; }} 5>&1 )\n\
+         exit \"${{status:-1}}\""
+    );
+    format!("/bin/sh -c {}", shell_quote(&wrapper))
 }
 
 /// The control socket's directory: private, and short enough for a Unix
@@ -988,10 +1216,14 @@ fn make_control_dir() -> Result<tempfile::TempDir, SshError> {
 /// Runs an ssh child to completion or until `limit`, feeding `stdin` and
 /// collecting its output on threads so no pipe can fill up and stall it;
 /// `tee` also gets each chunk of output as it arrives.
+/// With `output_limit`, the readers share one count of stdout plus stderr
+/// bytes and stop where it passes the limit; the ssh client is then killed,
+/// so no more than the limit (plus one read chunk per stream) is ever held.
 fn run_child(
     mut command: Command,
     stdin: Option<&[u8]>,
     limit: Option<Duration>,
+    output_limit: Option<usize>,
     tee: Option<&OutputSink>,
 ) -> Result<Finished, SshError> {
     command.stdin(if stdin.is_some() {
@@ -1011,77 +1243,161 @@ fn run_child(
             let _ = pipe.write_all(&data);
         });
     }
-    let stdout = read_in_background(child.stdout.take(), tee, OutputStream::Stdout);
-    let stderr = read_in_background(child.stderr.take(), tee, OutputStream::Stderr);
+    let (sender, collected) = mpsc::channel();
+    let counted = Arc::new(AtomicUsize::new(0));
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let readers = Readers {
+        sender: &sender,
+        counted: &counted,
+        output_limit,
+        tee,
+    };
+    readers.spawn(stdout, Stream::Stdout);
+    readers.spawn(stderr, Stream::Stderr);
+    drop(sender);
     // The output pipes close when the session ends, a moment before ssh
     // exits, so waiting on them (not polling the child) keeps quick commands
-    // quick.
+    // quick. Either reader may report the overflow first, so both report on
+    // one channel.
     let deadline = limit.map(|limit| Instant::now() + limit);
-    let outputs = receive_by(&stdout, deadline).zip(receive_by(&stderr, deadline));
-    let status = match outputs {
-        Some(_) => wait_until(
-            &mut child,
-            deadline.map(|deadline| deadline.max(Instant::now()) + OUTPUT_DRAIN_GRACE),
-        ),
-        None => None,
-    };
-    match (status, outputs) {
-        (Some(status), Some((stdout, stderr))) => Ok(Finished::Exited {
+    let (mut stdout, mut stderr) = (None, None);
+    while stdout.is_none() || stderr.is_none() {
+        let received = match deadline {
+            Some(deadline) => {
+                collected.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            }
+            None => collected
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        let Ok(Collected { stream, bytes }) = received else {
+            return Ok(end_child(child, Finished::TimedOut));
+        };
+        let Ok(bytes) = bytes else {
+            // The mux client passed its pipes to the master, which keeps
+            // writing into them until the session ends: killing the client
+            // ends its session, and the remote side is bounded on its own
+            // (see `bounded_line`).
+            return Ok(end_child(child, Finished::TooLarge));
+        };
+        match stream {
+            Stream::Stdout => stdout = Some(bytes),
+            Stream::Stderr => stderr = Some(bytes),
+        }
+    }
+    let status = wait_until(
+        &mut child,
+        deadline.map(|deadline| deadline.max(Instant::now()) + OUTPUT_DRAIN_GRACE),
+    );
+    match (status, stdout, stderr) {
+        (Some(status), Some(stdout), Some(stderr)) => Ok(Finished::Exited {
             status,
             stdout,
             stderr,
         }),
-        _ => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Ok(Finished::TimedOut)
+        _ => Ok(end_child(child, Finished::TimedOut)),
+    }
+}
+
+/// Kills an ssh child kiln gave up on and reaps it.
+fn end_child(mut child: Child, finished: Finished) -> Finished {
+    let _ = child.kill();
+    let _ = child.wait();
+    finished
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn as_output(self) -> OutputStream {
+        match self {
+            Stream::Stdout => OutputStream::Stdout,
+            Stream::Stderr => OutputStream::Stderr,
         }
     }
 }
 
-/// The output a reader thread collected, unless `deadline` passes first.
-fn receive_by(output: &mpsc::Receiver<Vec<u8>>, deadline: Option<Instant>) -> Option<Vec<u8>> {
-    match deadline {
-        Some(deadline) => output
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .ok(),
-        None => output.recv().ok(),
-    }
+/// What one reader thread collected: the stream's bytes, or `Err` when the
+/// shared count passed the output limit.
+struct Collected {
+    stream: Stream,
+    bytes: Result<Vec<u8>, ()>,
 }
 
-fn read_in_background(
-    pipe: Option<impl Read + Send + 'static>,
-    tee: Option<&OutputSink>,
-    stream: OutputStream,
-) -> mpsc::Receiver<Vec<u8>> {
-    let (sender, receiver) = mpsc::channel();
-    let tee = tee.cloned();
-    thread::spawn(move || {
-        let mut buffer = Vec::new();
-        if let Some(mut pipe) = pipe {
-            match tee {
-                None => {
-                    let _ = pipe.read_to_end(&mut buffer);
-                }
-                Some(tee) => {
-                    let mut chunk = [0u8; 8192];
-                    loop {
-                        match pipe.read(&mut chunk) {
-                            Ok(0) => break,
-                            Ok(n) => {
-                                tee.send(stream, &chunk[..n]);
-                                buffer.extend_from_slice(&chunk[..n]);
-                            }
-                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                            Err(_) => break,
-                        }
+/// How much a reader thread reads at once: the most it holds past the limit.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What the two reader threads of one command share.
+struct Readers<'a> {
+    sender: &'a mpsc::Sender<Collected>,
+    counted: &'a Arc<AtomicUsize>,
+    output_limit: Option<usize>,
+    tee: Option<&'a OutputSink>,
+}
+
+impl Readers<'_> {
+    fn spawn(&self, pipe: Option<impl Read + Send + 'static>, stream: Stream) {
+        let sender = self.sender.clone();
+        let counted = Arc::clone(self.counted);
+        let output_limit = self.output_limit;
+        let tee = self.tee.cloned();
+        thread::spawn(move || {
+            let bytes = match pipe {
+                Some(pipe) => read_bounded(pipe, &counted, output_limit, |chunk| {
+                    if let Some(tee) = &tee {
+                        tee.send(stream.as_output(), chunk);
                     }
-                }
-            }
+                }),
+                None => Ok(Vec::new()),
+            };
+            // Dropping the pipe here (at the limit) makes further writes by
+            // the ssh master fail instead of filling kiln's memory.
+            let _ = sender.send(Collected { stream, bytes });
+        });
+    }
+}
+
+/// Reads `pipe` to its end, adding what arrives to the count shared with
+/// the other stream; `Err` as soon as that count passes `output_limit`.
+/// Never holds more than the limit, plus the one chunk being read.
+fn read_bounded(
+    mut pipe: impl Read,
+    counted: &AtomicUsize,
+    output_limit: Option<usize>,
+    mut tee: impl FnMut(&[u8]),
+) -> Result<Vec<u8>, ()> {
+    let limit = output_limit.unwrap_or(usize::MAX);
+    let mut buffer = Vec::new();
+    let mut chunk = vec![0; READ_CHUNK];
+    loop {
+        if counted.load(Ordering::Relaxed) > limit {
+            return Err(());
         }
-        let _ = sender.send(buffer);
-    });
-    receiver
+        let read = match pipe.read(&mut chunk) {
+            Ok(0) => return Ok(buffer),
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return Ok(buffer),
+        };
+        let before = counted.fetch_add(read, Ordering::Relaxed);
+        if before.saturating_add(read) > limit {
+            return Err(());
+        }
+        tee(&chunk[..read]);
+        // Grown by hand so the capacity never passes the limit: doubling
+        // could reserve nearly twice what the limit allows.
+        let needed = buffer.len() + read;
+        if needed > buffer.capacity() {
+            let grown = (buffer.capacity() * 2).max(needed).min(limit.max(needed));
+            buffer.reserve_exact(grown - buffer.len());
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    }
 }
 
 /// Waits for `child` to exit, polling so the wait can end at `deadline`;
@@ -1253,6 +1569,89 @@ mod tests {
             format!("sudo -n -- timeout -k 5 7 {plain}")
         );
         assert_eq!(remote_line(&command, limit, false, true), plain);
+    }
+
+    /// Runs a bounded line under the local /bin/sh, as the target would.
+    fn run_bounded(script: &str, limit: usize) -> std::process::Output {
+        let mut command = RemoteCommand::new(script);
+        command.env.push(("V".into(), "it's".into()));
+        command.output_limit = Some(limit);
+        let line = remote_line(&command, None, false, true);
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(line)
+            .output()
+            .unwrap()
+    }
+
+    #[test]
+    fn bounded_lines_keep_streams_and_status_and_cut_floods() {
+        let output = run_bounded(r#"printf '%s' "$V"; echo err >&2; exit 3"#, 100);
+        assert_eq!(output.status.code(), Some(3));
+        assert_eq!(output.stdout, b"it's");
+        assert_eq!(output.stderr, b"err\n");
+        // A flood on either stream stops one byte past the limit: the
+        // command dies of SIGPIPE instead of running on.
+        let output = run_bounded("yes", 1000);
+        assert_eq!(output.stdout.len(), 1001);
+        assert_eq!(output.status.code(), Some(128 + libc::SIGPIPE));
+        let output = run_bounded("yes >&2", 1000);
+        assert_eq!((output.stdout.len(), output.stderr.len()), (0, 1001));
+        // The command cannot write around the `head`s.
+        let output = run_bounded("yes >&3", 1000);
+        assert!(output.stdout.is_empty(), "{}", output.stdout.len());
+    }
+
+    fn sh(script: &str) -> Command {
+        let mut command = Command::new("/bin/sh");
+        command.arg("-c").arg(script);
+        command
+    }
+
+    #[test]
+    fn output_past_the_limit_stops_the_child() {
+        let limit = Some(1 << 20);
+        let started = Instant::now();
+        let finished = run_child(sh("exec yes"), None, None, limit, None).unwrap();
+        assert!(matches!(finished, Finished::TooLarge));
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // stdout and stderr count together.
+        let both = "head -c 600000 /dev/zero; head -c 600000 /dev/zero >&2";
+        let finished = run_child(sh(both), None, None, limit, None).unwrap();
+        assert!(matches!(finished, Finished::TooLarge));
+        let under = "head -c 500000 /dev/zero; head -c 500000 /dev/zero >&2; exit 4";
+        match run_child(sh(under), None, None, limit, None).unwrap() {
+            Finished::Exited {
+                status,
+                stdout,
+                stderr,
+            } => {
+                assert_eq!(status.code(), Some(4));
+                assert_eq!((stdout.len(), stderr.len()), (500_000, 500_000));
+                assert!(stdout.capacity() <= 1 << 20, "{}", stdout.capacity());
+            }
+            _ => panic!("output under the limit must come back whole"),
+        }
+    }
+
+    #[test]
+    fn stat_output_parses_into_metadata() {
+        assert_eq!(
+            parse_stat("81a4 5 33 34\n"),
+            Some(FileMetadata {
+                kind: FileKind::Regular,
+                size: 5,
+                mode: 0o644,
+                uid: 33,
+                gid: 34
+            })
+        );
+        let kind = |text: &str| parse_stat(text).map(|m| (m.kind, m.mode));
+        assert_eq!(kind("43ed 4096 0 0"), Some((FileKind::Directory, 0o1755)));
+        assert_eq!(kind("a1ff 4 0 0"), Some((FileKind::Symlink, 0o777)));
+        assert_eq!(kind("21b6 0 0 0"), Some((FileKind::Other, 0o666)));
+        assert_eq!(kind("89ed 0 0 0"), Some((FileKind::Regular, 0o4755)));
+        assert_eq!(parse_stat("stat: cannot stat"), None);
     }
 
     #[test]
