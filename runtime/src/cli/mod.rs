@@ -422,6 +422,9 @@ impl Common {
             HostOptions::with_default_cache()
         };
         let mut kiln = Kiln::new(options)?;
+        if let Some(warning) = kiln.host().cache_warning() {
+            eprintln!("kiln: {warning}");
+        }
         for dir in self.validator_dirs.iter().chain(extra_validator_dirs) {
             for declaration in kiln::manifest::validator_dir(dir).map_err(anyhow::Error::msg)? {
                 kiln.add_type(declaration)?;

@@ -108,6 +108,8 @@ pub struct HostError(String);
 #[derive(Debug, Clone, Default)]
 pub struct HostOptions {
     /// Where compiled components are kept between runs; `None` disables it.
+    /// It is created 0700 when missing, and not used (see
+    /// [`ComponentHost::cache_warning`]) when another user could write it.
     pub cache_dir: Option<PathBuf>,
 }
 
@@ -244,6 +246,13 @@ impl ComponentHost {
                 Placement::OnDemand { pre }
             },
         }))
+    }
+
+    /// Why the configured compile cache is not used (another user could
+    /// write it, or it cannot be created), for the caller to print once;
+    /// kiln then compiles every component on every run.
+    pub fn cache_warning(&self) -> Option<&str> {
+        self.cache.warning()
     }
 
     /// The engine most types run on (the pooled one where the host has it).
