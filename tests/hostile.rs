@@ -1095,3 +1095,28 @@ fn re_runs_that_multiply_through_nesting_stop_at_the_run_cap() {
     assert!(summary.records.len() <= kiln::interpreter::MAX_NODE_RUNS);
     assert!(!remote.commands().iter().any(|c| c.contains(LATER)));
 }
+
+#[test]
+fn a_component_path_naming_a_fifo_or_device_is_refused_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("validator.wasm");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for wasm in [fifo.display().to_string(), "/dev/zero".to_string()] {
+        let fixture = Fixture::new(
+            &format!("validator_types:\n  odd:\n    wasm: {wasm}\n    grants: []\nvalidators:\n  - odd: ~\n"),
+            &[],
+        );
+        let started = Instant::now();
+        let message = fixture.load().expect_err("must not load").to_string();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(message.contains("it is not a regular file"), "{message}");
+    }
+}

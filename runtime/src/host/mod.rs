@@ -171,7 +171,7 @@ impl ComponentHost {
                 (std::borrow::Cow::Borrowed(*bytes), "built in".to_string())
             }
             ComponentSource::File(path) => {
-                let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+                let bytes = read_component_file(path).map_err(|source| LoadError::Read {
                     name: name.clone(),
                     path: path.clone(),
                     source,
@@ -259,6 +259,31 @@ impl ComponentHost {
     pub fn engine(&self) -> &Engine {
         self.engines.primary()
     }
+}
+
+/// The largest `.wasm` kiln reads: far above any validator (the built-ins
+/// are ~40 KB), far below what would strain the machine.
+const MAX_COMPONENT_BYTES: u64 = 256 << 20;
+
+/// Reads a component file: a regular file (a FIFO would block, a device
+/// never end) of at most [`MAX_COMPONENT_BYTES`].
+fn read_component_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    if meta.len() > MAX_COMPONENT_BYTES {
+        return Err(std::io::Error::other(format!(
+            "it is larger than {} MiB; no validator component is that large",
+            MAX_COMPONENT_BYTES >> 20
+        )));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_COMPONENT_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Links `component`'s imports on `backend` and finds its exports.
