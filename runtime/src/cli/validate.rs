@@ -257,17 +257,7 @@ fn one_host(
                 .strip_prefix(&format!("{name}: "))
                 .unwrap_or(&message);
             let line = |word: &str| format!("{}{word}: {}", one_line(&prefix), one_line(why));
-            let painted = line(&style.paint("UNREACHABLE", Paint::Bad));
-            if style.quiet {
-                // Quiet still reports errors, on stderr.
-                eprintln!("kiln: {painted}");
-            }
-            let at = started.elapsed().as_secs_f64();
-            say(
-                style,
-                &format!("[{at:>6.1}] {painted}"),
-                &format!("[{at:>6.1}] {}", line("UNREACHABLE")),
-            );
+            say_host_error(style, started, &line, "UNREACHABLE");
             return HostResult {
                 host: shown(&name),
                 distro: None,
@@ -312,16 +302,7 @@ fn one_host(
     if let Err(error) = &summary.outcome {
         let line =
             |word: &str| format!("{} {word}: {}", shown(&name), progress::failure_line(error));
-        let painted = line(&style.paint(result_word(&result).1, Paint::Bad));
-        if style.quiet {
-            eprintln!("kiln: {painted}");
-        }
-        let at = started.elapsed().as_secs_f64();
-        say(
-            style,
-            &format!("[{at:>6.1}] {painted}"),
-            &format!("[{at:>6.1}] {}", line(result_word(&result).1)),
-        );
+        say_host_error(style, started, &line, result_word(&result).1);
     }
     HostResult {
         host: shown(&name),
@@ -348,6 +329,26 @@ fn result_word(result: &str) -> (&'static str, &'static str, Paint) {
 }
 
 /// The closing table; its cells were escaped when the results were made.
+/// A host's error line, `line(word)` with the result word painted on a
+/// terminal; with -q it still reaches stderr.
+fn say_host_error(
+    style: Style,
+    started: Instant,
+    line: &dyn Fn(&str) -> String,
+    word: &'static str,
+) {
+    let painted = line(&style.paint(word, Paint::Bad));
+    if style.quiet {
+        eprintln!("kiln: {painted}");
+    }
+    let at = started.elapsed().as_secs_f64();
+    say(
+        style,
+        &format!("[{at:>6.1}] {painted}"),
+        &format!("[{at:>6.1}] {}", line(word)),
+    );
+}
+
 fn print_table(results: &[HostResult], style: Style) {
     let w_host = results
         .iter()

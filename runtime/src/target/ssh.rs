@@ -629,7 +629,14 @@ impl SshTarget {
         output_limit: Option<usize>,
     ) -> Result<CommandOutput, RemoteError> {
         let limit = self.command_limit(command);
-        let line = remote_line(command, limit, self.has_timeout, self.login_is_root);
+        let streams = self.streaming.is_some();
+        let line = remote_line(
+            command,
+            limit,
+            self.has_timeout,
+            self.login_is_root,
+            streams,
+        );
         self.execute(&line, stdin, (limit, output_limit), &command.script)
     }
 
@@ -1159,10 +1166,11 @@ fn remote_line(
     limit: Option<Duration>,
     has_timeout: bool,
     login_is_root: bool,
+    streams: bool,
 ) -> String {
     let mut line = command.to_shell_line();
     if let Some(output_limit) = command.output_limit {
-        line = bounded_line(&line, output_limit);
+        line = bounded_line(&line, output_limit, streams);
     }
     if let (Some(limit), true) = (limit, has_timeout) {
         let seconds = (limit + REMOTE_TIMEOUT_GRACE).as_secs_f64().ceil() as u64;
@@ -1181,11 +1189,21 @@ fn remote_line(
 /// command's exit status comes back through fd 5 (POSIX sh has no
 /// `pipefail`); fds 3 to 5 are closed for the command so it cannot write
 /// around the `head`s or hold the status pipe open.
-fn bounded_line(line: &str, output_limit: usize) -> String {
+///
+/// `head` writes through stdio, so into a pipe it passes output on only in
+/// 4 KiB blocks or at the end; while the output streams (`-vv`) it runs
+/// under `stdbuf -o0` where the target has it, so each line arrives as the
+/// command writes it.
+fn bounded_line(line: &str, output_limit: usize, streams: bool) -> String {
     let bytes = output_limit.saturating_add(1);
+    let head = if streams {
+        "kiln_head() { if command -v stdbuf >/dev/null 2>&1; then stdbuf -o0 head \"$@\"; else head \"$@\"; fi; }\n"
+    } else {
+        "kiln_head() { head \"$@\"; }\n"
+    };
     let wrapper = format!(
-        "exec 3>&1 4>&2\n\
-         status=$( {{ {{ {{ {line} 3>&- 4>&- 5>&-; echo \"$?\" >&5; }} | head -c {bytes} >&3; }} 2>&1 | head -c {bytes} >&4; }} 5>&1 )\n\
+        "{head}exec 3>&1 4>&2\n\
+         status=$( {{ {{ {{ {line} 3>&- 4>&- 5>&-; echo \"$?\" >&5; }} | kiln_head -c {bytes} >&3; }} 2>&1 | kiln_head -c {bytes} >&4; }} 5>&1 )\n\
          exit \"${{status:-1}}\""
     );
     format!("/bin/sh -c {}", shell_quote(&wrapper))
@@ -1558,17 +1576,17 @@ mod tests {
         let mut command = RemoteCommand::new("apt-get install -y \"$p\"");
         command.env.push(("p".into(), "x'$(id)".into()));
         let plain = command.to_shell_line();
-        assert_eq!(remote_line(&command, None, true, true), plain);
+        assert_eq!(remote_line(&command, None, true, true, false), plain);
         assert_eq!(
-            remote_line(&command, None, true, false),
+            remote_line(&command, None, true, false, false),
             format!("sudo -n -- {plain}")
         );
         let limit = Some(Duration::from_millis(1500));
         assert_eq!(
-            remote_line(&command, limit, true, false),
+            remote_line(&command, limit, true, false, false),
             format!("sudo -n -- timeout -k 5 7 {plain}")
         );
-        assert_eq!(remote_line(&command, limit, false, true), plain);
+        assert_eq!(remote_line(&command, limit, false, true, false), plain);
     }
 
     /// Runs a bounded line under the local /bin/sh, as the target would.
@@ -1576,12 +1594,38 @@ mod tests {
         let mut command = RemoteCommand::new(script);
         command.env.push(("V".into(), "it's".into()));
         command.output_limit = Some(limit);
-        let line = remote_line(&command, None, false, true);
+        let line = remote_line(&command, None, false, true, false);
         Command::new("/bin/sh")
             .arg("-c")
             .arg(line)
             .output()
             .unwrap()
+    }
+
+    #[test]
+    fn a_streaming_bounded_line_passes_each_line_on_as_it_is_written() {
+        use std::io::BufRead;
+        let mut command = RemoteCommand::new("echo first; sleep 3; echo second");
+        command.output_limit = Some(1000);
+        let line = remote_line(&command, None, false, true, true);
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(line)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert_eq!(first, "first\n");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        child.wait().unwrap();
     }
 
     #[test]

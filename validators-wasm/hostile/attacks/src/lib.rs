@@ -7,8 +7,8 @@
 //! exactly what kiln handed back.
 
 use kiln_validator_sdk::{
-    export_validator, host, leaf_plan, parse_spec, spec_error, BlockShape, Guest, LogLevel,
-    NestedBlock, Plan, SpecError, Value,
+    export_validator, host, leaf_plan, parse_spec, spec_error, BlockShape, CommandOutput, Guest,
+    LogLevel, NestedBlock, Plan, SpecError, Value,
 };
 
 struct Attacks;
@@ -39,6 +39,18 @@ fn env(spec: &Value) -> Vec<(String, String)> {
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+/// What a command call answered, as one line of the report.
+fn ran(got: Result<CommandOutput, String>) -> String {
+    match got {
+        Ok(output) => format!(
+            "ran, exit {} stdout {:?}",
+            output.exit_code,
+            String::from_utf8_lossy(&output.stdout)
+        ),
+        Err(e) => format!("refused: {e}"),
     }
 }
 
@@ -87,28 +99,14 @@ impl Guest for Attacks {
         let spec = parse_spec(&spec)?;
         let mut answers: Vec<String> = Vec::new();
         match field(&spec, "attack") {
-            "command" => {
-                let got = host::run_command(field(&spec, "command"), &env(&spec));
-                answers.push(match got {
-                    Ok(output) => format!(
-                        "ran, exit {} stdout {:?}",
-                        output.exit_code,
-                        String::from_utf8_lossy(&output.stdout)
-                    ),
-                    Err(e) => format!("refused: {e}"),
-                });
-            }
-            "program" => {
-                let got = host::run_program(&words(&spec, "argv"), &env(&spec));
-                answers.push(match got {
-                    Ok(output) => format!(
-                        "ran, exit {} stdout {:?}",
-                        output.exit_code,
-                        String::from_utf8_lossy(&output.stdout)
-                    ),
-                    Err(e) => format!("refused: {e}"),
-                });
-            }
+            "command" => answers.push(ran(host::run_command(
+                field(&spec, "command"),
+                &env(&spec),
+            ))),
+            "program" => answers.push(ran(host::run_program(
+                &words(&spec, "argv"),
+                &env(&spec),
+            ))),
             "read" => answers.push(match host::read_file(field(&spec, "path")) {
                 Ok(Some(bytes)) => format!("read {} bytes", bytes.len()),
                 Ok(None) => "read: no such file".into(),
