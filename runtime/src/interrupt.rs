@@ -8,10 +8,11 @@
 //! iterator; it runs outside the handler, so it may allocate and lock) then
 //! runs the hooks the targets registered, which only end child processes (the
 //! image target kills its appliances' qemu, so a blocked libguestfs call
-//! returns with an error; the SSH target ends in-flight ssh clients). The code
-//! that owns the work sees [`requested`] at its next safe point, cleans up as
-//! after any error (overlays, temporary files, remote scripts, the ssh
-//! master) on its own thread, and the command exits with [`exit_code`].
+//! returns with an error; the SSH target ends its ssh masters, which ends
+//! every command in flight). The code that owns the work sees [`requested`]
+//! at its next safe point, cleans up as after any error (overlays, temporary
+//! files, remote scripts) on its own thread, and the command exits with
+//! [`exit_code`].
 //!
 //! A second signal means the user will not wait: the hooks get one last call
 //! to remove temporary files, and the process ends at once with `_exit`,

@@ -12,6 +12,8 @@
 //!   [`inventory`] reads the host lists fleets are kept in;
 //! - [`scripted`] is an in-memory remote for pinning down exact semantics
 //!   and for testing validator types without a target;
+//! - [`interrupt`] turns Ctrl-C and SIGTERM into an orderly stop at safe
+//!   points (the signal only sets a flag and ends child processes);
 //! - [`text`] makes untrusted text (component output, command output, file
 //!   names) safe to print: control characters become visible escapes;
 //! - [`api`] offers the three operations Sahara plugins had: the arguments a
