@@ -266,7 +266,7 @@ pub enum Shell {
 /// Matches a command against an `exec` pattern. In a pattern `*` is one
 /// word or part of one (any run of characters without white space), `**`
 /// any run of words, `?` one character. For shell commands no wildcard
-/// matches a shell metacharacter ([`SHELL_METACHARACTERS`]); literal
+/// matches a shell metacharacter (see `SHELL_METACHARACTERS`); literal
 /// pattern text matches itself. The match is iterative: no backtracking
 /// blow-up on hostile patterns.
 ///
