@@ -129,6 +129,21 @@ pub enum FileKind {
     Other,
 }
 
+impl FileKind {
+    /// The kind `st_mode`'s file-type bits name (`S_IFMT`).
+    pub fn from_mode(st_mode: u32) -> FileKind {
+        match st_mode & 0o170000 {
+            0o100000 => FileKind::Regular,
+            0o040000 => FileKind::Directory,
+            0o120000 => FileKind::Symlink,
+            _ => FileKind::Other,
+        }
+    }
+}
+
+/// What a command's output is called in [`RemoteError::TooLarge`].
+pub const COMMAND_OUTPUT: &str = "the command's output";
+
 /// A file's metadata on the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileMetadata {

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::remote::{
     CommandOutput, FileKind, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
+    COMMAND_OUTPUT,
 };
 
 /// One call the remote received.
@@ -258,7 +259,7 @@ impl Remote for ScriptedRemote {
             if answer.stdout.len() + answer.stderr.len() > limit {
                 return Err(RemoteError::TooLarge {
                     target: self.name(),
-                    what: "the command's output".into(),
+                    what: COMMAND_OUTPUT.into(),
                     limit,
                 });
             }

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use crate::remote::{
     family_of, shell_quote, CommandOutput, FileKind, FileMetadata, FileRead, FileWrite, OutputSink,
-    OutputStream, Remote, RemoteCommand, RemoteError,
+    OutputStream, Remote, RemoteCommand, RemoteError, COMMAND_OUTPUT,
 };
 
 /// The flag kiln's CLI offers for trusting unknown host keys on first use;
@@ -672,7 +672,7 @@ impl SshTarget {
             Finished::TooLarge => {
                 return Err(RemoteError::TooLarge {
                     target: self.name(),
-                    what: "the command's output".into(),
+                    what: COMMAND_OUTPUT.into(),
                     limit: output_limit.unwrap_or_default(),
                 })
             }
@@ -1142,14 +1142,8 @@ fn parse_stat(text: &str) -> Option<FileMetadata> {
     let size = fields.next()?.parse().ok()?;
     let uid = fields.next()?.parse().ok()?;
     let gid = fields.next()?.parse().ok()?;
-    let kind = match raw & 0o170000 {
-        0o100000 => FileKind::Regular,
-        0o040000 => FileKind::Directory,
-        0o120000 => FileKind::Symlink,
-        _ => FileKind::Other,
-    };
     Some(FileMetadata {
-        kind,
+        kind: FileKind::from_mode(raw),
         size,
         mode: raw & 0o7777,
         uid,

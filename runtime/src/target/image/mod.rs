@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use crate::interrupt;
 use crate::remote::{
     CommandOutput, FileKind, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
+    COMMAND_OUTPUT,
 };
 pub use command::CommandChannel;
 use command::{
@@ -1732,17 +1733,9 @@ impl Guest {
     }
 }
 
-/// What a command's output is called in [`RemoteError::TooLarge`].
-const COMMAND_OUTPUT: &str = "the command's output";
-
-/// The kind of file `st_mode`'s type bits name.
+/// The kind of file guestfs's `st_mode` names.
 fn kind_of(st_mode: i64) -> FileKind {
-    match st_mode & 0o170000 {
-        0o100000 => FileKind::Regular,
-        0o040000 => FileKind::Directory,
-        0o120000 => FileKind::Symlink,
-        _ => FileKind::Other,
-    }
+    FileKind::from_mode(u32::try_from(st_mode & 0o170000).unwrap_or(0))
 }
 
 /// `st_mode`'s kind of file for messages ("a FIFO").
