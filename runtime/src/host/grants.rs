@@ -140,16 +140,22 @@ impl Grants {
         Ok(())
     }
 
-    /// Whether `path` (already checked to be a plain absolute path) is
-    /// inside the read patterns.
-    pub fn allows_read(&self, path: &str) -> bool {
-        self.read_paths.is_empty() || self.read_paths.iter().any(|p| path_match(p, path))
+    /// The path patterns that narrow `access`; empty when it is not narrowed.
+    pub fn path_patterns(&self, access: FileAccess) -> &[String] {
+        match access {
+            FileAccess::Read => &self.read_paths,
+            FileAccess::Write => &self.write_paths,
+        }
     }
+}
 
-    /// Whether `path` is inside the write patterns.
-    pub fn allows_write(&self, path: &str) -> bool {
-        self.write_paths.is_empty() || self.write_paths.iter().any(|p| path_match(p, path))
-    }
+/// Which of the file grants a path is checked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileAccess {
+    /// `read-file` and `file-metadata`, narrowed by `paths.read`.
+    Read,
+    /// `write-file` and `write-file-with`, narrowed by `paths.write`.
+    Write,
 }
 
 impl fmt::Display for Grants {

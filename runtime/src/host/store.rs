@@ -11,7 +11,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::kiln::validator::{host, types};
-use super::grants::{self, EnvRefusal};
+use super::grants::{self, EnvRefusal, FileAccess};
 use super::grants::{Grant, Grants, Limits};
 use crate::manifest::resources::ResourceReadError;
 use crate::remote::{
@@ -402,33 +402,32 @@ impl StoreState {
         }
     }
 
-    /// Checks a path a file call names against the type's path patterns;
-    /// returns whether the call must refuse symlinks on the way.
+    /// Checks a path a file call names against the type's path patterns
+    /// for `access`; returns whether the call must refuse symlinks on the
+    /// way (it must whenever the patterns narrow the grant).
     fn check_path(
         &mut self,
         path: &str,
-        access: &'static str,
-        patterns_declared: bool,
-        allowed: bool,
+        access: FileAccess,
+        doing: &'static str,
     ) -> Result<bool, String> {
-        if !patterns_declared {
+        let grants = self.grants.clone();
+        let patterns = grants.path_patterns(access);
+        if patterns.is_empty() {
             return Ok(false);
         }
-        if !grants::is_plain_absolute_path(path) {
-            return Err(self.deny(Violation::PathNotAllowed {
-                path: path.to_string(),
-                access,
-                why: "the type's paths are narrowed, so a path must be absolute without `.`, `..` or empty parts",
-            }));
-        }
-        if !allowed {
-            return Err(self.deny(Violation::PathNotAllowed {
-                path: path.to_string(),
-                access,
-                why: "it is outside the type's allowed path patterns",
-            }));
-        }
-        Ok(true)
+        let why = if !grants::is_plain_absolute_path(path) {
+            "the type's paths are narrowed, so a path must be absolute without `.`, `..` or empty parts"
+        } else if !patterns.iter().any(|p| grants::path_match(p, path)) {
+            "it is outside the type's allowed path patterns"
+        } else {
+            return Ok(true);
+        };
+        Err(self.deny(Violation::PathNotAllowed {
+            path: path.to_string(),
+            access: doing,
+            why,
+        }))
     }
 
     /// The read request for `path`, or the denial.
@@ -437,9 +436,7 @@ impl StoreState {
         path: &'a str,
         access: &'static str,
     ) -> Result<FileRead<'a>, String> {
-        let declared = !self.grants.read_paths.is_empty();
-        let allowed = self.grants.allows_read(path);
-        let exact_path = self.check_path(path, access, declared, allowed)?;
+        let exact_path = self.check_path(path, FileAccess::Read, access)?;
         Ok(FileRead {
             path,
             max_bytes: Some(self.limits.command_output_bytes),
@@ -463,9 +460,7 @@ impl StoreState {
             Ok(scope) => scope,
             Err(denied) => return Ok(Err(denied)),
         };
-        let declared = !self.grants.write_paths.is_empty();
-        let allowed = self.grants.allows_write(&path);
-        let mut exact_path = match self.check_path(&path, "writing", declared, allowed) {
+        let mut exact_path = match self.check_path(&path, FileAccess::Write, "writing") {
             Ok(exact) => exact,
             Err(denied) => return Ok(Err(denied)),
         };
