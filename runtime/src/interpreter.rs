@@ -374,11 +374,7 @@ fn run_node<R: Remote + 'static>(
         // It was refused something: whatever it returned, the refusal is
         // what the user needs to see (a type that claims success after a
         // refusal did not do what its spec said).
-        (_, Some(denial)) => Err(failure(format!(
-            "validator type `{}` {}",
-            node.type_name,
-            denial.describe()
-        ))),
+        (_, Some(denial)) => Err(failure(denial.message(&node.type_name))),
         (Outcome::Returned(Ok(())), None) => Ok(()),
         (Outcome::Returned(Err(message)), None) => match child_failure {
             // A flow-control type passing its child's failure up unchanged:

@@ -610,40 +610,28 @@ impl ValidatorType {
     fn explain_trap(&self, store: &Store<StoreState>, trap: &wasmtime::Error) -> String {
         let state = store.data();
         if let Some(limit) = state.violations.iter().rev().find(|v| v.is_limit()) {
-            return format!("validator type `{}` {}", self.name, limit.describe());
+            return limit.message(&self.name);
         }
         if state.memory.exceeded {
-            return format!(
-                "validator type `{}` {}",
-                self.name,
-                Violation::Memory {
-                    limit: self.limits.memory_bytes
-                }
-                .describe()
-            );
+            return Violation::Memory {
+                limit: self.limits.memory_bytes,
+            }
+            .message(&self.name);
         }
         let code = trap.downcast_ref::<wasmtime::Trap>();
         if code == Some(&wasmtime::Trap::Interrupt) {
-            return format!(
-                "validator type `{}` {}",
-                self.name,
-                Violation::WallClock {
-                    limit: self.limits.wall_clock.unwrap_or_default()
-                }
-                .describe()
-            );
+            return Violation::WallClock {
+                limit: self.limits.wall_clock.unwrap_or_default(),
+            }
+            .message(&self.name);
         }
         // Output past the limit is refused, which a guest sees as a closed
         // stream; a trap that follows (println! panics) is the limit's doing.
         if state.filled_output() {
-            return format!(
-                "validator type `{}` {}",
-                self.name,
-                Violation::Log {
-                    limit: self.limits.log_bytes
-                }
-                .describe()
-            );
+            return Violation::Log {
+                limit: self.limits.log_bytes,
+            }
+            .message(&self.name);
         }
         if code == Some(&wasmtime::Trap::StackOverflow) {
             return format!(

@@ -171,6 +171,11 @@ impl Violation {
         }
     }
 
+    /// The whole message: "validator type `NAME` " and what happened.
+    pub fn message(&self, type_name: &str) -> String {
+        format!("validator type `{type_name}` {}", self.describe())
+    }
+
     /// Limit breaches stop the component; denials only refuse one call.
     pub fn is_limit(&self) -> bool {
         matches!(
@@ -277,22 +282,14 @@ impl StoreState {
 
     /// Records a breach and returns the trap that stops the component.
     fn stop(&mut self, violation: Violation) -> wasmtime::Error {
-        let message = format!(
-            "validator type `{}` {}",
-            self.type_name,
-            violation.describe()
-        );
+        let message = violation.message(&self.type_name);
         self.violations.push(violation);
         wasmtime::Error::msg(message)
     }
 
     /// Records a denial and returns the message the component receives.
     fn deny(&mut self, violation: Violation) -> String {
-        let message = format!(
-            "validator type `{}` {}",
-            self.type_name,
-            violation.describe()
-        );
+        let message = violation.message(&self.type_name);
         self.violations.push(violation);
         message
     }
