@@ -560,6 +560,22 @@ fn attack_failure(summary: &RunSummary) -> String {
     }
 }
 
+/// Runs an attack kiln must refuse before anything reaches the target:
+/// the run fails with `expected` in its message, and the target received
+/// no call at all. Returns the message.
+fn refused_before_the_target(
+    declaration: &str,
+    spec: &str,
+    remote: &ScriptedRemote,
+    test_only: bool,
+    expected: &str,
+) -> String {
+    let message = attack_failure(&attack(declaration, spec, remote, test_only));
+    assert!(message.contains(expected), "{spec}: {message}");
+    assert!(remote.calls().is_empty(), "{spec}: {:?}", remote.calls());
+    message
+}
+
 /// What the attack noted as changes when it passed.
 fn attack_notes(summary: &RunSummary) -> Vec<String> {
     assert!(summary.passed(), "{:?}", summary.outcome);
@@ -579,19 +595,13 @@ const EXEC_TRUE: &str = "    grants: [exec]\n    commands: ['true']\n";
 #[test]
 fn env_option_name_cannot_turn_an_allowed_command_into_a_shell() {
     // `env --split-string='sh -c ...' true` would run the shell as root.
-    let remote = ScriptedRemote::new("debian");
-    let summary = attack(
+    refused_before_the_target(
         EXEC_TRUE,
         r#"{attack: command, command: 'true', env: {"--split-string": "sh -c 'touch /tmp/pwned' --"}}"#,
-        &remote,
+        &ScriptedRemote::new("debian"),
         false,
+        "was denied the environment entry `--split-string`: a name must be letters, digits and `_`",
     );
-    let message = attack_failure(&summary);
-    assert!(
-        message.contains("was denied the environment entry `--split-string`: a name must be letters, digits and `_`"),
-        "{message}"
-    );
-    assert!(remote.calls().is_empty(), "{:?}", remote.calls());
 }
 
 #[test]
@@ -604,19 +614,13 @@ fn env_names_that_change_program_lookup_need_the_declaration() {
         "IFS",
         "LD_LIBRARY_PATH",
     ] {
-        let remote = ScriptedRemote::new("debian");
-        let summary = attack(
+        refused_before_the_target(
             EXEC_TRUE,
             &format!("{{attack: command, command: 'true', env: {{{name}: /tmp/evil}}}}"),
-            &remote,
+            &ScriptedRemote::new("debian"),
             false,
+            &format!("was denied the environment entry `{name}`: it changes which program runs or what it loads; the declaration must allow it by name (`env: [{name}]`)"),
         );
-        let message = attack_failure(&summary);
-        assert!(
-            message.contains(&format!("was denied the environment entry `{name}`: it changes which program runs or what it loads; the declaration must allow it by name (`env: [{name}]`)")),
-            "{message}"
-        );
-        assert!(remote.calls().is_empty(), "{name}: {:?}", remote.calls());
     }
     // Allowed by name: it reaches the target, after `env --`.
     let remote = ScriptedRemote::new("debian");
@@ -653,22 +657,16 @@ fn patterns_grant_no_more_than_they_say() {
         ("chmod * /srv/app", "chmod 777 /etc/shadow /srv/app"),
     ];
     for (pattern, command) in cases {
-        let remote = ScriptedRemote::new("debian");
-        let summary = attack(
+        refused_before_the_target(
             &format!("    grants: [exec]\n    commands: ['{pattern}']\n"),
             &format!(
                 "{{attack: command, command: \"{}\"}}",
                 command.replace('"', "\\\"")
             ),
-            &remote,
+            &ScriptedRemote::new("debian"),
             false,
+            "it is outside the type's allowed command patterns",
         );
-        let message = attack_failure(&summary);
-        assert!(
-            message.contains("it is outside the type's allowed command patterns"),
-            "{pattern} vs {command}: {message}"
-        );
-        assert!(remote.calls().is_empty(), "{pattern}: {:?}", remote.calls());
     }
 }
 
@@ -683,15 +681,13 @@ fn programs_run_without_a_shell_and_match_their_words() {
     );
     assert!(summary.passed(), "{:?}", summary.outcome);
     assert_eq!(remote.commands()[0], "exec chmod 'u+s;id' /srv/app");
-    let remote = ScriptedRemote::new("debian");
-    let summary = attack(
+    refused_before_the_target(
         "    grants: [exec]\n    commands: ['chmod * /srv/app']\n",
         "{attack: program, argv: [chmod, 777, /etc/shadow, /srv/app]}",
-        &remote,
+        &ScriptedRemote::new("debian"),
         false,
+        "outside the type's allowed command patterns",
     );
-    assert!(attack_failure(&summary).contains("outside the type's allowed command patterns"));
-    assert!(remote.calls().is_empty());
 }
 
 #[test]
@@ -746,19 +742,14 @@ fn test_only_is_enforced_on_nested_blocks() {
 fn test_only_writes_only_scratch_space() {
     let write = "    grants: [write-file]\n";
     let remote = ScriptedRemote::new("debian").with_file("/etc/motd", b"original");
-    let summary = attack(
+    refused_before_the_target(
         write,
         "{attack: write, path: /etc/motd, contents: owned, mode: '644'}",
         &remote,
         true,
-    );
-    let message = attack_failure(&summary);
-    assert!(
-        message.contains("was denied writing `/etc/motd` in a test-only run: a test-only run writes only to scratch space (/tmp/)"),
-        "{message}"
+        "was denied writing `/etc/motd` in a test-only run: a test-only run writes only to scratch space (/tmp/)",
     );
     assert_eq!(remote.file("/etc/motd").unwrap(), b"original");
-    assert!(remote.calls().is_empty());
 
     // Scratch space is fine; a path that climbs out of it is not.
     let remote = ScriptedRemote::new("debian");
@@ -770,15 +761,13 @@ fn test_only_writes_only_scratch_space() {
     );
     assert!(summary.passed(), "{:?}", summary.outcome);
     assert_eq!(remote.file("/tmp/kiln-probe").unwrap(), b"ok");
-    let remote = ScriptedRemote::new("debian");
-    let summary = attack(
+    refused_before_the_target(
         write,
         "{attack: write, path: /tmp/../etc/motd, contents: x, mode: '644'}",
-        &remote,
+        &ScriptedRemote::new("debian"),
         true,
+        "in a test-only run",
     );
-    assert!(attack_failure(&summary).contains("in a test-only run"));
-    assert!(remote.calls().is_empty());
 
     // A symlink in scratch space pointing elsewhere is refused by the target.
     let remote = ScriptedRemote::new("debian").with_symlink("/tmp/link", "/etc");
@@ -817,11 +806,8 @@ fn path_patterns_narrow_reads_and_writes() {
         ("{attack: metadata, path: /root/.ssh/id_rsa}", "was denied inspecting `/root/.ssh/id_rsa`"),
     ] {
         let remote = ScriptedRemote::new("debian").with_file("/etc/shadow", b"root:secret");
-        let summary = attack(declaration, spec, &remote, false);
-        let message = attack_failure(&summary);
-        assert!(message.contains(expected), "{spec}: {message}");
+        let message = refused_before_the_target(declaration, spec, &remote, false, expected);
         assert!(!message.contains("secret"), "{message}");
-        assert!(remote.calls().is_empty(), "{spec}: {:?}", remote.calls());
     }
 
     // Inside the patterns but through a symlink to elsewhere: refused.
