@@ -121,6 +121,14 @@ pub enum Event<'a> {
 /// Receives a run's events (progress lines, reports).
 pub trait Observer: Send {
     fn event(&mut self, event: Event<'_>);
+
+    /// Whether it wants [`Event::Output`], a command's output as it
+    /// arrives. Streaming costs every command a sink and, over SSH, an
+    /// unbuffered cap on the target, so runs nobody watches that closely
+    /// do without.
+    fn wants_output(&self) -> bool {
+        false
+    }
 }
 
 /// An observer that ignores everything.
@@ -206,11 +214,13 @@ pub fn run<R: Remote + 'static>(
     observer: Box<dyn Observer>,
 ) -> (RunSummary, R) {
     let started = Instant::now();
+    let streams_output = observer.wants_output();
     let session = Arc::new(Session {
         remote: Mutex::new(remote),
         arguments: Mutex::new(BTreeMap::new()),
         resources: manifest.resources.clone(),
         observer: Arc::new(Mutex::new(observer)),
+        streams_output,
         records: Mutex::new(Vec::new()),
         commands: Mutex::new(0),
         lost: Mutex::new(None),
@@ -278,6 +288,8 @@ struct Session<R> {
     /// Shared with the output sinks of running commands, which report
     /// from the target's reader threads.
     observer: Arc<Mutex<Box<dyn Observer>>>,
+    /// The observer's [`Observer::wants_output`], asked once per run.
+    streams_output: bool,
     records: Mutex<Vec<NodeRecord>>,
     commands: Mutex<usize>,
     /// Set when the target became unreachable: later calls fail at once
@@ -427,6 +439,31 @@ struct NodeScope<R> {
 }
 
 impl<R: Remote + 'static> NodeScope<R> {
+    /// Runs `command` with its output handed to the observer as it arrives.
+    fn run_streaming(&self, command: &RemoteCommand) -> Result<CommandOutput, RemoteError> {
+        // A reader thread that outlives a timed-out command must not report
+        // after its end.
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let sink = {
+            let observer = self.session.observer.clone();
+            let (node, open) = (self.node.clone(), open.clone());
+            OutputSink::new(move |stream, bytes| {
+                if open.load(std::sync::atomic::Ordering::SeqCst) {
+                    observer.lock().unwrap().event(Event::Output {
+                        node: &node,
+                        stream,
+                        bytes,
+                    });
+                }
+            })
+        };
+        let result = self
+            .session
+            .call(|remote| remote.run_streaming(command, &sink));
+        open.store(false, std::sync::atomic::Ordering::SeqCst);
+        result
+    }
+
     fn run_block(&self, block: &Block, test_only: bool) -> Result<(), ValidationError> {
         match block {
             Block::Single(node) => run_node(&self.session, node, test_only),
@@ -453,27 +490,12 @@ impl<R: Remote + 'static> RunScope for NodeScope<R> {
             node: &self.node,
             command,
         });
-        // Output reaches the observer as it arrives; a reader thread that
-        // outlives a timed-out command must not report after its end.
-        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let sink = {
-            let observer = self.session.observer.clone();
-            let (node, open) = (self.node.clone(), open.clone());
-            OutputSink::new(move |stream, bytes| {
-                if open.load(std::sync::atomic::Ordering::SeqCst) {
-                    observer.lock().unwrap().event(Event::Output {
-                        node: &node,
-                        stream,
-                        bytes,
-                    });
-                }
-            })
-        };
         let started = Instant::now();
-        let result = self
-            .session
-            .call(|remote| remote.run_streaming(command, &sink));
-        open.store(false, std::sync::atomic::Ordering::SeqCst);
+        let result = if self.session.streams_output {
+            self.run_streaming(command)
+        } else {
+            self.session.call(|remote| remote.run(command))
+        };
         self.session.emit(Event::Command {
             node: &self.node,
             command,

@@ -153,6 +153,11 @@ impl Progress {
 }
 
 impl Observer for Progress {
+    /// `-vv` shows each command's output as it arrives.
+    fn wants_output(&self) -> bool {
+        self.verbose > 1
+    }
+
     fn event(&mut self, event: Event<'_>) {
         match event {
             // Flow-control nodes only at -v: their children say what happens.
