@@ -401,6 +401,12 @@ fn os_case_runs_the_first_matching_distro_or_family() {
         ("rocky", "rpm -q r"),
         ("ubuntu", "dpkg -s d"),
         ("debian", "dpkg -s d"),
+        ("redhat-based", "rpm -q r"),
+        ("oraclelinux", "rpm -q r"),
+        ("ol", "rpm -q r"),
+        ("amzn", "rpm -q r"),
+        ("kalilinux", "dpkg -s d"),
+        ("linuxmint", "dpkg -s d"),
     ] {
         let remote = ScriptedRemote::new(distro);
         run(OS_CASE, &[], &remote, &[], true);
