@@ -539,7 +539,11 @@ fn os_case_keys_name_the_newer_families_whatever_the_target_calls_them() {
     }
     let remote = ScriptedRemote::new("void");
     run(yaml, &[], &remote, &[], true);
-    assert!(remote.commands()[0].contains("xbps-query"), "{:?}", remote.commands());
+    assert!(
+        remote.commands()[0].contains("xbps-query"),
+        "{:?}",
+        remote.commands()
+    );
 }
 
 // ---- argument_case / argument_set / arguments ----

@@ -208,7 +208,9 @@ fn checked_word(word: &str, pointer: &str, what: &str) -> Result<String, SpecErr
     } else {
         Err(spec_error(
             pointer,
-            format!("`{word}` is not {what}: use letters, digits and . _ + - : ~ (not - or ~ first)"),
+            format!(
+                "`{word}` is not {what}: use letters, digits and . _ + - : ~ (not - or ~ first)"
+            ),
         ))
     }
 }
