@@ -135,8 +135,107 @@ fn package_on_an_unknown_distro_fails_clearly() {
         true,
     );
     assert!(remote.commands().is_empty());
+    let message = failure_message(&summary);
     assert!(
-        failure_message(&summary).contains("does not know the package manager of distro `plan9`")
+        message.contains("does not know the package manager of distro `plan9`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("debian, redhat, suse, alpine, arch, mageia, void, altlinux"),
+        "the message lists the supported families: {message}"
+    );
+}
+
+/// Every package manager, as a distro of its family reports itself: the
+/// check and the install for `[{java: {version: 8}}, hadoop]`.
+const PACKAGE_MANAGERS: &[(&str, &str, &str)] = &[
+    (
+        "ubuntu",
+        "dpkg -s java-8 hadoop",
+        "DEBIAN_FRONTEND=noninteractive apt-get -y install java-8 hadoop",
+    ),
+    ("centos", "rpm -q java-8 hadoop", DNF_OR_YUM),
+    ("almalinux", "rpm -q java-8 hadoop", DNF_OR_YUM),
+    ("redhat-based", "rpm -q java-8 hadoop", DNF_OR_YUM),
+    (
+        "opensuse-leap",
+        "rpm -q java-8 hadoop",
+        "zypper --non-interactive install --auto-agree-with-licenses java-8 hadoop",
+    ),
+    (
+        "sles",
+        "rpm -q java-8 hadoop",
+        "zypper --non-interactive install --auto-agree-with-licenses java-8 hadoop",
+    ),
+    (
+        "alpinelinux",
+        "apk info -e java-8 hadoop",
+        "apk add --update-cache java-8 hadoop",
+    ),
+    (
+        "arch",
+        "pacman -Q java-8 hadoop",
+        "pacman -S --noconfirm --needed java-8 hadoop",
+    ),
+    ("mageia", "rpm -q java-8 hadoop", "urpmi --auto java-8 hadoop"),
+    (
+        "voidlinux",
+        "for p in java-8 hadoop; do xbps-query \"$p\" >/dev/null || { echo \"package $p is not installed\" >&2; exit 1; }; done",
+        "xbps-install -Sy java-8 hadoop",
+    ),
+    (
+        "altlinux",
+        "rpm -q java-8 hadoop",
+        "apt-get -y install java-8 hadoop",
+    ),
+];
+
+const JAVA_AND_HADOOP: &str = "validators:\n  - package: [{java: {version: 8}}, hadoop]\n";
+
+#[test]
+fn package_checks_with_each_managers_one_command() {
+    for (distro, check, _) in PACKAGE_MANAGERS {
+        let remote = ScriptedRemote::new(distro);
+        let summary = run(JAVA_AND_HADOOP, &[], &remote, &[], true);
+        assert!(summary.passed(), "{distro}: {:?}", summary.outcome);
+        assert_eq!(remote.commands(), [*check], "distro {distro}");
+    }
+}
+
+#[test]
+fn package_installs_with_each_managers_command_and_checks_again() {
+    for (distro, check, install) in PACKAGE_MANAGERS {
+        let remote = ScriptedRemote::new(distro).on(check, [fail("not installed"), ok()]);
+        let summary = run(JAVA_AND_HADOOP, &[], &remote, &[], false);
+        assert!(summary.passed(), "{distro}: {:?}", summary.outcome);
+        assert_eq!(
+            remote.commands(),
+            [*check, *install, *check],
+            "distro {distro}"
+        );
+    }
+}
+
+#[test]
+fn package_test_only_never_installs_on_any_manager() {
+    for (distro, check, _) in PACKAGE_MANAGERS {
+        let remote = ScriptedRemote::new(distro).on(check, [fail("package hadoop is missing")]);
+        let summary = run(JAVA_AND_HADOOP, &[], &remote, &[], true);
+        assert_eq!(remote.commands(), [*check], "distro {distro}");
+        let message = failure_message(&summary);
+        assert!(message.contains("package hadoop is missing"), "{message}");
+    }
+}
+
+#[test]
+fn package_on_gentoo_names_portage_and_runs_nothing() {
+    let remote = ScriptedRemote::new("gentoo");
+    let summary = run(JAVA_AND_HADOOP, &[], &remote, &[], false);
+    assert!(remote.commands().is_empty());
+    let message = failure_message(&summary);
+    assert!(
+        message.contains("does not install on distro `gentoo`") && message.contains("portage"),
+        "{message}"
     );
 }
 
@@ -401,6 +500,12 @@ fn os_case_runs_the_first_matching_distro_or_family() {
         ("rocky", "rpm -q r"),
         ("ubuntu", "dpkg -s d"),
         ("debian", "dpkg -s d"),
+        ("redhat-based", "rpm -q r"),
+        ("oraclelinux", "rpm -q r"),
+        ("ol", "rpm -q r"),
+        ("amzn", "rpm -q r"),
+        ("kalilinux", "dpkg -s d"),
+        ("linuxmint", "dpkg -s d"),
     ] {
         let remote = ScriptedRemote::new(distro);
         run(OS_CASE, &[], &remote, &[], true);
@@ -414,6 +519,31 @@ fn os_case_without_a_match_runs_nothing_and_passes() {
     let summary = run(OS_CASE, &[], &remote, &[], true);
     assert!(summary.passed());
     assert!(remote.commands().is_empty());
+}
+
+#[test]
+fn os_case_keys_name_the_newer_families_whatever_the_target_calls_them() {
+    let yaml = "validators:\n  - os_case:\n    - suse:\n      - package: s\n    - alpine:\n      - package: a\n    - arch:\n      - package: p\n    - void:\n      - package: v\n    - mageia:\n      - package: m\n";
+    for (distro, expected) in [
+        ("opensuse-tumbleweed", "rpm -q s"),
+        ("suse-based", "rpm -q s"),
+        ("alpine", "apk info -e a"),
+        ("alpinelinux", "apk info -e a"),
+        ("archlinux", "pacman -Q p"),
+        ("manjaro", "pacman -Q p"),
+        ("mandriva", "rpm -q m"),
+    ] {
+        let remote = ScriptedRemote::new(distro);
+        run(yaml, &[], &remote, &[], true);
+        assert_eq!(remote.commands(), [expected], "distro {distro}");
+    }
+    let remote = ScriptedRemote::new("void");
+    run(yaml, &[], &remote, &[], true);
+    assert!(
+        remote.commands()[0].contains("xbps-query"),
+        "{:?}",
+        remote.commands()
+    );
 }
 
 // ---- argument_case / argument_set / arguments ----

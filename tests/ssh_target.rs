@@ -8,6 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use kiln::distro::{family_of, OsRelease};
 use kiln::interpreter::{Quiet, RunError};
 use kiln::remote::{
     FileKind, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
@@ -37,6 +38,47 @@ fn distro_is_debian() {
     let mut target = connect(&fleet, 0);
     assert_eq!(target.distro().unwrap(), "debian");
     assert!(target.name().contains(&fleet.host(0).address.to_string()));
+}
+
+/// The Debian host's real os-release, read over SSH and from its root file
+/// system, parses to what the probe reported, and the distro's family
+/// reaches the validators: `os_case` runs the `debian` block and `package`
+/// checks with dpkg, for real.
+#[test]
+fn distro_and_family_come_from_the_hosts_real_os_release() {
+    let fleet = Fleet::start(1);
+    let mut target = connect(&fleet, 0);
+    let (status, text, _) = run(&mut target, "cat /etc/os-release");
+    assert_eq!(status, 0);
+    let on_disk = std::fs::read_to_string(fleet.host(0).root().join("etc/os-release")).unwrap();
+    assert_eq!(OsRelease::parse(&text), OsRelease::parse(&on_disk));
+    let os_release = OsRelease::parse(&text);
+    assert_eq!(os_release.id().as_deref(), Some("debian"));
+    assert_eq!(os_release.get("VERSION_ID"), Some("12"));
+    assert_eq!(
+        os_release.get("PRETTY_NAME"),
+        Some("Debian GNU/Linux 12 (bookworm)"),
+        "quotes are removed: {text}"
+    );
+    assert_eq!(os_release.distro().as_deref(), Some("debian"));
+    let distro = target.distro().unwrap();
+    assert_eq!(distro, "debian");
+    assert_eq!(family_of(&distro), Some("debian"));
+
+    let yaml = "validators:\n  - os_case:\n    - redhat:\n      - package: no-such-package\n    - debian:\n      - package: [dpkg, bash]\n      - script:\n          seen:\n            inline: echo \"$distro\"\n            output: seen_distro\n";
+    let fixture = support::Fixture::new(yaml, &[]);
+    let (summary, _target) = support::kiln().run(
+        &fixture.manifest(),
+        target,
+        &support::args(&[]),
+        true,
+        Box::new(Quiet),
+    );
+    assert!(summary.passed(), "{:?}", summary.outcome);
+    assert_eq!(
+        summary.arguments.get("seen_distro").map(String::as_str),
+        Some("debian")
+    );
 }
 
 #[test]

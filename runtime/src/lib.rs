@@ -8,6 +8,8 @@
 //! - [`host`] loads validator components, links their imports with grants and
 //!   limits, and caches compiled code;
 //! - [`interpreter`] runs the tree against a [`remote::Remote`];
+//! - [`distro`] knows distro names: their families and how os-release is
+//!   read, for every target;
 //! - [`target`] holds the real remotes: disk images and SSH hosts, and
 //!   [`inventory`] reads the host lists fleets are kept in;
 //! - [`scripted`] is an in-memory remote for pinning down exact semantics
@@ -20,6 +22,7 @@
 //!   plugin version takes, pack an image, validate instances.
 
 pub mod api;
+pub mod distro;
 pub mod host;
 pub mod interpreter;
 pub mod interrupt;

@@ -1,6 +1,7 @@
 //! The `Remote` trait: everything kiln needs from a target (a disk image
 //! through libguestfs, a host over SSH, or the in-memory scripted remote the
-//! tests use), plus the shell quoting every target shares.
+//! tests use), plus the shell quoting every target shares. Distro names
+//! and families are [`crate::distro`]'s.
 //!
 //! Validators never see a target directly: the component host turns their
 //! `run-command`, `write-file` and `read-file` imports into calls here.
@@ -298,44 +299,9 @@ pub fn shell_quote(word: &str) -> String {
     }
 }
 
-/// Maps a distro ID to its family, the way `os_case` and `package` match.
-/// Returns `None` for distros kiln knows no family for.
-pub fn family_of(distro: &str) -> Option<&'static str> {
-    let id = distro.trim().to_ascii_lowercase();
-    let family = match id.as_str() {
-        "redhat"
-        | "rhel"
-        | "redhatenterpriseserver"
-        | "redhatenterprise"
-        | "centos"
-        | "centos7"
-        | "centos8"
-        | "centos-stream"
-        | "fedora"
-        | "rocky"
-        | "almalinux"
-        | "ol"
-        | "oraclelinux"
-        | "scientificlinux"
-        | "amzn"
-        | "amazon"
-        | "cloudlinux"
-        | "eurolinux"
-        | "circle"
-        | "openeuler" => "redhat",
-        "debian" | "ubuntu" | "linuxmint" | "raspbian" | "devuan" | "kali" | "pop"
-        | "elementary" | "neon" | "zorin" | "pureos" | "deepin" => "debian",
-        "suse"
-        | "sles"
-        | "sled"
-        | "opensuse"
-        | "opensuse-leap"
-        | "opensuse-tumbleweed"
-        | "sle-micro" => "suse",
-        _ => return None,
-    };
-    Some(family)
-}
+/// Family knowledge lives in [`crate::distro`]; re-exported here for the
+/// callers that know it as part of the remote's vocabulary.
+pub use crate::distro::family_of;
 
 #[cfg(test)]
 mod tests {
@@ -357,15 +323,5 @@ mod tests {
             command.to_shell_line(),
             r#"env -- 'v=$(touch /pwned)' /bin/sh -c 'echo "$v"'"#
         );
-    }
-
-    #[test]
-    fn families_cover_common_distros() {
-        assert_eq!(family_of("centos"), Some("redhat"));
-        assert_eq!(family_of("rocky"), Some("redhat"));
-        assert_eq!(family_of("ubuntu"), Some("debian"));
-        assert_eq!(family_of("debian"), Some("debian"));
-        assert_eq!(family_of("opensuse-leap"), Some("suse"));
-        assert_eq!(family_of("plan9"), None);
     }
 }

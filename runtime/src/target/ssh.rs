@@ -36,8 +36,9 @@ use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::distro::OsRelease;
 use crate::remote::{
-    family_of, shell_quote, CommandOutput, FileKind, FileMetadata, FileRead, FileWrite, OutputSink,
+    shell_quote, CommandOutput, FileKind, FileMetadata, FileRead, FileWrite, OutputSink,
     OutputStream, Remote, RemoteCommand, RemoteError, COMMAND_OUTPUT,
 };
 
@@ -574,8 +575,9 @@ impl SshTarget {
         self.login_is_root = lines.next().map(str::trim) == Some("0");
         self.has_timeout = lines.next() == Some("timeout");
         let os_release: Vec<&str> = lines.collect();
-        self.distro =
-            distro_from_os_release(&os_release.join("\n")).ok_or_else(|| SshError::Probe {
+        self.distro = OsRelease::parse(&os_release.join("\n"))
+            .distro()
+            .ok_or_else(|| SshError::Probe {
                 host: self.spec.to_string(),
                 detail: format!(
                     "no ID= line (exit {}: {})",
@@ -1430,33 +1432,6 @@ fn wait_until(child: &mut Child, deadline: Option<Instant>) -> Option<ExitStatus
     }
 }
 
-/// The distro `os_case` matches against: `ID`, or when kiln knows no family
-/// for it, the first `ID_LIKE` entry it does know ("myos" like "rhel" -> "rhel").
-pub fn distro_from_os_release(text: &str) -> Option<String> {
-    let value = |key: &str| {
-        text.lines().find_map(|line| {
-            let (name, value) = line.trim().split_once('=')?;
-            (name == key).then(|| {
-                value
-                    .trim()
-                    .trim_matches(|c| c == '"' || c == '\'')
-                    .to_string()
-            })
-        })
-    };
-    let id = value("ID")
-        .filter(|id| !id.is_empty())?
-        .to_ascii_lowercase();
-    if family_of(&id).is_some() {
-        return Some(id);
-    }
-    let like = value("ID_LIKE").unwrap_or_default().to_ascii_lowercase();
-    let known_like = like
-        .split_whitespace()
-        .find(|candidate| family_of(candidate).is_some());
-    Some(known_like.map(str::to_string).unwrap_or(id))
-}
-
 /// The last few non-empty lines of ssh's or a command's stderr, on one line.
 fn last_lines(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
@@ -1545,24 +1520,6 @@ mod tests {
             let error = text.parse::<HostSpec>().expect_err(text).to_string();
             assert!(error.contains(why), "{text}: {error}");
         }
-    }
-
-    #[test]
-    fn distro_prefers_id_then_a_known_id_like() {
-        assert_eq!(
-            distro_from_os_release("NAME=\"Debian\"\nID=debian\n").as_deref(),
-            Some("debian")
-        );
-        assert_eq!(
-            distro_from_os_release("ID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"").as_deref(),
-            Some("rocky")
-        );
-        assert_eq!(
-            distro_from_os_release("ID=myos\nID_LIKE=\"frob rhel fedora\"").as_deref(),
-            Some("rhel")
-        );
-        assert_eq!(distro_from_os_release("ID=myos\n").as_deref(), Some("myos"));
-        assert_eq!(distro_from_os_release("NAME=x\n"), None);
     }
 
     #[test]

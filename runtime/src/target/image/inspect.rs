@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 
 use super::{pick_root, Guest, ImageError};
+use crate::distro::OsRelease;
 
 /// Which inspection found the guest's OS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,15 +183,7 @@ impl Guest {
 /// The distro name libguestfs would report, when the os-release ID is one
 /// it reports unchanged.
 fn same_name_distro(os_release: &str) -> Option<String> {
-    let id = os_release.lines().find_map(|line| {
-        let value = line.trim().strip_prefix("ID=")?;
-        Some(
-            value
-                .trim()
-                .trim_matches(|c| c == '"' || c == '\'')
-                .to_ascii_lowercase(),
-        )
-    })?;
+    let id = OsRelease::parse(os_release).id()?;
     SAME_NAME_IDS.contains(&id.as_str()).then_some(id)
 }
 

@@ -3,7 +3,13 @@
 //!
 //! Spec: a name (`java`), a map with a version (`{java: {version: "8"}}`), or
 //! a list mixing both. A versioned package is rendered `name-version`, as
-//! Sahara did.
+//! Sahara did, for every package manager (the rpm-based ones read it as a
+//! version; the others take it as a package name).
+//!
+//! The package manager follows the distro's family (the host's
+//! `family-of`), as virt-customize's `--install` follows libguestfs's
+//! inspection: apt, dnf or yum, zypper, apk, pacman, urpmi, xbps, and
+//! ALT Linux's apt-get over rpm. Portage is left out: it builds from source.
 
 use kiln_validator_sdk::{
     expect_str, export_validator, host, kind_of, leaf_plan, pointer_index, pointer_key,
@@ -24,12 +30,12 @@ impl Guest for Package {
         let distro = host::distro();
         let family = host::family_of(&distro);
         let tools = Tools::for_distro(&distro, family.as_deref())?;
-        let check = format!("{} {packages}", tools.check);
+        let check = (tools.check)(&packages);
         match run_checked(&check, &[]) {
             Ok(_) => Ok(()),
             Err(missing) if test_only => Err(missing),
             Err(_) => {
-                run_checked(&tools.install(&packages), &[])?;
+                run_checked(&(tools.install)(&packages), &[])?;
                 run_checked(&check, &[])?;
                 host::note_change(&format!("installed {packages}"));
                 Ok(())
@@ -38,40 +44,82 @@ impl Guest for Package {
     }
 }
 
-/// The commands that check and install packages on one family of distros.
+/// How one family's package manager checks and installs. Each check takes
+/// the whole list in one command and fails when any package is missing;
+/// each install runs without asking anything.
 struct Tools {
-    check: &'static str,
-    install_prefix: &'static str,
+    check: fn(&str) -> String,
+    install: fn(&str) -> String,
 }
+
+/// The families the package validator installs on, for messages.
+const SUPPORTED_FAMILIES: &str = "debian, redhat, suse, alpine, arch, mageia, void, altlinux";
 
 impl Tools {
     fn for_distro(distro: &str, family: Option<&str>) -> Result<Tools, String> {
-        match family.unwrap_or(distro) {
-            "debian" => Ok(Tools {
-                check: "dpkg -s",
-                install_prefix: "DEBIAN_FRONTEND=noninteractive apt-get -y install",
-            }),
-            // dnf replaced yum on newer releases; older ones only have yum.
-            "redhat" => Ok(Tools {
-                check: "rpm -q",
-                install_prefix: "yum install -y",
-            }),
-            "suse" => Ok(Tools {
-                check: "rpm -q",
-                install_prefix: "zypper --non-interactive install",
-            }),
-            _ => Err(format!(
-                "the package validator does not know the package manager of distro `{distro}`"
-            )),
-        }
-    }
-
-    fn install(&self, packages: &str) -> String {
-        if self.install_prefix.starts_with("yum ") {
-            format!("if command -v dnf >/dev/null 2>&1; then dnf install -y {packages}; else yum install -y {packages}; fi")
-        } else {
-            format!("{} {packages}", self.install_prefix)
-        }
+        let tools = match family.unwrap_or(distro) {
+            "debian" => Tools {
+                check: |p| format!("dpkg -s {p}"),
+                install: |p| format!("DEBIAN_FRONTEND=noninteractive apt-get -y install {p}"),
+            },
+            // Sahara's `yum install -y`, through dnf where the guest has it
+            // (dnf replaced yum on newer releases; older ones only have yum).
+            "redhat" => Tools {
+                check: |p| format!("rpm -q {p}"),
+                install: |p| {
+                    format!(
+                        "if command -v dnf >/dev/null 2>&1; then dnf install -y {p}; else yum install -y {p}; fi"
+                    )
+                },
+            },
+            "suse" => Tools {
+                check: |p| format!("rpm -q {p}"),
+                install: |p| {
+                    format!("zypper --non-interactive install --auto-agree-with-licenses {p}")
+                },
+            },
+            // Without a fresh index a new image's apk finds no package.
+            "alpine" => Tools {
+                check: |p| format!("apk info -e {p}"),
+                install: |p| format!("apk add --update-cache {p}"),
+            },
+            // --needed: packages already there are not reinstalled.
+            "arch" => Tools {
+                check: |p| format!("pacman -Q {p}"),
+                install: |p| format!("pacman -S --noconfirm --needed {p}"),
+            },
+            "mageia" => Tools {
+                check: |p| format!("rpm -q {p}"),
+                install: |p| format!("urpmi --auto {p}"),
+            },
+            // xbps-query takes one package, so the check loops in one command.
+            "void" => Tools {
+                check: |p| {
+                    format!(
+                        "for p in {p}; do xbps-query \"$p\" >/dev/null || {{ echo \"package $p is not installed\" >&2; exit 1; }}; done"
+                    )
+                },
+                install: |p| format!("xbps-install -Sy {p}"),
+            },
+            // ALT Linux: rpm packages, installed with its apt-get.
+            "altlinux" => Tools {
+                check: |p| format!("rpm -q {p}"),
+                install: |p| format!("apt-get -y install {p}"),
+            },
+            "gentoo" => {
+                return Err(format!(
+                    "the package validator does not install on distro `{distro}` (gentoo family): \
+                     portage builds packages from source; use a `script` validator running emerge"
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "the package validator does not know the package manager of distro `{distro}` \
+                     (it knows the families {SUPPORTED_FAMILIES}); use `os_case` to give this distro its own steps"
+                ))
+            }
+        };
+        Ok(tools)
     }
 }
 
@@ -146,10 +194,12 @@ fn one_package(item: &Value, pointer: &str) -> Result<String, SpecError> {
 }
 
 /// Package names and versions go into a shell command line, so only the
-/// characters package managers use are allowed.
+/// characters package managers use are allowed, and none first that a
+/// command or the shell would read otherwise (`-x` an option, `~x` a home
+/// directory).
 fn checked_word(word: &str, pointer: &str, what: &str) -> Result<String, SpecError> {
     let ok = !word.is_empty()
-        && !word.starts_with('-')
+        && !word.starts_with(['-', '~'])
         && word
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._+-:~".contains(&b));
@@ -158,7 +208,9 @@ fn checked_word(word: &str, pointer: &str, what: &str) -> Result<String, SpecErr
     } else {
         Err(spec_error(
             pointer,
-            format!("`{word}` is not {what}: use letters, digits and . _ + - : ~"),
+            format!(
+                "`{word}` is not {what}: use letters, digits and . _ + - : ~ (not - or ~ first)"
+            ),
         ))
     }
 }
