@@ -10,6 +10,7 @@
 //! name is an unknown kiln option, so clap reports it with its
 //! suggestion; plugin arguments are checked against the manifest.
 
+mod catalog;
 mod config;
 mod explain;
 mod lint;
@@ -468,7 +469,7 @@ impl ManifestName {
         match self {
             ManifestName::File(path) => Ok((path.clone(), path.display().to_string())),
             ManifestName::Plugin { plugin, version } => Ok((
-                config::find_plugin(dirs, plugin, version)?,
+                catalog::find_plugin(dirs, plugin, version)?,
                 format!("{plugin} {version}"),
             )),
         }
@@ -628,7 +629,7 @@ fn explain(
 
 fn list(lookup: &Lookup) -> Result<i32> {
     let (_, dirs) = lookup.load()?;
-    let found = config::discover(&dirs);
+    let found = catalog::discover(&dirs);
     if found.is_empty() {
         let searched: Vec<String> = dirs.iter().map(|d| shown_path(d)).collect();
         println!(
