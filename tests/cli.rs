@@ -286,13 +286,14 @@ fn help_texts_describe_the_verbs() {
 }
 
 #[test]
+#[cfg_attr(not(sahara_corpus), ignore = "set KILN_SAHARA_CORPUS=…/corpus/sahara")]
 fn the_guides_invocation_parses_with_a_sahara_conf() {
     // `sahara-image-pack --image CentOS.qcow2 --config-file etc/sahara/sahara.conf cdh 5.7.0`,
     // with kiln in place of the command name, against the real CDH 5.7.0 manifest.
     let dir = tempfile::tempdir().unwrap();
     let version = dir.path().join("plugins/cdh/v5_7_0");
     std::fs::create_dir_all(&version).unwrap();
-    let corpus = repo_root().join("../shared/corpus/sahara/cdh/v5_7_0");
+    let corpus = support::sahara_corpus().join("cdh/v5_7_0");
     std::fs::copy(corpus.join("image.yaml"), version.join("image.yaml")).unwrap();
     for script in std::fs::read_to_string(corpus.join("RESOURCES"))
         .unwrap()
