@@ -206,3 +206,168 @@ fn the_bundled_manifests_load() {
         ["motd", "tools"]
     );
 }
+
+/// A small catalog in the Sahara plugins' layout: one shared manifest with
+/// its scripts beside it, and a `version.yaml` per version.
+fn shared_catalog(entries: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("ambari");
+    std::fs::create_dir_all(plugin.join("common")).unwrap();
+    std::fs::write(
+        plugin.join("image.yaml"),
+        "arguments:\n  ambari_version:\n    default: 2.6.2.0\n    choices: [2.6.2.0, 2.4.3.0]\n  java_distro:\n    default: openjdk\n  unset:\n    required: true\nvalidators:\n  - script:\n      common/install:\n        env_vars: [ambari_version]\n",
+    )
+    .unwrap();
+    std::fs::write(plugin.join("common/install"), "#!/bin/sh\n").unwrap();
+    for (version, text) in entries {
+        std::fs::create_dir_all(plugin.join(version)).unwrap();
+        std::fs::write(plugin.join(version).join("version.yaml"), text).unwrap();
+    }
+    dir
+}
+
+fn entry_path(catalog: &tempfile::TempDir, version: &str) -> PathBuf {
+    catalog
+        .path()
+        .join("ambari")
+        .join(version)
+        .join("version.yaml")
+}
+
+#[test]
+fn a_version_entry_fixes_and_defaults_values_of_the_shared_manifest() {
+    let catalog = shared_catalog(&[(
+        "2.3",
+        "manifest: ../image.yaml\nset:\n  ambari_version: 2.4.3.0\ndefaults:\n  java_distro: oracle-java\n",
+    )]);
+    let manifest = kiln()
+        .load(&entry_path(&catalog, "2.3"), &Default::default())
+        .unwrap();
+    assert_eq!(manifest.path, catalog.path().join("ambari/image.yaml"));
+    let entry = manifest.version.as_ref().unwrap();
+    assert_eq!(entry.chain, [entry_path(&catalog, "2.3")]);
+    let fixed = manifest.fixed_value("ambari_version").unwrap();
+    assert_eq!(
+        (fixed.value.as_str(), fixed.replaces.as_deref()),
+        ("2.4.3.0", Some("2.6.2.0"))
+    );
+    assert_eq!(
+        fixed.location.to_string(),
+        format!("{}:3:3", entry_path(&catalog, "2.3").display())
+    );
+    assert!(manifest.fixed_value("java_distro").is_none());
+    let given = support::args(&[("unset", "x")]);
+    let values = kiln::interpreter::resolve_arguments(&manifest, &given).unwrap();
+    assert_eq!(values["ambari_version"], "2.4.3.0");
+    assert_eq!(values["java_distro"], "oracle-java");
+    // A default gives way to the command line; a fixed value does not.
+    let given = support::args(&[("unset", "x"), ("java_distro", "openjdk")]);
+    let values = kiln::interpreter::resolve_arguments(&manifest, &given).unwrap();
+    assert_eq!(values["java_distro"], "openjdk");
+    let given = support::args(&[("unset", "x"), ("ambari_version", "2.4.3.0")]);
+    assert!(kiln::interpreter::resolve_arguments(&manifest, &given).is_ok());
+    let given = support::args(&[("unset", "x"), ("ambari_version", "2.6.2.0")]);
+    let error = kiln::interpreter::resolve_arguments(&manifest, &given)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("Argument ambari_version is fixed to `2.4.3.0` for this plugin version by")
+            && error.contains("2.3/version.yaml:3:3")
+            && error.contains("(got `2.6.2.0`)"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_chain_of_version_entries_lets_the_nearest_win() {
+    let catalog = shared_catalog(&[
+        ("2.4", "manifest: ../image.yaml\nset:\n  ambari_version: 2.6.2.0\ndefaults:\n  java_distro: a\n"),
+        ("2.3", "manifest: ../2.4/version.yaml\nset:\n  ambari_version: 2.4.3.0\n"),
+    ]);
+    let manifest = kiln()
+        .load(&entry_path(&catalog, "2.3"), &Default::default())
+        .unwrap();
+    let entry = manifest.version.as_ref().unwrap();
+    assert_eq!(
+        entry.chain,
+        [entry_path(&catalog, "2.3"), entry_path(&catalog, "2.4")]
+    );
+    assert_eq!(
+        manifest
+            .argument("ambari_version")
+            .unwrap()
+            .default
+            .as_deref(),
+        Some("2.4.3.0")
+    );
+    assert_eq!(
+        manifest.argument("java_distro").unwrap().default.as_deref(),
+        Some("a")
+    );
+}
+
+#[test]
+fn a_bad_version_entry_fails_at_its_place() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "manifest: ../image.yaml\nset:\n  ambari_versoin: 2.4.3.0\n",
+            "3:3",
+            "version entry: `set.ambari_versoin`: ",
+        ),
+        (
+            "manifest: ../image.yaml\ndefaults:\n  ambari_version: 9.9\n",
+            "3:3",
+            "`defaults.ambari_version`: `9.9` is not one of the argument's choices (2.6.2.0, 2.4.3.0)",
+        ),
+        (
+            "manifest: ../shared.yaml\n",
+            "1:11",
+            "`manifest: ../shared.yaml`: no such file",
+        ),
+        (
+            "manifest: ../image.yaml\nsets:\n  a: b\n",
+            "2:1",
+            "unknown key `sets` (known: manifest, set, defaults)",
+        ),
+        (
+            "manifest: ../image.yaml\nset:\n  java_distro: a\ndefaults:\n  java_distro: b\n",
+            "5:3",
+            "`java_distro` is given twice in this entry",
+        ),
+        ("manifest:\n", "1:1", "`manifest` must name the shared manifest file"),
+    ];
+    for (text, place, message) in cases {
+        let catalog = shared_catalog(&[("2.3", text)]);
+        let path = entry_path(&catalog, "2.3");
+        let error = kiln()
+            .load(&path, &Default::default())
+            .unwrap_err()
+            .to_string();
+        let prefix = format!("{}:{place}: ", path.display());
+        assert!(
+            error.starts_with(&prefix) && error.contains(message) && !error.contains('\n'),
+            "{text:?}: expected `{prefix}…{message}…`, got `{error}`"
+        );
+    }
+}
+
+#[test]
+fn version_entries_that_name_each_other_are_a_cycle() {
+    let catalog = shared_catalog(&[
+        ("2.3", "manifest: ../2.4/version.yaml\n"),
+        ("2.4", "manifest: ../2.3/version.yaml\n"),
+    ]);
+    let path = entry_path(&catalog, "2.3");
+    let error = kiln()
+        .load(&path, &Default::default())
+        .unwrap_err()
+        .to_string();
+    let expected = format!(
+        "{}:1:11: version entry: the entries name each other in a cycle ({} -> {} -> {})",
+        entry_path(&catalog, "2.4").display(),
+        path.display(),
+        entry_path(&catalog, "2.4").display(),
+        path.display()
+    );
+    assert!(error.starts_with(&expected), "{error}");
+}
