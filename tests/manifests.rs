@@ -371,3 +371,202 @@ fn version_entries_that_name_each_other_are_a_cycle() {
     );
     assert!(error.starts_with(&expected), "{error}");
 }
+
+// ---------------------------------------------------------------------------
+// Corpus runs: each real manifest on the scripted remote, for `ubuntu` and
+// `centos`, reconciling and test-only, against the exact command sequence
+// recorded in tests/fixtures/corpus-runs/. `KILN_BLESS=1` rewrites the
+// recordings; review every changed file against its manifest before
+// committing it.
+
+/// The catalog of the Sahara plugins as kiln lays it out: CDH's
+/// per-version manifests, and ambari, mapr and spark's one manifest each,
+/// shared by their versions through version entries (the values Sahara's
+/// plugin code set: ambari 2.3 fixes `ambari_version`).
+fn corpus_catalog() -> tempfile::TempDir {
+    let corpus = corpus_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = |from: &Path, to: &Path| {
+        std::fs::create_dir_all(to).unwrap();
+        std::fs::copy(from.join("image.yaml"), to.join("image.yaml")).unwrap();
+        let resources = std::fs::read_to_string(from.join("RESOURCES")).unwrap();
+        for name in resources.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let path = to.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, format!("#!/bin/sh\n# stand-in for {name}\n")).unwrap();
+        }
+    };
+    for version in ["v5_7_0", "v5_9_0", "v5_11_0", "v5_13_0"] {
+        copy(
+            &corpus.join("cdh").join(version),
+            &dir.path().join("cdh").join(version),
+        );
+    }
+    for plugin in ["ambari", "mapr", "spark"] {
+        copy(&corpus.join(plugin), &dir.path().join(plugin));
+    }
+    let entries = [
+        (
+            "ambari/2.3",
+            "manifest: ../image.yaml\nset:\n  ambari_version: 2.4.3.0\n",
+        ),
+        ("ambari/2.4", "manifest: ../image.yaml\n"),
+        ("ambari/2.5", "manifest: ../image.yaml\n"),
+        ("ambari/2.6", "manifest: ../image.yaml\n"),
+        ("mapr/5.2.0.mrv2", "manifest: ../image.yaml\n"),
+        ("spark/2.2", "manifest: ../image.yaml\n"),
+        ("spark/2.3", "manifest: ../image.yaml\n"),
+    ];
+    for (version, text) in entries {
+        let path = dir.path().join(version).join("version.yaml");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+/// The remote's log as text: one line per call, environment entries
+/// indented below their command.
+fn recorded(calls: &[kiln::scripted::Call], catalog: &Path) -> String {
+    use kiln::scripted::Call;
+    let mut out = String::new();
+    for call in calls {
+        match call {
+            Call::Run(command) => {
+                out.push_str(&format!("run {}\n", command.script));
+                for (name, value) in &command.env {
+                    out.push_str(&format!("    env {name}={value}\n"));
+                }
+            }
+            Call::Write {
+                path,
+                contents,
+                mode,
+            } => {
+                let text = String::from_utf8_lossy(contents);
+                let what = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("# "))
+                    .unwrap_or("");
+                out.push_str(&format!(
+                    "write {path} mode {} ({} bytes: {what})\n",
+                    mode.map_or("kept".to_string(), |m| format!("{m:o}")),
+                    contents.len()
+                ));
+            }
+            Call::Read(path) => out.push_str(&format!("read {path}\n")),
+            Call::Metadata(path) => out.push_str(&format!("metadata {path}\n")),
+        }
+    }
+    out.replace(&catalog.display().to_string(), "CATALOG")
+}
+
+/// One run, recorded: the plugin version's manifest on a scripted `distro`
+/// whose package checks fail until an install (reconcile) or pass (test-only).
+fn corpus_run(catalog: &Path, version_dir: &str, distro: &str, test_only: bool) -> String {
+    use kiln::remote::CommandOutput;
+    let dir = catalog.join(version_dir);
+    let path = [dir.join("version.yaml"), dir.join("image.yaml")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap();
+    let manifest = kiln()
+        .load(&path, &Default::default())
+        .unwrap_or_else(|e| panic!("{version_dir}: {e}"));
+    let mut remote = kiln::scripted::ScriptedRemote::new(distro);
+    if !test_only {
+        // Each package check fails once (not installed), then passes after
+        // the install that follows it.
+        let answers: Vec<CommandOutput> = (0..200)
+            .flat_map(|_| {
+                [
+                    CommandOutput::failure(1, "not installed"),
+                    CommandOutput::success(""),
+                ]
+            })
+            .collect();
+        for check in ["dpkg -s", "rpm -q"] {
+            remote = remote.on(check, answers.clone());
+        }
+    }
+    let (summary, remote) = kiln().run(
+        &manifest,
+        remote,
+        &Default::default(),
+        test_only,
+        Box::new(kiln::interpreter::Quiet),
+    );
+    let mut out = format!(
+        "# {version_dir} on {distro}, {}: {}\n",
+        if test_only { "test-only" } else { "reconcile" },
+        match &summary.outcome {
+            Ok(()) => "passed".to_string(),
+            Err(e) => format!("failed: {e}"),
+        }
+    );
+    let arguments: Vec<String> = summary
+        .arguments
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    out.push_str(&format!("# arguments: {}\n", arguments.join(" ")));
+    out.push_str(&recorded(&remote.calls(), catalog));
+    out.replace(&catalog.display().to_string(), "CATALOG")
+}
+
+#[test]
+#[cfg_attr(not(sahara_corpus), ignore = "set KILN_SAHARA_CORPUS=…/corpus/sahara")]
+fn every_corpus_manifest_runs_its_exact_command_sequence() {
+    let catalog = corpus_catalog();
+    let expected_dir = repo_root().join("tests/fixtures/corpus-runs");
+    let bless = std::env::var_os("KILN_BLESS").is_some_and(|v| v == "1");
+    let versions = [
+        "cdh/v5_7_0",
+        "cdh/v5_9_0",
+        "cdh/v5_11_0",
+        "cdh/v5_13_0",
+        "ambari/2.3",
+        "ambari/2.6",
+        "mapr/5.2.0.mrv2",
+        "spark/2.2",
+        "spark/2.3",
+    ];
+    let mut mismatches = Vec::new();
+    for version in versions {
+        for distro in ["ubuntu", "centos"] {
+            for (mode, test_only) in [("reconcile", false), ("test-only", true)] {
+                let got = corpus_run(catalog.path(), version, distro, test_only);
+                let name = format!("{}-{distro}-{mode}.txt", version.replace('/', "-"));
+                let file = expected_dir.join(&name);
+                if bless {
+                    std::fs::create_dir_all(&expected_dir).unwrap();
+                    std::fs::write(&file, &got).unwrap();
+                    continue;
+                }
+                let expected = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+                    panic!("{}: {e} (KILN_BLESS=1 records it)", file.display())
+                });
+                if got != expected {
+                    mismatches.push(name);
+                }
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "command sequences differ from tests/fixtures/corpus-runs/ for {mismatches:?}; KILN_BLESS=1 rewrites them (review each diff)"
+    );
+}
+
+#[test]
+#[cfg_attr(not(sahara_corpus), ignore = "set KILN_SAHARA_CORPUS=…/corpus/sahara")]
+fn ambari_2_3_gives_its_scripts_ambari_version_2_4_3_0() {
+    let catalog = corpus_catalog();
+    for distro in ["ubuntu", "centos"] {
+        let run = corpus_run(catalog.path(), "ambari/2.3", distro, false);
+        assert!(run.contains("    env ambari_version=2.4.3.0\n"), "{run}");
+        assert!(!run.contains("2.6.2.0"), "{run}");
+        let run = corpus_run(catalog.path(), "ambari/2.6", distro, false);
+        assert!(run.contains("    env ambari_version=2.6.2.0\n"), "{run}");
+    }
+}
