@@ -444,10 +444,12 @@ fn recorded(calls: &[kiln::scripted::Call], catalog: &Path) -> String {
                 mode,
             } => {
                 let text = String::from_utf8_lossy(contents);
+                // A stand-in names its script; an inline script shows its text.
                 let what = text
                     .lines()
                     .find_map(|l| l.strip_prefix("# "))
-                    .unwrap_or("");
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("inline {:?}", text));
                 out.push_str(&format!(
                     "write {path} mode {} ({} bytes: {what})\n",
                     mode.map_or("kept".to_string(), |m| format!("{m:o}")),
@@ -459,6 +461,21 @@ fn recorded(calls: &[kiln::scripted::Call], catalog: &Path) -> String {
         }
     }
     out.replace(&catalog.display().to_string(), "CATALOG")
+}
+
+/// What an operator would pass for each version, besides the defaults:
+/// Spark 2.2 packs Spark 2.3.2 unless told (as in Sahara), CDH 5.11 a point
+/// release, and an Ambari run takes the Oracle Java branch.
+fn given_arguments(version_dir: &str) -> &'static [(&'static str, &'static str)] {
+    match version_dir {
+        "spark/2.2" => &[("plugin_version", "2.2.1")],
+        "cdh/v5_11_0" => &[
+            ("plugin_version", "5.11.2"),
+            ("hdfs_lib_dir", "/usr/lib/hadoop"),
+        ],
+        "ambari/2.6" => &[("java_distro", "oracle-java")],
+        _ => &[],
+    }
 }
 
 /// One run, recorded: the plugin version's manifest on a scripted `distro`
@@ -492,7 +509,7 @@ fn corpus_run(catalog: &Path, version_dir: &str, distro: &str, test_only: bool) 
     let (summary, remote) = kiln().run(
         &manifest,
         remote,
-        &Default::default(),
+        &support::args(given_arguments(version_dir)),
         test_only,
         Box::new(kiln::interpreter::Quiet),
     );
