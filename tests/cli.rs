@@ -1520,6 +1520,30 @@ fn explain_shows_a_versions_values_and_each_scripts_env_vars() {
         stdout.contains("      env: ambari_version, cdh_version (undeclared)\n"),
         "{stdout}"
     );
+    let output = kiln(&["pack", "--manifest-dir", dir, "ambari", "2.3", "--help"]);
+    let (stdout, _) = text(&output);
+    assert!(
+        stdout.contains(&format!("[fixed for this version: 2.4.3.0 (by {dir}/ambari/2.3/version.yaml:3:3); choices: 2.6.2.0, 2.4.3.0]")),
+        "{stdout}"
+    );
+    let output = kiln(&[
+        "pack",
+        "--image",
+        "/nonexistent.qcow2",
+        "--manifest-dir",
+        dir,
+        "ambari",
+        "2.3",
+        "--ambari_version",
+        "2.6.2.0",
+    ]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr.contains("Argument ambari_version is fixed to `2.4.3.0` for this plugin version by")
+            && !stderr.contains("nonexistent"),
+        "refused before the image is opened: {stderr}"
+    );
 }
 
 #[test]
