@@ -1,6 +1,7 @@
 //! Builds the validator components in `validators-wasm/` for `wasm32-wasip2`
 //! so that kiln can embed its built-in validator types, and tells the tests
-//! where every built component lies (`KILN_COMPONENT_DIR`).
+//! where every built component lies (`KILN_COMPONENT_DIR`). It also turns on
+//! `cfg(sahara_corpus)` when `KILN_SAHARA_CORPUS` names Sahara's manifests.
 //!
 //! The nested cargo uses its own target directory, so it never waits on the
 //! lock of the build that runs this script.
@@ -26,6 +27,8 @@ fn main() {
         })
         .unwrap_or_else(|| root.join("target"))
         .join("validators-wasm");
+
+    sahara_corpus_cfg();
 
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
     for entry in [
@@ -80,4 +83,16 @@ fn main() {
     // the build, naming the file, if one is missing).
     let out = target_dir.join(WASM_TARGET).join("release");
     println!("cargo:rustc-env=KILN_COMPONENT_DIR={}", out.display());
+}
+
+/// The tests that need Sahara's real manifests (kept outside this
+/// repository) run only when `KILN_SAHARA_CORPUS` names them: the variable
+/// turns on `cfg(sahara_corpus)`, which reaches the package's test targets,
+/// and without it those tests are reported as ignored, never as passed.
+fn sahara_corpus_cfg() {
+    println!("cargo::rustc-check-cfg=cfg(sahara_corpus)");
+    println!("cargo::rerun-if-env-changed=KILN_SAHARA_CORPUS");
+    if env::var_os("KILN_SAHARA_CORPUS").is_some_and(|dir| !dir.is_empty()) {
+        println!("cargo::rustc-cfg=sahara_corpus");
+    }
 }

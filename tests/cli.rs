@@ -286,13 +286,14 @@ fn help_texts_describe_the_verbs() {
 }
 
 #[test]
+#[cfg_attr(not(sahara_corpus), ignore = "set KILN_SAHARA_CORPUS=…/corpus/sahara")]
 fn the_guides_invocation_parses_with_a_sahara_conf() {
     // `sahara-image-pack --image CentOS.qcow2 --config-file etc/sahara/sahara.conf cdh 5.7.0`,
     // with kiln in place of the command name, against the real CDH 5.7.0 manifest.
     let dir = tempfile::tempdir().unwrap();
     let version = dir.path().join("plugins/cdh/v5_7_0");
     std::fs::create_dir_all(&version).unwrap();
-    let corpus = repo_root().join("../shared/corpus/sahara/cdh/v5_7_0");
+    let corpus = support::sahara_corpus().join("cdh/v5_7_0");
     std::fs::copy(corpus.join("image.yaml"), version.join("image.yaml")).unwrap();
     for script in std::fs::read_to_string(corpus.join("RESOURCES"))
         .unwrap()
@@ -1450,4 +1451,139 @@ fn help_names_the_report_and_log_options() {
     }
     let (stdout, _) = text(&kiln(&["pin", "--help"]));
     assert!(stdout.contains("sha256"), "{stdout}");
+}
+
+/// A catalog in the Sahara plugins' layout: `ambari/image.yaml` shared by
+/// `ambari/2.3/version.yaml` (which fixes a value) and `ambari/2.4`.
+fn shared_version_catalog() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("ambari");
+    for (path, text) in [
+        (
+            "image.yaml",
+            "arguments:\n  ambari_version:\n    default: 2.6.2.0\n    choices: [2.6.2.0, 2.4.3.0]\nvalidators:\n  - script:\n      common/install:\n        env_vars: [ambari_version, cdh_version]\n",
+        ),
+        ("common/install", "#!/bin/sh\n"),
+        ("2.3/version.yaml", "manifest: ../image.yaml\nset:\n  ambari_version: 2.4.3.0\n"),
+        ("2.4/version.yaml", "manifest: ../image.yaml\n"),
+    ] {
+        let path = plugin.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn list_shows_which_versions_share_a_manifest_and_what_they_set() {
+    let catalog = shared_version_catalog();
+    let dir = catalog.path().to_str().unwrap();
+    let output = kiln(&["list", "--manifest-dir", dir]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let shared = format!("{dir}/ambari/image.yaml");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[1].starts_with("ambari  2.3 ")
+            && lines[1].contains(&shared)
+            && lines[1].ends_with("  ambari_version=2.4.3.0"),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].starts_with("ambari  2.4 ") && lines[2].ends_with(&shared),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("  {shared}: ambari 2.3, ambari 2.4\n")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn explain_shows_a_versions_values_and_each_scripts_env_vars() {
+    let catalog = shared_version_catalog();
+    let dir = catalog.path().to_str().unwrap();
+    let output = kiln(&["explain", "--manifest-dir", dir, "ambari", "2.3"]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "version entry {dir}/ambari/2.3/version.yaml (shares the manifest above)"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("  ambari_version = 2.4.3.0  fixed (set:) at {dir}/ambari/2.3/version.yaml:3:3, replacing the manifest's default 2.6.2.0\n")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("      env: ambari_version, cdh_version (undeclared)\n"),
+        "{stdout}"
+    );
+    let output = kiln(&["pack", "--manifest-dir", dir, "ambari", "2.3", "--help"]);
+    let (stdout, _) = text(&output);
+    assert!(
+        stdout.contains(&format!("[fixed for this version: 2.4.3.0 (by {dir}/ambari/2.3/version.yaml:3:3); choices: 2.6.2.0, 2.4.3.0]")),
+        "{stdout}"
+    );
+    let output = kiln(&[
+        "pack",
+        "--image",
+        "/nonexistent.qcow2",
+        "--manifest-dir",
+        dir,
+        "ambari",
+        "2.3",
+        "--ambari_version",
+        "2.6.2.0",
+    ]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr.contains("Argument ambari_version is fixed to `2.4.3.0` for this plugin version by")
+            && !stderr.contains("nonexistent"),
+        "refused before the image is opened: {stderr}"
+    );
+}
+
+#[test]
+fn lint_checks_version_entries_and_warns_about_undeclared_env_vars() {
+    let catalog = shared_version_catalog();
+    let dir = catalog.path().to_str().unwrap();
+    let output = kiln(&[
+        "lint",
+        "--manifest-dir",
+        dir,
+        "ambari",
+        "2.3",
+        "ambari",
+        "2.4",
+    ]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "a warning is no error: {stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("{dir}/ambari/2.3/version.yaml: ok (version entry for {dir}/ambari/image.yaml, 1 value; 1 arguments, 1 validators, 1 warning)")),
+        "{stdout}"
+    );
+    assert_eq!(
+        stderr,
+        format!("{dir}/ambari/image.yaml:8:36: warning: validators[0].script: env_vars names `cdh_version`, which the manifest does not declare and nothing sets, so the script never gets it; declare it under `arguments` or drop it\n"),
+        "said once for the two versions"
+    );
+    std::fs::write(
+        catalog.path().join("ambari/2.4/version.yaml"),
+        "manifest: ../image.yaml\nset:\n  ambari_version: 3.0\n",
+    )
+    .unwrap();
+    let output = kiln(&["lint", "--manifest-dir", dir, "ambari", "2.4"]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr.starts_with(&format!("{dir}/ambari/2.4/version.yaml:3:3: version entry: `set.ambari_version`: `3.0` is not one of")),
+        "{stderr}"
+    );
 }

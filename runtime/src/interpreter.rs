@@ -181,7 +181,20 @@ pub fn resolve_arguments(
 ) -> Result<BTreeMap<String, String>, RunError> {
     let mut values = BTreeMap::new();
     for argument in &manifest.arguments {
-        let value = match (given.get(&argument.name), &argument.default) {
+        let given_value = given.get(&argument.name);
+        if let (Some(value), Some(fixed)) = (given_value, manifest.fixed_value(&argument.name)) {
+            if *value != fixed.value {
+                return Err(RunError::Arguments(format!(
+                    "Argument {} is fixed to `{}` for this plugin version by {} (got `{value}`); leave it out, or name the shared manifest {} to choose",
+                    argument.name,
+                    fixed.value,
+                    fixed.location,
+                    manifest.path.display()
+                )));
+            }
+        }
+        // A version entry's values are already the arguments' defaults.
+        let value = match (given_value, &argument.default) {
             (Some(value), _) => value.clone(),
             (None, _) if argument.required => {
                 return Err(RunError::Arguments(format!(

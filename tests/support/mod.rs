@@ -105,3 +105,21 @@ pub fn sha256_file(path: &Path) -> String {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     kiln::host::hex(&sha2::Sha256::digest(bytes))
 }
+
+/// The directory of Sahara's real manifests (`PLUGIN/image.yaml`,
+/// `cdh/v5_*/image.yaml`, each with its RESOURCES list), from
+/// `KILN_SAHARA_CORPUS`. Tests that call it carry
+/// `#[cfg_attr(not(sahara_corpus), ignore = ...)]`, so without the variable
+/// they are reported as ignored; with it, a wrong path fails them.
+pub fn sahara_corpus() -> PathBuf {
+    let dir = std::env::var_os("KILN_SAHARA_CORPUS")
+        .filter(|dir| !dir.is_empty())
+        .expect("KILN_SAHARA_CORPUS names the Sahara corpus (…/shared/corpus/sahara); it was set when this test was built");
+    let dir = PathBuf::from(dir);
+    assert!(
+        dir.join("spark/image.yaml").is_file(),
+        "KILN_SAHARA_CORPUS={} holds no spark/image.yaml: not the Sahara corpus",
+        dir.display()
+    );
+    dir
+}

@@ -1,5 +1,7 @@
-//! `kiln explain`: a manifest's argument table and its validator tree, each
-//! node with its type's one-line summary and its position in the file.
+//! `kiln explain`: a manifest's argument table, the values a version entry
+//! gives them and where, and its validator tree, each node with its type's
+//! one-line summary, its position in the file and, for scripts, the
+//! arguments they get (`env:`, undeclared ones marked).
 //! Every field is escaped on its own (file names, YAML text, what a
 //! type's `check` returned), so no field can steer the terminal or forge
 //! a line of the table.
@@ -7,13 +9,22 @@
 use std::fmt::Write;
 use std::sync::Arc;
 
-use kiln::manifest::{Block, Manifest, ValidatorNode};
+use kiln::manifest::{Block, Manifest, ValidatorNode, ValueKind};
 
+use super::lint::{known_argument_names, script_env_vars};
 use super::{shown, shown_path};
 
 pub fn render(manifest: &Manifest) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "manifest {}", shown_path(&manifest.path));
+    if let Some(entry) = &manifest.version {
+        let chain: Vec<String> = entry.chain.iter().map(|p| shown_path(p)).collect();
+        let _ = writeln!(
+            out,
+            "version entry {} (shares the manifest above)",
+            chain.join(" -> ")
+        );
+    }
     let _ = writeln!(
         out,
         "resource roots: {}",
@@ -25,14 +36,16 @@ pub fn render(manifest: &Manifest) -> String {
             .join(", ")
     );
     out.push_str(&arguments_table(manifest));
+    out.push_str(&version_values(manifest));
     let _ = writeln!(
         out,
         "\nvalidators ({} at the top level, {} in all):",
         manifest.root.blocks.len(),
         count(&manifest.root) - 1
     );
+    let known = known_argument_names(manifest);
     for block in &manifest.root.blocks {
-        block_lines(&mut out, block, 1);
+        block_lines(&mut out, block, 1, &known);
     }
     let custom: Vec<_> = manifest
         .types
@@ -122,10 +135,40 @@ fn arguments_table(manifest: &Manifest) -> String {
     out
 }
 
-fn block_lines(out: &mut String, block: &Block, depth: usize) {
+/// The values the version entry gives, what they replace and where they
+/// are written.
+fn version_values(manifest: &Manifest) -> String {
+    let Some(entry) = &manifest.version else {
+        return String::new();
+    };
+    let mut out = String::from("\nvalues this version sets:\n");
+    if entry.values.is_empty() {
+        out.push_str("  (none: the shared manifest's defaults)\n");
+    }
+    for value in &entry.values {
+        let how = match value.kind {
+            ValueKind::Fixed => "fixed (set:)",
+            ValueKind::Default => "default (defaults:)",
+        };
+        let replaces = match &value.replaces {
+            Some(old) => format!(", replacing the manifest's default {}", shown(old)),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  {} = {}  {how} at {}{replaces}",
+            shown(&value.argument),
+            shown(&value.value),
+            shown(&value.location.to_string()),
+        );
+    }
+    out
+}
+
+fn block_lines(out: &mut String, block: &Block, depth: usize, known: &[String]) {
     let indent = "  ".repeat(depth);
     match block {
-        Block::Single(node) => node_line(out, node, depth),
+        Block::Single(node) => node_line(out, node, depth, known),
         Block::Sequence { label, nodes } => {
             let name = shown(label.rsplit('.').next().unwrap_or(label));
             let _ = writeln!(
@@ -134,13 +177,13 @@ fn block_lines(out: &mut String, block: &Block, depth: usize) {
                 if nodes.is_empty() { " (nothing)" } else { "" }
             );
             for node in nodes {
-                node_line(out, node, depth + 1);
+                node_line(out, node, depth + 1, known);
             }
         }
     }
 }
 
-fn node_line(out: &mut String, node: &Arc<ValidatorNode>, depth: usize) {
+fn node_line(out: &mut String, node: &Arc<ValidatorNode>, depth: usize, known: &[String]) {
     let indent = "  ".repeat(depth);
     let mark = node.location.mark;
     let _ = writeln!(
@@ -150,8 +193,22 @@ fn node_line(out: &mut String, node: &Arc<ValidatorNode>, depth: usize) {
         shown(&node.summary),
         mark.line
     );
+    let env = script_env_vars(node);
+    if !env.is_empty() {
+        let names: Vec<String> = env
+            .iter()
+            .map(|(name, _)| {
+                if known.contains(name) {
+                    shown(name)
+                } else {
+                    format!("{} (undeclared)", shown(name))
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{indent}    env: {}", names.join(", "));
+    }
     for block in &node.blocks {
-        block_lines(out, block, depth + 1);
+        block_lines(out, block, depth + 1, known);
     }
 }
 

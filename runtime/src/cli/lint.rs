@@ -1,4 +1,6 @@
-//! `kiln lint`'s warnings: grants that load fine but give a third-party
+//! `kiln lint`'s warnings: a script's `env_vars` naming an argument nothing
+//! declares or sets (both Sahara and kiln silently leave it out of the
+//! script's environment), and grants that load fine but give a third-party
 //! validator type more than its declaration seems to say. A type with
 //! `exec` runs its commands as root on the target, so a `commands` pattern
 //! that lets it choose the program, or pass words of its choosing to a
@@ -11,18 +13,30 @@ use std::path::Path;
 
 use kiln::host::grants::{is_identifier, is_sensitive_env_name};
 use kiln::host::{ComponentSource, Grant, ValidatorType};
-use kiln::manifest::Manifest;
+use kiln::manifest::yaml::{self, Mark, Yaml, YamlKind, YamlLimits};
+use kiln::manifest::{Manifest, ValidatorNode};
 use kiln::text::escape_controls;
+use serde_json::Value;
 
-/// One warning: `FILE:LINE:COL: warning: validator type `x`: message`.
+/// One warning: `FILE:LINE:COL: warning: validator type `x`: message`, or
+/// `FILE:LINE:COL: warning: PATH: message` for one validator of the tree.
 /// Ordered by file and position, as they are printed.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Warning {
     pub file: String,
     pub line: usize,
     pub col: usize,
-    pub type_name: String,
+    pub subject: Subject,
     pub message: String,
+}
+
+/// What a warning is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Subject {
+    /// A third-party validator type's declaration.
+    Type(String),
+    /// One validator in the tree, by its path (`validators[3].script`).
+    Validator(String),
 }
 
 impl std::fmt::Display for Warning {
@@ -31,13 +45,173 @@ impl std::fmt::Display for Warning {
         // sidecar: data.
         write!(
             f,
-            "{}:{}:{}: warning: validator type `{}`: {}",
+            "{}:{}:{}: warning: ",
             escape_controls(&self.file),
             self.line,
-            self.col,
-            escape_controls(&self.type_name),
-            escape_controls(&self.message)
-        )
+            self.col
+        )?;
+        match &self.subject {
+            Subject::Type(name) => write!(f, "validator type `{}`", escape_controls(name))?,
+            Subject::Validator(path) => write!(f, "{}", escape_controls(path))?,
+        }
+        write!(f, ": {}", escape_controls(&self.message))
+    }
+}
+
+/// The arguments a built-in `script` node passes (`env_vars`, or its
+/// synonym `arguments`), each with its JSON pointer in the spec; empty for
+/// other nodes. Reads the spec as the built-in type does
+/// (validators-wasm/sdk/src/script_spec.rs): a path, or a one-key map from
+/// the path to options given as a map or a list of one-key maps.
+pub fn script_env_vars(node: &ValidatorNode) -> Vec<(String, String)> {
+    if node.type_name != "script" || node.vtype.origin != "built in" {
+        return Vec::new();
+    }
+    script_options(node)
+        .into_iter()
+        .filter(|(key, _, _)| key == "env_vars" || key == "arguments")
+        .flat_map(|(_, value, pointer)| match value {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| {
+                    Some((item.as_str()?.to_string(), format!("{pointer}/{i}")))
+                })
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// A `script` spec's options as (key, value, pointer).
+fn script_options(node: &ValidatorNode) -> Vec<(String, Value, String)> {
+    let Ok(Value::Object(spec)) = serde_json::from_str::<Value>(&node.spec_json) else {
+        return Vec::new();
+    };
+    let Some((name, options)) = spec.iter().next().filter(|_| spec.len() == 1) else {
+        return Vec::new();
+    };
+    let base = format!("/{}", escape_pointer(name));
+    match options {
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.clone(),
+                    format!("{base}/{}", escape_pointer(k)),
+                )
+            })
+            .collect(),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| match item {
+                Value::Object(map) if map.len() == 1 => {
+                    let (k, v) = map.iter().next()?;
+                    Some((
+                        k.clone(),
+                        v.clone(),
+                        format!("{base}/{i}/{}", escape_pointer(k)),
+                    ))
+                }
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn escape_pointer(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+/// The argument names a run can hold besides the declared ones: kiln's
+/// own (`distro`, `test_only`) and those the tree sets as it runs (a
+/// built-in `script`'s `output`, an `argument_set`'s `argument_name`).
+fn names_set_by_the_tree(manifest: &Manifest) -> Vec<String> {
+    let mut names = vec!["distro".to_string(), "test_only".to_string()];
+    manifest.root.walk(&mut |node, _| {
+        if node.vtype.origin != "built in" {
+            return;
+        }
+        match node.type_name.as_str() {
+            "script" => names.extend(
+                script_options(node)
+                    .into_iter()
+                    .filter(|(key, _, _)| key == "output")
+                    .filter_map(|(_, value, _)| value.as_str().map(str::to_string)),
+            ),
+            "argument_set" => {
+                if let Ok(spec) = serde_json::from_str::<Value>(&node.spec_json) {
+                    if let Some(name) = spec.get("argument_name").and_then(Value::as_str) {
+                        names.push(name.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    });
+    names
+}
+
+/// Every argument name a run of `manifest` can hold a value for: the
+/// declared ones and [`names_set_by_the_tree`].
+pub fn known_argument_names(manifest: &Manifest) -> Vec<String> {
+    let mut names: Vec<String> = manifest.arguments.iter().map(|a| a.name.clone()).collect();
+    names.extend(names_set_by_the_tree(manifest));
+    names
+}
+
+/// A script's `env_vars` naming an argument that is neither declared nor
+/// set by the tree: the script never sees it (in Sahara either), which is
+/// usually a forgotten declaration. A warning, not an error, so that real
+/// manifests that do it (Spark's `cdh_version`) keep loading.
+pub fn undeclared_env_vars(manifest: &Manifest) -> Vec<Warning> {
+    let known = known_argument_names(manifest);
+    let is_known = |name: &str| known.iter().any(|k| k == name);
+    let document = std::fs::read(&manifest.path).ok().and_then(|bytes| {
+        yaml::parse_bytes(&bytes, YamlLimits::default())
+            .ok()
+            .flatten()
+    });
+    let mut found = Vec::new();
+    manifest.root.walk(&mut |node, _| {
+        for (name, pointer) in script_env_vars(node) {
+            if is_known(&name) {
+                continue;
+            }
+            let mark = document
+                .as_ref()
+                .and_then(|doc| spec_at(doc, node.location.mark))
+                .and_then(|spec| spec.mark_at_pointer(&pointer))
+                .unwrap_or(node.location.mark);
+            found.push(Warning {
+                file: path_text(&manifest.path),
+                line: mark.line,
+                col: mark.col,
+                subject: Subject::Validator(node.path.clone()),
+                message: format!(
+                    "env_vars names `{name}`, which the manifest does not declare and nothing sets, so the script never gets it; declare it under `arguments` or drop it"
+                ),
+            });
+        }
+    });
+    found
+}
+
+/// The spec of the validator whose type key stands at `key_mark`.
+fn spec_at(document: &Yaml, key_mark: Mark) -> Option<&Yaml> {
+    match &document.kind {
+        YamlKind::Map(entries) => entries.iter().find_map(|(key, value)| {
+            if key.mark == key_mark {
+                Some(value)
+            } else {
+                spec_at(value, key_mark)
+            }
+        }),
+        YamlKind::Seq(items) => items.iter().find_map(|item| spec_at(item, key_mark)),
+        _ => None,
     }
 }
 
@@ -172,12 +346,12 @@ const FILE_CHANGERS: &[&str] = &[
     "chattr", "setfacl", "touch", "truncate", "tee", "dd", "mkdir", "mount", "umount",
 ];
 
-/// The warnings for the third-party types `manifest` can use: those it
-/// declares (at their declaration) and those from `--validators`
-/// directories (at their sidecar). Built-in types are kiln's own and
-/// reviewed with it.
+/// The warnings for `manifest`: its scripts' undeclared `env_vars`, and
+/// those for the third-party types it can use: those it declares (at their
+/// declaration) and those from `--validators` directories (at their
+/// sidecar). Built-in types are kiln's own and reviewed with it.
 pub fn warnings(manifest: &Manifest) -> Vec<Warning> {
-    let mut found = Vec::new();
+    let mut found = undeclared_env_vars(manifest);
     for vtype in manifest.types.iter() {
         if vtype.origin == "built in" {
             continue;
@@ -188,7 +362,7 @@ pub fn warnings(manifest: &Manifest) -> Vec<Warning> {
                 file: file.clone(),
                 line,
                 col,
-                type_name: vtype.name.to_string(),
+                subject: Subject::Type(vtype.name.to_string()),
                 message,
             });
         }

@@ -10,6 +10,7 @@
 //! name is an unknown kiln option, so clap reports it with its
 //! suggestion; plugin arguments are checked against the manifest.
 
+mod catalog;
 mod config;
 mod explain;
 mod lint;
@@ -468,7 +469,7 @@ impl ManifestName {
         match self {
             ManifestName::File(path) => Ok((path.clone(), path.display().to_string())),
             ManifestName::Plugin { plugin, version } => Ok((
-                config::find_plugin(dirs, plugin, version)?,
+                catalog::find_plugin(dirs, plugin, version)?,
                 format!("{plugin} {version}"),
             )),
         }
@@ -583,9 +584,22 @@ fn lint(
                     }
                 }
                 if !style.quiet {
+                    let shared = match &manifest.version {
+                        Some(entry) => format!(
+                            "version entry for {}, {} value{}; ",
+                            shown_path(&manifest.path),
+                            entry.values.len(),
+                            if entry.values.len() == 1 { "" } else { "s" }
+                        ),
+                        None => String::new(),
+                    };
+                    let named = manifest
+                        .version
+                        .as_ref()
+                        .map_or(&manifest.path, |entry| &entry.path);
                     println!(
-                        "{}: ok ({} arguments, {} validators{})",
-                        shown_path(&manifest.path),
+                        "{}: ok ({shared}{} arguments, {} validators{})",
+                        shown_path(named),
                         manifest.arguments.len(),
                         nodes - 1,
                         match warnings.len() {
@@ -628,7 +642,7 @@ fn explain(
 
 fn list(lookup: &Lookup) -> Result<i32> {
     let (_, dirs) = lookup.load()?;
-    let found = config::discover(&dirs);
+    let found = catalog::discover(&dirs);
     if found.is_empty() {
         let searched: Vec<String> = dirs.iter().map(|d| shown_path(d)).collect();
         println!(
@@ -642,21 +656,98 @@ fn list(lookup: &Lookup) -> Result<i32> {
         return Ok(0);
     }
     // Plugin and version names are directory names: data.
-    let rows: Vec<[String; 3]> = found
-        .iter()
-        .map(|p| [shown(&p.plugin), shown(&p.version), shown_path(&p.manifest)])
-        .collect();
+    let rows: Vec<ListRow> = found.iter().map(ListRow::of).collect();
     let width = rows
         .iter()
-        .map(|[plugin, ..]| plugin.chars().count())
+        .map(|row| row.plugin.chars().count())
         .max()
         .unwrap_or(6)
         .max(6);
-    println!("{:width$}  {:10}  MANIFEST", "PLUGIN", "VERSION");
-    for [plugin, version, manifest] in &rows {
-        println!("{plugin:width$}  {version:10}  {manifest}");
+    let manifest_width = rows
+        .iter()
+        .map(|row| row.manifest.chars().count())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    println!(
+        "{}",
+        format!(
+            "{:width$}  {:10}  {:manifest_width$}  SETS",
+            "PLUGIN", "VERSION", "MANIFEST"
+        )
+        .trim_end()
+    );
+    for row in &rows {
+        println!(
+            "{}",
+            format!(
+                "{:width$}  {:10}  {:manifest_width$}  {}",
+                row.plugin, row.version, row.manifest, row.sets
+            )
+            .trim_end()
+        );
+    }
+    // Which versions share one manifest, the way Sahara's plugins did.
+    let mut shared: Vec<(&str, Vec<String>)> = Vec::new();
+    for row in rows.iter().filter(|row| row.entry) {
+        let label = format!("{} {}", row.plugin, row.version);
+        match shared.iter_mut().find(|(m, _)| *m == row.manifest) {
+            Some((_, versions)) => versions.push(label),
+            None => shared.push((&row.manifest, vec![label])),
+        }
+    }
+    if !shared.is_empty() {
+        println!("\nshared manifests (version entries, see `kiln explain PLUGIN VERSION`):");
+        for (manifest, versions) in shared {
+            println!("  {manifest}: {}", versions.join(", "));
+        }
     }
     Ok(0)
+}
+
+/// One line of `kiln list`, every field escaped.
+struct ListRow {
+    plugin: String,
+    version: String,
+    /// The manifest the version runs: its own, or the one its entry shares.
+    manifest: String,
+    /// The values a version entry sets, `name=value` (`(default)` for defaults).
+    sets: String,
+    entry: bool,
+}
+
+impl ListRow {
+    fn of(found: &catalog::PluginVersion) -> ListRow {
+        let (manifest, sets) = match found.entry() {
+            None => (shown_path(&found.manifest), String::new()),
+            Some(Ok(entry)) => (
+                shown_path(&entry.manifest),
+                entry
+                    .values
+                    .iter()
+                    .map(|v| {
+                        let suffix = match v.kind {
+                            kiln::manifest::ValueKind::Fixed => "",
+                            kiln::manifest::ValueKind::Default => " (default)",
+                        };
+                        format!("{}={}{suffix}", shown(&v.argument), shown(&v.value))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            Some(Err(problem)) => (
+                shown_path(&found.manifest),
+                format!("(bad version entry: {}; see `kiln lint`)", shown(&problem)),
+            ),
+        };
+        ListRow {
+            plugin: shown(&found.plugin),
+            version: shown(&found.version),
+            manifest,
+            sets,
+            entry: found.is_entry(),
+        }
+    }
 }
 
 fn completions(shell: Shell) -> Result<i32> {

@@ -188,8 +188,15 @@ pub fn help(manifest: &Manifest, usage: &str) -> String {
         if argument.required {
             facts.push("required".to_string());
         }
-        if let Some(default) = &argument.default {
-            facts.push(format!("default: {}", shown(default)));
+        // A version entry's `set:` value is the only one this version takes.
+        match (manifest.fixed_value(&argument.name), &argument.default) {
+            (Some(fixed), _) => facts.push(format!(
+                "fixed for this version: {} (by {})",
+                shown(&fixed.value),
+                shown(&fixed.location.to_string())
+            )),
+            (None, Some(default)) => facts.push(format!("default: {}", shown(default))),
+            (None, None) => {}
         }
         if !argument.choices.is_empty() {
             facts.push(format!("choices: {}", shown(&argument.choices.join(", "))));

@@ -10,6 +10,7 @@
 mod arguments;
 mod declarations;
 pub mod resources;
+pub mod version_entry;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 pub use arguments::Argument;
 pub use declarations::validator_dir;
 pub use resources::ResourceRoots;
+pub use version_entry::{ValueKind, VersionEntry, VersionValue};
 use yaml::{Mark, Yaml, YamlKind, YamlLimits};
 
 use crate::host::{
@@ -84,11 +86,19 @@ pub struct Manifest {
     /// (the mark of its name), for messages about a declaration that
     /// loaded, such as `kiln lint`'s warnings.
     pub declared_at: BTreeMap<String, Location>,
+    /// The version entry this manifest was loaded through, whose values are
+    /// already the arguments' defaults (see [`version_entry`]).
+    pub version: Option<VersionEntry>,
 }
 
 impl Manifest {
     pub fn argument(&self, name: &str) -> Option<&Argument> {
         self.arguments.iter().find(|a| a.name == name)
+    }
+
+    /// The value a version entry fixes for `argument` (`set:`), if any.
+    pub fn fixed_value(&self, argument: &str) -> Option<&VersionValue> {
+        self.version.as_ref()?.fixed(argument)
     }
 }
 
@@ -210,7 +220,9 @@ pub struct LoadOptions {
     pub extra_resource_roots: Vec<PathBuf>,
 }
 
-/// Loads and checks the manifest at `path`.
+/// Loads and checks the manifest at `path`. When `path` is a version entry
+/// (a `version.yaml` naming a shared manifest), loads the manifest it names
+/// and gives the arguments the entry's values.
 pub fn load(
     path: &Path,
     host: &ComponentHost,
@@ -221,6 +233,30 @@ pub fn load(
         path: path.to_path_buf(),
         source,
     })?;
+    // A version entry is small YAML; parsing it twice costs nothing.
+    if let Ok(Some(document)) = yaml::parse_bytes(&bytes, YamlLimits::default()) {
+        if version_entry::is_entry(&document) {
+            let entry = version_entry::resolve(path, &document)?;
+            let shared = std::fs::read(&entry.manifest).map_err(|source| ManifestError::Read {
+                path: entry.manifest.clone(),
+                source,
+            })?;
+            let mut manifest = load_bytes(&entry.manifest, &shared, host, types, options)?;
+            version_entry::apply(&mut manifest, entry)?;
+            return Ok(manifest);
+        }
+    }
+    load_bytes(path, &bytes, host, types, options)
+}
+
+/// Loads and checks the manifest `bytes`, read from `path`.
+fn load_bytes(
+    path: &Path,
+    bytes: &[u8],
+    host: &ComponentHost,
+    types: &TypeRegistry,
+    options: &LoadOptions,
+) -> Result<Manifest, ManifestError> {
     let file: Arc<Path> = Arc::from(path);
     let at = |mark: Mark| Location {
         file: file.clone(),
@@ -232,7 +268,7 @@ pub fn load(
     };
     let start = Mark { line: 1, col: 1 };
 
-    let document = yaml::parse_bytes(&bytes, YamlLimits::default())
+    let document = yaml::parse_bytes(bytes, YamlLimits::default())
         .map_err(|e| spec_error(e.mark, e.message))?;
     let Some(document) = document else {
         return Err(spec_error(
@@ -321,6 +357,7 @@ pub fn load(
         resources: Arc::new(resources),
         types,
         declared_at,
+        version: None,
     })
 }
 
