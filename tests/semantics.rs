@@ -240,8 +240,10 @@ fn script_values_travel_literally_not_through_the_shell() {
 
 #[test]
 fn script_output_becomes_an_argument_for_later_validators() {
-    let remote =
-        ScriptedRemote::new("debian").on("/bin/sh /tmp/kiln-script-", [CommandOutput::success("1.8.0\n")]);
+    let remote = ScriptedRemote::new("debian").on(
+        "/bin/sh /tmp/kiln-script-",
+        [CommandOutput::success("1.8.0\n")],
+    );
     let yaml = "validators:\n  - script:\n      detect:\n        inline: java -version\n        output: java_version\n  - argument_case:\n      argument_name: java_version\n      cases:\n        1.8.0:\n          - package: java8-extras\n";
     let summary = run(yaml, &[], &remote, &[], true);
     assert!(summary.passed(), "{:?}", summary.outcome);
@@ -254,8 +256,10 @@ fn script_output_becomes_an_argument_for_later_validators() {
 
 #[test]
 fn script_output_may_overwrite_distro() {
-    let remote =
-        ScriptedRemote::new("debian").on("/bin/sh /tmp/kiln-script-", [CommandOutput::success("centos")]);
+    let remote = ScriptedRemote::new("debian").on(
+        "/bin/sh /tmp/kiln-script-",
+        [CommandOutput::success("centos")],
+    );
     let yaml = "validators:\n  - script:\n      fake:\n        - inline: echo centos\n        - output: distro\n  - package: x\n";
     run(yaml, &[], &remote, &[], true);
     assert_eq!(remote.commands().last().unwrap(), "rpm -q x");
@@ -263,8 +267,10 @@ fn script_output_may_overwrite_distro() {
 
 #[test]
 fn script_failure_names_the_script_and_exit_code() {
-    let remote = ScriptedRemote::new("debian")
-        .on("/bin/sh /tmp/kiln-script-", [CommandOutput::failure(3, "boom\n")]);
+    let remote = ScriptedRemote::new("debian").on(
+        "/bin/sh /tmp/kiln-script-",
+        [CommandOutput::failure(3, "boom\n")],
+    );
     let summary = run(
         "validators:\n  - script: s.sh\n",
         &[("s.sh", "exit 3")],
