@@ -9,8 +9,9 @@
 //! into a temporary qcow2 overlay that `commit` turns into the result with one
 //! atomic `rename` (or that `discard`, `Drop`, an error or SIGINT/SIGTERM simply
 //! deletes). The result keeps the input's format, compression and backing
-//! file (what those are and how `qemu-img` keeps them lives in `layout`). A signal (see [`crate::interrupt`]) kills the session's qemu, so
-//! whatever libguestfs call is blocked returns, and every step checks the flag:
+//! file (what those are and how `qemu-img` keeps them lives in `layout`). A
+//! signal (see [`crate::interrupt`]) kills the session's qemu, so whatever
+//! libguestfs call is blocked returns, and every step checks the flag:
 //! `open` and `commit` then fail with [`ImageError::Interrupted`], and a commit
 //! either renames its result into place or leaves the original untouched. It
 //! also owns the choice between hardware acceleration and
