@@ -403,10 +403,13 @@ fn pack_keeps_sahara_habits_and_the_image_layout() {
     assert_eq!(info["format"], "qcow2");
     assert_eq!(info["backing-filename"], "base.qcow2", "{info:#}");
     assert_eq!(info["backing-filename-format"], "qcow2", "{info:#}");
+    // The rebase drops the top's clusters that equal the backing file's, so
+    // what is left is the pack's changes: (nearly) all of them compressed.
+    let check = qemu_img_json("check", &top);
+    let allocated = check["allocated-clusters"].as_u64().unwrap();
     assert!(
-        compressed(&top).is_some_and(|n| n > 16),
-        "the result is compressed: {:#}",
-        qemu_img_json("check", &top)
+        compressed(&top).is_some_and(|n| n > 0 && n * 2 >= allocated),
+        "the result is compressed: {check:#}"
     );
     let size = std::fs::metadata(&top).unwrap().len();
     assert!(
