@@ -288,6 +288,36 @@ fn script_is_written_run_with_its_environment_and_removed() {
     );
 }
 
+/// The shebang decides: a script with one is executed as written; one
+/// without runs under the target's `/bin/sh`, as Sahara's image runs did.
+#[test]
+fn script_without_a_shebang_runs_under_bin_sh() {
+    for (contents, started) in [
+        ("#!/bin/bash\n[[ -n x ]]\n", ""),
+        ("echo no shebang\n", "/bin/sh "),
+        (" #!/bin/bash\necho not a shebang\n", "/bin/sh "),
+    ] {
+        let remote = ScriptedRemote::new("debian");
+        let summary = run(
+            "validators:\n  - script: s.sh\n",
+            &[("s.sh", contents)],
+            &remote,
+            &[],
+            false,
+        );
+        assert!(summary.passed(), "{:?}", summary.outcome);
+        let calls = remote.calls();
+        let Call::Write { path, .. } = &calls[0] else {
+            panic!("first the script is written: {calls:?}")
+        };
+        assert_eq!(
+            calls[1].command().unwrap(),
+            format!("{started}{path}; status=$?; rm -f {path}; exit $status"),
+            "{contents:?}"
+        );
+    }
+}
+
 #[test]
 fn script_values_travel_literally_not_through_the_shell() {
     let remote = ScriptedRemote::new("debian");
@@ -309,8 +339,10 @@ fn script_values_travel_literally_not_through_the_shell() {
 
 #[test]
 fn script_output_becomes_an_argument_for_later_validators() {
-    let remote =
-        ScriptedRemote::new("debian").on("/tmp/kiln-script-", [CommandOutput::success("1.8.0\n")]);
+    let remote = ScriptedRemote::new("debian").on(
+        "/bin/sh /tmp/kiln-script-",
+        [CommandOutput::success("1.8.0\n")],
+    );
     let yaml = "validators:\n  - script:\n      detect:\n        inline: java -version\n        output: java_version\n  - argument_case:\n      argument_name: java_version\n      cases:\n        1.8.0:\n          - package: java8-extras\n";
     let summary = run(yaml, &[], &remote, &[], true);
     assert!(summary.passed(), "{:?}", summary.outcome);
@@ -323,8 +355,10 @@ fn script_output_becomes_an_argument_for_later_validators() {
 
 #[test]
 fn script_output_may_overwrite_distro() {
-    let remote =
-        ScriptedRemote::new("debian").on("/tmp/kiln-script-", [CommandOutput::success("centos")]);
+    let remote = ScriptedRemote::new("debian").on(
+        "/bin/sh /tmp/kiln-script-",
+        [CommandOutput::success("centos")],
+    );
     let yaml = "validators:\n  - script:\n      fake:\n        - inline: echo centos\n        - output: distro\n  - package: x\n";
     run(yaml, &[], &remote, &[], true);
     assert_eq!(remote.commands().last().unwrap(), "rpm -q x");
@@ -332,8 +366,10 @@ fn script_output_may_overwrite_distro() {
 
 #[test]
 fn script_failure_names_the_script_and_exit_code() {
-    let remote = ScriptedRemote::new("debian")
-        .on("/tmp/kiln-script-", [CommandOutput::failure(3, "boom\n")]);
+    let remote = ScriptedRemote::new("debian").on(
+        "/bin/sh /tmp/kiln-script-",
+        [CommandOutput::failure(3, "boom\n")],
+    );
     let summary = run(
         "validators:\n  - script: s.sh\n",
         &[("s.sh", "exit 3")],
@@ -372,27 +408,54 @@ fn script_gets_test_only_1_in_test_only_mode() {
 
 // ---- copy_script ----
 
+/// Sahara copied the file in both modes, and MapR's later scripts read it:
+/// a test-only run copies a missing or different file to scratch space
+/// (the same `/tmp/<name>`) and passes without reporting a change.
 #[test]
-fn copy_script_writes_to_tmp_by_last_component_and_checks_in_test_only() {
+fn copy_script_copies_in_both_modes_and_changes_nothing_in_test_only() {
     let files = [("common/resources/packages.json", "{}\n")];
     let yaml = "validators:\n  - copy_script: common/resources/packages.json\n";
+    let copied = || Call::Write {
+        path: "/tmp/packages.json".into(),
+        contents: b"{}\n".to_vec(),
+        mode: Some(0o755),
+    };
+    let read = || Call::Read("/tmp/packages.json".into());
+
+    // Missing, test-only: read, then copied; passed, not changed.
     let remote = ScriptedRemote::new("debian");
     let summary = run(yaml, &files, &remote, &[], true);
-    assert!(failure_message(&summary).contains("/tmp/packages.json is missing"));
-    assert!(
-        remote.file("/tmp/packages.json").is_none(),
-        "test-only must not write"
-    );
-
-    let summary = run(yaml, &files, &remote, &[], false);
-    assert!(summary.passed());
-    assert_eq!(remote.file("/tmp/packages.json").unwrap(), b"{}\n");
-
-    let summary = run(yaml, &files, &remote, &[], true);
     assert!(summary.passed(), "{:?}", summary.outcome);
+    assert_eq!(remote.calls(), [read(), copied()]);
+    assert_eq!(remote.file("/tmp/packages.json").unwrap(), b"{}\n");
+    assert_eq!(summary.leaf_results()[0].status, Status::InPlace);
+
+    // Different, test-only: overwritten, still passed without a change.
     let remote = ScriptedRemote::new("debian").with_file("/tmp/packages.json", b"other");
     let summary = run(yaml, &files, &remote, &[], true);
-    assert!(failure_message(&summary).contains("differs"));
+    assert!(summary.passed(), "{:?}", summary.outcome);
+    assert_eq!(remote.calls(), [read(), copied()]);
+    assert_eq!(remote.file("/tmp/packages.json").unwrap(), b"{}\n");
+    assert_eq!(summary.leaf_results()[0].status, Status::InPlace);
+
+    // Already there, either mode: only read.
+    for test_only in [true, false] {
+        let remote = ScriptedRemote::new("debian").with_file("/tmp/packages.json", b"{}\n");
+        let summary = run(yaml, &files, &remote, &[], test_only);
+        assert!(summary.passed(), "{:?}", summary.outcome);
+        assert_eq!(remote.calls(), [read()], "test_only={test_only}");
+        assert_eq!(summary.leaf_results()[0].status, Status::InPlace);
+    }
+
+    // Missing, reconciling: copied and reported as a change.
+    let remote = ScriptedRemote::new("debian");
+    let summary = run(yaml, &files, &remote, &[], false);
+    assert!(summary.passed(), "{:?}", summary.outcome);
+    assert_eq!(remote.calls(), [read(), copied()]);
+    assert_eq!(
+        summary.leaf_results()[0].status,
+        Status::Changed(vec!["wrote /tmp/packages.json".into()])
+    );
 }
 
 // ---- any / all ----

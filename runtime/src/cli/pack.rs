@@ -45,6 +45,13 @@ pub struct PackArgs {
     #[arg(long, value_name = "NEW", conflicts_with = "test_only")]
     output: Option<PathBuf>,
 
+    /// After a successful pack, relabel an SELinux guest's files as
+    /// virt-customize does (setfiles with the policy named in the guest's
+    /// /etc/selinux/config; /.autorelabel when that cannot run). A guest
+    /// without an SELinux policy is left as it is, with a note.
+    #[arg(long, conflicts_with = "test_only")]
+    selinux_relabel: bool,
+
     /// After a successful pack, run the manifest again in test-only mode in
     /// the same appliance before committing.
     #[arg(long)]
@@ -276,7 +283,7 @@ mod image_target {
             args.test_only,
             observer(started.elapsed()),
         );
-        let (summary, session) = if summary.passed() && args.verify && !args.test_only {
+        let (summary, mut session) = if summary.passed() && args.verify && !args.test_only {
             say("verifying: running the manifest again in test-only mode");
             let (verified, session) = kiln.run(
                 manifest,
@@ -297,6 +304,19 @@ mod image_target {
             && session.command_channel() == Some(CommandChannel::DaemonSh)
         {
             say("note: this libguestfs appliance has no `debug sh`, so commands went through libguestfs's slower `sh`");
+        }
+        if summary.passed() && !args.test_only && args.selinux_relabel {
+            say("relabelling SELinux files");
+            progress::step_start("", "relabelling SELinux files");
+            let relabelled = session.selinux_relabel();
+            progress::steps_clear("");
+            match relabelled {
+                Ok(outcome) => say(&outcome.to_string()),
+                Err(error) => {
+                    session.discard();
+                    return interrupted(image, None).map_or_else(|| Err(error.into()), Ok);
+                }
+            }
         }
         if summary.passed() && !args.test_only {
             say("committing the changes");

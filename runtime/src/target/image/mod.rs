@@ -8,21 +8,27 @@
 //! throwaway overlay of its own), and a reconciling session writes
 //! into a temporary qcow2 overlay that `commit` turns into the result with one
 //! atomic `rename` (or that `discard`, `Drop`, an error or SIGINT/SIGTERM simply
-//! deletes). A signal (see [`crate::interrupt`]) kills the session's qemu, so
-//! whatever libguestfs call is blocked returns, and every step checks the flag:
+//! deletes). The result keeps the input's format, compression and backing
+//! file (what those are and how `qemu-img` keeps them lives in `layout`). A
+//! signal (see [`crate::interrupt`]) kills the session's qemu, so whatever
+//! libguestfs call is blocked returns, and every step checks the flag:
 //! `open` and `commit` then fail with [`ImageError::Interrupted`], and a commit
 //! either renames its result into place or leaves the original untouched. It
 //! also owns the choice between hardware acceleration and
 //! software emulation, and the lock that keeps two reconciling sessions off one
-//! image. Finding the guest's OS lives in `inspect`, and how a command
-//! reaches the guest in `command`.
+//! image. Finding the guest's OS lives in `inspect`, how a command
+//! reaches the guest in `command`, and what `--selinux-relabel` decides in
+//! `selinux`.
 
 mod command;
 mod inspect;
+mod layout;
+mod selinux;
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -45,6 +51,8 @@ use command::{
     ChrootSetup, Reply,
 };
 pub use inspect::Inspector;
+use layout::ImageLayout;
+pub use selinux::RelabelOutcome;
 
 /// How the appliance's virtual machine runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -144,6 +152,10 @@ pub enum ImageError {
     },
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
+    /// `--selinux-relabel` changes the guest, which a test-only session
+    /// never does.
+    #[error("{}: an SELinux relabel changes the image; it does not go with a test-only run", .path.display())]
+    RelabelInTestOnly { path: PathBuf },
     /// SIGINT or SIGTERM arrived (see [`crate::interrupt`]); nothing was
     /// written to the image.
     #[error("{}: interrupted", .path.display())]
@@ -166,7 +178,7 @@ pub struct CommitSummary {
 pub struct ImageSession {
     guest: Option<Guest>,
     image: PathBuf,
-    format: String,
+    layout: ImageLayout,
     distro: String,
     inspector: Inspector,
     writes: Option<PendingWrites>,
@@ -206,7 +218,8 @@ impl ImageSession {
         } else {
             Some(ImageLock::acquire(&image)?)
         };
-        let format = detect_format(&image)?;
+        let layout = detect_layout(&image)?;
+        let format = layout.format.clone();
         check_interrupt(&image)?;
         let writes = match lock {
             None => None,
@@ -248,7 +261,7 @@ impl ImageSession {
         Ok(ImageSession {
             guest: Some(guest),
             image,
-            format,
+            layout,
             distro,
             inspector,
             writes,
@@ -301,7 +314,7 @@ impl ImageSession {
             drop(guest);
             return Ok(CommitSummary {
                 written: None,
-                format: self.format.clone(),
+                format: self.layout.format.clone(),
                 elapsed: started.elapsed(),
             });
         };
@@ -311,13 +324,38 @@ impl ImageSession {
         }
         check_interrupt(&self.image)?;
         let target = writes.output.clone().unwrap_or_else(|| self.image.clone());
-        write_result(&self.image, &writes.overlay.path, &self.format, &target)?;
+        write_result(&self.image, &writes.overlay.path, &self.layout, &target)?;
         // `writes` drops here: the overlay is deleted and the lock released.
         Ok(CommitSummary {
             written: Some(target),
-            format: self.format.clone(),
+            format: self.layout.format.clone(),
             elapsed: started.elapsed(),
         })
+    }
+
+    /// `--selinux-relabel`: gives an SELinux guest's files their labels back
+    /// the way virt-customize does (see [`selinux`]), and does nothing for a
+    /// guest without an SELinux policy. For a reconciling session after its
+    /// validators passed and before [`commit`](Self::commit): it ends the
+    /// session's command channel, so no command runs after it.
+    pub fn selinux_relabel(&mut self) -> Result<RelabelOutcome, ImageError> {
+        if self.writes.is_none() {
+            return Err(ImageError::RelabelInTestOnly {
+                path: self.image.clone(),
+            });
+        }
+        let Some(guest) = self.guest.as_ref() else {
+            return Err(ImageError::Guestfs {
+                path: self.image.clone(),
+                operation: "selinux_relabel".into(),
+                message: "the appliance is already closed".into(),
+            });
+        };
+        check_interrupt(&self.image)?;
+        // The relabel walks the guest's own file systems, without the
+        // session chroot's bind mounts and with its own resolv.conf back.
+        guest.close_channel()?;
+        guest.selinux_relabel()
     }
 
     /// Closes the appliance and deletes the overlay; the image stays as it was.
@@ -489,37 +527,55 @@ fn checked_image_path(path: &Path) -> Result<PathBuf, ImageError> {
     })
 }
 
+/// `/etc/selinux/config` is a few lines; a larger one is not read.
+const SELINUX_CONFIG_LIMIT: usize = 64 * 1024;
+
 /// A raw file smaller than this cannot hold a partition table and a file
 /// system with an operating system; refusing it early saves an appliance boot.
 const SMALLEST_RAW_IMAGE: u64 = 1024 * 1024;
 
-/// The image's format as `qemu-img` reads it, checked for damage. Passing the
-/// format to libguestfs explicitly keeps qemu from probing a raw image (whose
-/// first sector the guest controls).
-fn detect_format(image: &Path) -> Result<String, ImageError> {
+/// The image's layout (format, compression, backing file) as `qemu-img`
+/// reads it, checked for damage. Passing the format to libguestfs explicitly
+/// keeps qemu from probing a raw image (whose first sector the guest controls).
+fn detect_layout(image: &Path) -> Result<ImageLayout, ImageError> {
+    let info = qemu_img_info(image, image)?;
+    let check = match info["format"].as_str() {
+        Some("raw") => {
+            check_raw(image)?;
+            None
+        }
+        Some("qcow2") => Some(check_qcow2(image)?),
+        _ => None,
+    };
+    let mut layout = ImageLayout::from_reports(image, &info, check.as_ref()).map_err(|reason| {
+        ImageError::Corrupt {
+            path: image.to_path_buf(),
+            reason,
+        }
+    })?;
+    if let Some(backing) = layout.backing.as_mut().filter(|b| b.format.is_none()) {
+        // An old header without the backing format: qemu probed it, and the
+        // result records what it found.
+        let found = qemu_img_info(image, &backing.path)?;
+        backing.format = found["format"].as_str().map(str::to_string);
+    }
+    Ok(layout)
+}
+
+/// `qemu-img info --output=json FILE`, parsed; errors are about `image`.
+fn qemu_img_info(image: &Path, file: &Path) -> Result<serde_json::Value, ImageError> {
     // Without `-U`, so that an image a running VM holds is refused here
     // with qemu's own lock message.
-    let info = run_tool(image, "qemu-img", &["info", "--output=json"], &[image])?;
+    let info = run_tool(image, "qemu-img", &["info", "--output=json"], &[file])?;
     let info = match info {
         Ok(stdout) => stdout,
         Err(stderr) => return Err(classify_qemu_img_failure(image, &stderr)),
     };
-    let parsed: serde_json::Value =
-        serde_json::from_slice(&info).map_err(|e| ImageError::Tool {
-            path: image.to_path_buf(),
-            tool: "qemu-img info".into(),
-            message: format!("unreadable output: {e}"),
-        })?;
-    let format = parsed["format"].as_str().unwrap_or("").to_string();
-    match format.as_str() {
-        "" => Err(ImageError::Corrupt {
-            path: image.to_path_buf(),
-            reason: "qemu-img reports no format".into(),
-        }),
-        "raw" => check_raw(image).map(|()| format),
-        "qcow2" => check_qcow2(image).map(|()| format),
-        _ => Ok(format),
-    }
+    serde_json::from_slice(&info).map_err(|e| ImageError::Tool {
+        path: image.to_path_buf(),
+        tool: "qemu-img info".into(),
+        message: format!("unreadable output: {e}"),
+    })
 }
 
 fn check_raw(image: &Path) -> Result<(), ImageError> {
@@ -539,8 +595,9 @@ fn check_raw(image: &Path) -> Result<(), ImageError> {
 }
 
 /// `qemu-img check` finds truncated and damaged qcow2 files in milliseconds;
-/// without it a truncated image fails late, inside the appliance.
-fn check_qcow2(image: &Path) -> Result<(), ImageError> {
+/// without it a truncated image fails late, inside the appliance. Its report
+/// also counts the compressed clusters.
+fn check_qcow2(image: &Path) -> Result<serde_json::Value, ImageError> {
     let output = Command::new("qemu-img")
         .args(["check", "--output=json", "-f", "qcow2"])
         .arg(image)
@@ -549,11 +606,11 @@ fn check_qcow2(image: &Path) -> Result<(), ImageError> {
             context: "running qemu-img check".into(),
             source,
         })?;
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
     // Exit status 3 means leaked clusters only: wasted space, no damage.
     if matches!(output.status.code(), Some(0) | Some(3)) {
-        return Ok(());
+        return Ok(report);
     }
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
     let reason = match report["corruptions"].as_u64() {
         Some(count) if count > 0 => {
             let end = report["image-end-offset"].as_u64().unwrap_or(0);
@@ -695,17 +752,42 @@ fn create_overlay(
     })
 }
 
-/// Converts the overlay (image + changes) into a new file beside `target`,
-/// flushes it, and renames it over `target`: readers see the old image or
-/// the new one, never a mix.
+/// Converts the overlay (image + changes) into a new file beside `target`
+/// with the image's layout, flushes it, and renames it over `target`:
+/// readers see the old image or the new one, never a mix. An image with a
+/// backing file keeps it: the overlay is first rebased straight onto that
+/// file (taking in the image's own clusters), so the result holds the image's
+/// data and the session's changes on top of the same backing file.
 fn write_result(
     image: &Path,
     overlay: &Path,
-    format: &str,
+    layout: &ImageLayout,
     target: &Path,
 ) -> Result<(), ImageError> {
-    let staged = TempPath::register(sibling_name(&parent_dir(target), target, "commit", format));
-    convert(image, overlay, format, &staged.path, target)?;
+    let staged = TempPath::register(sibling_name(
+        &parent_dir(target),
+        target,
+        "commit",
+        &layout.format,
+    ));
+    if let Some(backing) = &layout.backing {
+        let mut args: Vec<OsString> = vec!["rebase".into(), "-f".into(), "qcow2".into()];
+        args.extend(["-b".into(), backing.path.clone().into_os_string()]);
+        if let Some(format) = &backing.format {
+            args.extend(["-F".into(), format.into()]);
+        }
+        args.push(overlay.into());
+        run_interruptible(image, target, "qemu-img rebase", &args)?;
+    }
+    let mut args: Vec<OsString> = vec!["convert".into(), "-f".into(), "qcow2".into()];
+    args.extend(
+        layout
+            .convert_options(target)
+            .into_iter()
+            .map(OsString::from),
+    );
+    args.extend([overlay.into(), staged.path.clone().into_os_string()]);
+    run_interruptible(image, target, "qemu-img convert", &args)?;
     let io_context = |what: &str| format!("{what} {}", staged.path.display());
     copy_ownership_and_mode(image, &staged.path);
     File::open(&staged.path)
@@ -889,21 +971,19 @@ fn kill_live_appliances() {
     }
 }
 
-/// `qemu-img convert` of the overlay into `staged`, in a process group of
-/// its own (Ctrl-C at the terminal reaches kiln, which decides) and killed
-/// when a signal arrives, so an interrupted commit stops in a moment.
-fn convert(
+/// A commit step (`qemu-img convert` or `rebase`, named by `tool`), in a
+/// process group of its own (Ctrl-C at the terminal reaches kiln, which
+/// decides) and killed when a signal arrives, so an interrupted commit stops
+/// in a moment.
+fn run_interruptible(
     image: &Path,
-    overlay: &Path,
-    format: &str,
-    staged: &Path,
     target: &Path,
+    tool: &str,
+    args: &[OsString],
 ) -> Result<(), ImageError> {
     use std::os::unix::process::CommandExt;
     let mut child = Command::new("qemu-img")
-        .args(["convert", "-f", "qcow2", "-O", format])
-        .arg(overlay)
-        .arg(staged)
+        .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -939,7 +1019,7 @@ fn convert(
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(ImageError::Io {
-                    context: "waiting for qemu-img convert".into(),
+                    context: format!("waiting for {tool}"),
                     source,
                 });
             }
@@ -951,7 +1031,7 @@ fn convert(
     } else {
         Err(ImageError::Tool {
             path: target.to_path_buf(),
-            tool: "qemu-img convert".into(),
+            tool: tool.into(),
             message: first_line(&stderr).to_string(),
         })
     }
@@ -1721,6 +1801,73 @@ impl Guest {
             return Ok(None);
         }
         self.call("statns", |g| g.statns(path)).map(Some)
+    }
+
+    /// The relabel itself (see [`ImageSession::selinux_relabel`]).
+    fn selinux_relabel(&self) -> Result<RelabelOutcome, ImageError> {
+        let has_load_policy = self.is_file(selinux::LOAD_POLICY)?;
+        let config = if self.is_file(selinux::CONFIG)? {
+            // An oversized config is still an SELinux guest's: read as empty,
+            // it names the default policy.
+            let bytes = self.download(selinux::CONFIG, Some(SELINUX_CONFIG_LIMIT))?;
+            Some(String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned())
+        } else {
+            None
+        };
+        let (policy, spec_file) = match selinux::Plan::for_guest(has_load_policy, config.as_deref())
+        {
+            selinux::Plan::NoPolicy => return Ok(RelabelOutcome::NoPolicy),
+            selinux::Plan::Relabel { policy, spec_file } => (policy, spec_file),
+        };
+        match self.relabel_with(&spec_file) {
+            Ok(()) => {
+                // A relabel the guest scheduled itself is done now.
+                self.call("rm_f", |g| g.rm_f(selinux::AUTORELABEL))?;
+                Ok(RelabelOutcome::Relabelled { policy })
+            }
+            Err(reason) => {
+                self.call("touch", |g| g.touch(selinux::AUTORELABEL))?;
+                Ok(RelabelOutcome::AtFirstBoot { policy, reason })
+            }
+        }
+    }
+
+    /// setfiles (forced) over the whole guest with `spec_file`; `Err` says
+    /// why it could not run, for the first-boot fallback.
+    fn relabel_with(&self, spec_file: &str) -> Result<(), String> {
+        if !self.is_file(spec_file).map_err(|e| e.to_string())? {
+            return Err(format!("the guest has no {spec_file}"));
+        }
+        let available = self
+            .call("feature_available", |g| {
+                g.feature_available(&["selinuxrelabel"])
+            })
+            .map_err(|e| e.to_string())?;
+        if !available {
+            return Err("this libguestfs appliance has no setfiles".into());
+        }
+        self.call("selinux_relabel", |g| {
+            g.selinux_relabel(
+                spec_file,
+                "/",
+                guestfs::SelinuxRelabelOptArgs { force: Some(true) },
+            )
+        })
+        .map_err(|e| match e {
+            ImageError::Guestfs { message, .. } => message,
+            other => other.to_string(),
+        })
+    }
+
+    fn is_file(&self, path: &str) -> Result<bool, ImageError> {
+        self.call("is_file", |g| {
+            g.is_file(
+                path,
+                guestfs::IsFileOptArgs {
+                    followsymlinks: Some(true),
+                },
+            )
+        })
     }
 
     /// Unmounts and stops the appliance, which flushes every write into the

@@ -10,6 +10,12 @@
 //! arguments that have values. Names that are not shell identifiers reach the
 //! script with `-` replaced by `_` (`java-distro` becomes `java_distro`).
 //! Values travel as environment entries, never through shell parsing.
+//!
+//! The shebang decides the interpreter: a script that starts with `#!` is
+//! executed as written (bash-isms in a `#!/bin/bash` script work); one
+//! without runs under the target's `/bin/sh`, which is where Sahara's image
+//! runs put every script. The choice is explicit in the command rather than
+//! left to the calling shell's fallback for files the kernel cannot exec.
 
 use kiln_validator_sdk::{
     export_validator, failure_message, host, script_spec, Guest, Plan, SpecError,
@@ -43,7 +49,10 @@ impl Guest for Script {
         host::write_file(&path, &contents, 0o755)?;
         let env = environment(&script.env_vars, test_only);
         // One round trip: run, remember the status, remove the script.
-        let command = format!("{path}; status=$?; rm -f {path}; exit $status");
+        let command = format!(
+            "{}; status=$?; rm -f {path}; exit $status",
+            invocation(&path, &contents)
+        );
         let output = host::run_command(&command, &env)?;
         if output.exit_code != 0 {
             let shown = failure_message(&script.name, &output);
@@ -61,6 +70,16 @@ impl Guest for Script {
             host::set_argument(name, stdout.trim_end_matches(['\n', '\r']))?;
         }
         Ok(())
+    }
+}
+
+/// How the written script is started: executed by its own shebang line, or
+/// handed to `/bin/sh` when it has none.
+fn invocation(path: &str, contents: &[u8]) -> String {
+    if contents.starts_with(b"#!") {
+        path.to_string()
+    } else {
+        format!("/bin/sh {path}")
     }
 }
 
