@@ -65,13 +65,18 @@ pub struct Common {
     #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Global options")]
     pub verbose: u8,
 
+    /// The same as -vv (oslo's option, as sahara-image-pack took it): the
+    /// commands, what validators log, and the commands' output.
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub debug: bool,
+
     /// Print only the closing line, and errors (on stderr).
     #[arg(
         short,
         long,
         global = true,
         help_heading = "Global options",
-        conflicts_with = "verbose"
+        conflicts_with_all = ["verbose", "debug"]
     )]
     pub quiet: bool,
 
@@ -129,13 +134,19 @@ pub enum ColorWhen {
     Never,
 }
 
-/// Where `PLUGIN VERSION` is looked up.
-#[derive(Args)]
+/// Where `PLUGIN VERSION` is looked up, and the config files.
+#[derive(Args, Clone)]
 pub struct Lookup {
     /// A config file (INI, oslo style; sahara.conf is accepted). Repeatable;
-    /// later files win.
+    /// later files win. Without --config-file or --config-dir,
+    /// /etc/sahara/sahara.conf and /etc/kiln/kiln.conf are read if they exist.
     #[arg(long = "config-file", value_name = "PATH")]
     config_files: Vec<PathBuf>,
+
+    /// Read DIR/*.conf in sorted order after the --config-files, as oslo
+    /// does. Repeatable.
+    #[arg(long = "config-dir", value_name = "DIR")]
+    config_dirs: Vec<PathBuf>,
 
     /// Where PLUGIN VERSION is looked up [default: ./manifests and the bundled ones].
     #[arg(long = "manifest-dir", value_name = "DIR")]
@@ -212,10 +223,13 @@ enum Shell {
 
 /// Runs the command line and returns the exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return usage_error(error),
     };
+    if cli.common.debug {
+        cli.common.verbose = cli.common.verbose.max(2);
+    }
     let style = Style::new(&cli.common);
     let result = match &cli.command {
         Command::Lint {
@@ -410,8 +424,10 @@ pub fn shown(text: &str) -> String {
 }
 
 impl Common {
-    /// A kiln with the built-ins and the `--validators` directories loaded.
-    pub fn kiln(&self, extra_validator_dirs: &[PathBuf]) -> Result<Kiln> {
+    /// A kiln with the built-ins, the `--validators` directories and the
+    /// config's validator directories loaded, and the config's
+    /// `[kiln_limits]` applied.
+    pub fn kiln(&self, config: &config::Config) -> Result<Kiln> {
         let options = if self.no_cache {
             HostOptions { cache_dir: None }
         } else if let Some(dir) = &self.cache_dir {
@@ -425,10 +441,18 @@ impl Common {
         if let Some(warning) = kiln.host().cache_warning() {
             eprintln!("kiln: {warning}");
         }
-        for dir in self.validator_dirs.iter().chain(extra_validator_dirs) {
+        for dir in self.validator_dirs.iter().chain(&config.validator_dirs) {
             for declaration in kiln::manifest::validator_dir(dir).map_err(anyhow::Error::msg)? {
                 kiln.add_type(declaration)?;
             }
+        }
+        for (name, (limit, place)) in &config.limits {
+            let limits = kiln::manifest::LimitSettings {
+                wall_clock: Some(*limit),
+                ..Default::default()
+            };
+            kiln.set_limits(name, &limits)
+                .with_context(|| format!("{place}: [kiln_limits] {name}"))?;
         }
         Ok(kiln)
     }
@@ -448,7 +472,8 @@ impl Common {
 impl Lookup {
     /// The config files read, and the directories PLUGIN VERSION is looked up in.
     fn load(&self) -> Result<(config::Config, Vec<PathBuf>)> {
-        let config = config::Config::load(&self.config_files)?;
+        let files = config::config_files(&self.config_files, &self.config_dirs)?;
+        let config = config::Config::load(&files)?;
         let dirs = config::manifest_dirs(&self.manifest_dirs, &config);
         Ok((config, dirs))
     }
@@ -562,7 +587,7 @@ fn lint(
         bail!("name the manifests to check: files, PLUGIN VERSION pairs (see `kiln list`), or --manifest FILE");
     }
     let (config, dirs) = lookup.load()?;
-    let kiln = common.kiln(&config.validator_dirs)?;
+    let kiln = common.kiln(&config)?;
     let options = common.load_options(&config.resource_roots);
     let mut failed = 0;
     // A `--validators` type is linted with every manifest; say it once.
@@ -618,7 +643,7 @@ fn explain(
     let name = one_name(words, manifest)?;
     let (config, dirs) = lookup.load()?;
     let (path, _) = name.locate(&dirs)?;
-    let kiln = common.kiln(&config.validator_dirs)?;
+    let kiln = common.kiln(&config)?;
     let manifest = kiln
         .load(&path, &common.load_options(&config.resource_roots))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -734,7 +759,7 @@ fn own_options(verb: Option<&str>) -> Vec<String> {
 }
 
 /// What names the manifest a pack or validate runs, and its arguments.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct ManifestChoice {
     #[command(flatten)]
     lookup: Lookup,
@@ -746,6 +771,12 @@ pub struct ManifestChoice {
     /// Set a manifest argument. Repeatable.
     #[arg(long = "arg", value_name = "NAME=VALUE")]
     args: Vec<String>,
+
+    /// Stop the whole run after DURATION (90s, 45m, 2h, or plain seconds):
+    /// the commands in flight are stopped, nothing is committed, and kiln
+    /// exits 124.
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_duration)]
+    timeout: Option<std::time::Duration>,
 
     #[command(flatten)]
     pub output: report::OutputArgs,
@@ -787,9 +818,13 @@ impl ManifestChoice {
 /// Reads the config files and loads the manifest, with its arguments parsed;
 /// `None` when the words asked for the plugin's help (printed here).
 pub fn prepare(common: &Common, choice: &ManifestChoice, verb: &str) -> Result<Option<Prepared>> {
+    // The deadline covers the whole run, loading included.
+    if let Some(limit) = choice.timeout {
+        kiln::interrupt::start_deadline(limit).context("starting the --timeout timer")?;
+    }
     let (config, dirs) = choice.lookup.load()?;
     let (path, rest, label) = choice.resolve(&dirs)?;
-    let kiln = common.kiln(&config.validator_dirs)?;
+    let kiln = common.kiln(&config)?;
     let loaded = kiln
         .load(&path, &common.load_options(&config.resource_roots))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
