@@ -219,3 +219,23 @@ pub fn test_pause(point: &str) {
         thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stops_say_what_stopped_them_and_exit_as_timeout_and_shells_do() {
+        assert_eq!(show_duration(Duration::from_secs(7200)), "2h");
+        assert_eq!(show_duration(Duration::from_secs(45 * 60)), "45m");
+        assert_eq!(show_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(show_duration(Duration::from_millis(1500)), "1500ms");
+        let timeout = Stop::Timeout(Duration::from_secs(90));
+        assert_eq!(timeout.to_string(), "timed out after 90s");
+        assert_eq!(timeout.exit_code(), 124);
+        assert_eq!(timeout.result(), "timed-out");
+        let signal = Stop::Signal(libc::SIGTERM);
+        assert_eq!(signal.to_string(), "interrupted");
+        assert_eq!(signal.exit_code(), 143);
+    }
+}

@@ -483,7 +483,7 @@ mod tests {
     #[test]
     fn ini_refuses_empty_keys_and_bad_headers_with_their_line() {
         for (text, line, words) in [
-            ("[k]\n = 1\n", 2, "empty key"),
+            ("[k]\n= 1\n", 2, "empty key"),
             ("[k]\nok = 1\n: x\n", 3, "empty key"),
             ("[k]\n[]\n", 2, "empty section"),
             ("[k\n", 1, "must end with"),

@@ -34,7 +34,8 @@ pub struct OutputArgs {
 
     /// Write the whole timeline to FILE: every line, every command with its
     /// environment entries, exit code and complete output, whatever -v says.
-    #[arg(long, value_name = "FILE")]
+    /// (`--logfile`, oslo's older spelling, works too.)
+    #[arg(long, value_name = "FILE", alias = "logfile")]
     pub log_file: Option<PathBuf>,
 }
 
