@@ -695,8 +695,15 @@ fn plugin_arguments_are_only_what_follows_the_manifests_name() {
         &[],
     );
     assert_refused(
-        &["pack", "--image", missing, "demo", "1.0", "--tool", "full"],
-        &["takes no argument `--tool` (it takes: --motd, --tools); did you mean `--tools`?"],
+        &["pack", "--image", missing, "demo", "1.0", "--toosl", "full"],
+        &["takes no argument `--toosl` (it takes: --motd, --tools); did you mean `--tools`?"],
+        &[],
+    );
+    // (`--tool` is a prefix of `--tools` alone, so, as with argparse, it
+    // names it: see plugin_arguments_take_prefixes_and_one_letter_options_as_argparse_did.)
+    assert_refused(
+        &["pack", "--image", missing, "demo", "1.0", "--tool", "huge"],
+        &["Value for argument tools must be one of minimal, full (got `huge`)"],
         &[],
     );
     // `--arg` names the pair as typed, never a `--tool` nobody wrote.

@@ -2,7 +2,8 @@
 //! place errors become one-line messages and exit codes.
 //!
 //! Exit codes: 0 the run passed; 1 a validator failed (or a host did);
-//! 2 bad input (usage, manifest, image, connection before any validator).
+//! 2 bad input (usage, manifest, config file, image, connection before any
+//! validator); 124 the run's `--timeout` passed; 130/143 SIGINT/SIGTERM.
 //!
 //! kiln's options and a plugin's arguments never mix: kiln's options come
 //! before the manifest's name, and only the words after `PLUGIN VERSION`
@@ -47,7 +48,8 @@ manifest file (a word with a `/`, ending in .yaml or .yml, or naming an existing
 --manifest FILE. kiln's options go before it; pack and validate take the plugin's own arguments
 after it (`kiln pack PLUGIN VERSION --help` lists them) or as --arg NAME=VALUE.
 
-Exit codes: 0 passed, 1 a validator (or a host) failed, 2 bad input."
+Exit codes: 0 passed, 1 a validator (or a host) failed, 2 bad input, 124 the --timeout passed,
+130/143 SIGINT/SIGTERM."
 )]
 struct Cli {
     #[command(flatten)]
