@@ -156,6 +156,12 @@ pub fn requested() -> Option<Stop> {
     }
 }
 
+/// What stopped the run, for a target's error (`interrupted`, `timed out
+/// after 90s`); `interrupted` when nothing has.
+pub fn reason() -> String {
+    requested().map_or_else(|| "interrupted".to_string(), |stop| stop.to_string())
+}
+
 /// Stops the run `limit` from now, as a first signal would (the hooks end
 /// child processes; the owners of the work see [`requested`] and clean up),
 /// unless a signal came first. Once per process: the first deadline stands.

@@ -202,8 +202,8 @@ type Sections = BTreeMap<String, BTreeMap<String, Entry>>;
 pub fn parse_ini(text: &str) -> Result<Sections, (usize, String)> {
     let mut sections = Sections::new();
     let mut section: Option<String> = None;
-    // The key whose value indented lines continue, and where it is.
-    let mut open: Option<String> = None;
+    // The section and key whose value indented lines continue.
+    let mut open: Option<(String, String)> = None;
     for (index, raw) in text.lines().enumerate() {
         let line_no = index + 1;
         let line = raw.trim_end();
@@ -212,7 +212,7 @@ pub fn parse_ini(text: &str) -> Result<Sections, (usize, String)> {
             continue;
         }
         if line.starts_with([' ', '\t']) {
-            let Some(key) = &open else {
+            let Some((open_section, key)) = &open else {
                 return Err((
                     line_no,
                     format!(
@@ -221,9 +221,7 @@ pub fn parse_ini(text: &str) -> Result<Sections, (usize, String)> {
                     ),
                 ));
             };
-            // `open` is only set inside a section.
-            let current = section.as_ref().expect("a value is open in a section");
-            if let Some(entry) = sections.get_mut(current).and_then(|m| m.get_mut(key)) {
+            if let Some(entry) = sections.get_mut(open_section).and_then(|m| m.get_mut(key)) {
                 entry.value.push('\n');
                 entry.value.push_str(line.trim_start());
             }
@@ -264,14 +262,14 @@ pub fn parse_ini(text: &str) -> Result<Sections, (usize, String)> {
                 "a key before any [section]; put it under [DEFAULT] or [kiln]".into(),
             ));
         };
-        sections.get_mut(current).expect("section exists").insert(
+        sections.entry(current.clone()).or_default().insert(
             key.to_string(),
             Entry {
                 value,
                 line: line_no,
             },
         );
-        open = Some(key.to_string());
+        open = Some((current.clone(), key.to_string()));
     }
     Ok(sections)
 }

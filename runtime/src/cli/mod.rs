@@ -225,13 +225,10 @@ enum Shell {
 
 /// Runs the command line and returns the exit code.
 pub fn main() -> i32 {
-    let mut cli = match Cli::try_parse() {
+    let cli = match parse(std::env::args_os()) {
         Ok(cli) => cli,
         Err(error) => return usage_error(error),
     };
-    if cli.common.debug {
-        cli.common.verbose = cli.common.verbose.max(2);
-    }
     let style = Style::new(&cli.common);
     let result = match &cli.command {
         Command::Lint {
@@ -259,6 +256,15 @@ pub fn main() -> i32 {
             2
         }
     }
+}
+
+/// The command line, with `--debug` read as the `-vv` it stands for.
+fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
+    let mut cli = Cli::try_parse_from(args)?;
+    if cli.common.debug {
+        cli.common.verbose = cli.common.verbose.max(2);
+    }
+    Ok(cli)
 }
 
 /// A usage error as one line, like every other error, and exit code 2;
@@ -908,6 +914,17 @@ mod tests {
         assert!(!on(ColorWhen::Auto, true, None, Some("dumb")));
         assert!(on(ColorWhen::Always, false, Some("1"), None));
         assert!(!on(ColorWhen::Never, true, None, Some("xterm")));
+    }
+
+    #[test]
+    fn debug_is_verbose_twice() {
+        let verbosity = |line: &str| parse(words(line)).map(|cli| cli.common.verbose);
+        assert_eq!(verbosity("kiln --debug list").unwrap(), 2);
+        assert_eq!(verbosity("kiln list --debug").unwrap(), 2);
+        assert_eq!(verbosity("kiln -v --debug list").unwrap(), 2);
+        assert_eq!(verbosity("kiln -vvv --debug list").unwrap(), 3);
+        assert_eq!(verbosity("kiln -v list").unwrap(), 1);
+        assert!(verbosity("kiln --debug -q list").is_err());
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! The `validator_types` section: third-party validator types a manifest
-//! brings, each a `.wasm` component with the grants it is given.
+//! brings, each a `.wasm` component with the grants it is given, and
+//! limits-only declarations (`script: {limits: {seconds: 1800}}`, no
+//! `wasm`) that change the limits of a type kiln already has, a built-in
+//! included, and nothing else.
 //!
 //! ```yaml
 //! validator_types:

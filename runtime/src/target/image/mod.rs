@@ -144,9 +144,9 @@ pub enum ImageError {
     },
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
-    /// SIGINT or SIGTERM arrived (see [`crate::interrupt`]); nothing was
-    /// written to the image.
-    #[error("{}: interrupted", .path.display())]
+    /// SIGINT or SIGTERM arrived, or `--timeout` passed (see
+    /// [`crate::interrupt`]); nothing was written to the image.
+    #[error("{}: {}", .path.display(), interrupt::reason())]
     Interrupted { path: PathBuf },
 }
 
@@ -342,7 +342,7 @@ impl ImageSession {
         if interrupt::requested().is_some() {
             return RemoteError::Failed {
                 target,
-                message: "interrupted".into(),
+                message: interrupt::reason(),
             };
         }
         match error.into() {
@@ -1137,7 +1137,7 @@ fn launch_with(
     };
     if interrupt::requested().is_some() {
         return Err(LaunchFailure {
-            reason: "interrupted".into(),
+            reason: interrupt::reason(),
         });
     }
     let watchdog = BootWatchdog::start(token.0.clone(), deadline);
