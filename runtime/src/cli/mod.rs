@@ -141,7 +141,8 @@ pub enum ColorWhen {
 pub struct Lookup {
     /// A config file (INI, oslo style; sahara.conf is accepted). Repeatable;
     /// later files win. Without --config-file or --config-dir,
-    /// /etc/sahara/sahara.conf and /etc/kiln/kiln.conf are read if they exist.
+    /// /etc/sahara/sahara.conf and /etc/kiln/kiln.conf are read if they exist
+    /// (KILN_DEFAULT_CONFIG=FILE[:FILE...] replaces that list).
     #[arg(long = "config-file", value_name = "PATH")]
     config_files: Vec<PathBuf>,
 
