@@ -14,6 +14,8 @@ use support::{component, repo_root, Fixture};
 fn kiln(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kiln"))
         .args(args)
+        // Never the machine's /etc/sahara/sahara.conf or /etc/kiln/kiln.conf.
+        .env("KILN_DEFAULT_CONFIG", "")
         .current_dir(repo_root())
         .output()
         .expect("kiln runs")
@@ -22,6 +24,8 @@ fn kiln(args: &[&str]) -> Output {
 fn kiln_os(args: &[&OsStr]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kiln"))
         .args(args)
+        // Never the machine's /etc/sahara/sahara.conf or /etc/kiln/kiln.conf.
+        .env("KILN_DEFAULT_CONFIG", "")
         .current_dir(repo_root())
         .output()
         .expect("kiln runs")
@@ -572,6 +576,7 @@ fn kiln_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     command
         .args(args)
         .current_dir(repo_root())
+        .env("KILN_DEFAULT_CONFIG", "")
         .env_remove("NO_COLOR");
     for (name, value) in env {
         command.env(name, value);
@@ -691,8 +696,15 @@ fn plugin_arguments_are_only_what_follows_the_manifests_name() {
         &[],
     );
     assert_refused(
-        &["pack", "--image", missing, "demo", "1.0", "--tool", "full"],
-        &["takes no argument `--tool` (it takes: --motd, --tools); did you mean `--tools`?"],
+        &["pack", "--image", missing, "demo", "1.0", "--toosl", "full"],
+        &["takes no argument `--toosl` (it takes: --motd, --tools); did you mean `--tools`?"],
+        &[],
+    );
+    // (`--tool` is a prefix of `--tools` alone, so, as with argparse, it
+    // names it: see plugin_arguments_take_prefixes_and_one_letter_options_as_argparse_did.)
+    assert_refused(
+        &["pack", "--image", missing, "demo", "1.0", "--tool", "huge"],
+        &["Value for argument tools must be one of minimal, full (got `huge`)"],
         &[],
     );
     // `--arg` names the pair as typed, never a `--tool` nobody wrote.
@@ -1585,5 +1597,414 @@ fn lint_checks_version_entries_and_warns_about_undeclared_env_vars() {
     assert!(
         stderr.starts_with(&format!("{dir}/ambari/2.4/version.yaml:3:3: version entry: `set.ambari_version`: `3.0` is not one of")),
         "{stderr}"
+    );
+}
+// ---- sahara-image-pack's oslo options and config files ----
+
+/// `DIR/NAME/1/image.yaml`, a plugin with one version and no arguments,
+/// so that `kiln list` shows which manifest directory was searched.
+fn plugin_in(dir: &Path, name: &str) {
+    let version = dir.join(name).join("1");
+    std::fs::create_dir_all(&version).unwrap();
+    std::fs::write(version.join("image.yaml"), "validators: []\n").unwrap();
+}
+
+/// `kiln ARGS` with `KILN_DEFAULT_CONFIG` set to `default`.
+fn kiln_with_default_config(args: &[&str], default: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .current_dir(repo_root())
+        .env("KILN_DEFAULT_CONFIG", default)
+        .output()
+        .expect("kiln runs")
+}
+
+#[test]
+fn config_dirs_are_read_in_sorted_order_after_the_config_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    plugin_in(&a, "from-a");
+    plugin_in(&b, "from-b");
+    let file = dir.path().join("sahara.conf");
+    std::fs::write(&file, format!("[kiln]\nmanifest_dirs = {}\n", b.display())).unwrap();
+    let conf_dir = dir.path().join("sahara.conf.d");
+    std::fs::create_dir(&conf_dir).unwrap();
+    // Read in sorted order, the later winning: 20-a.conf after 10-b.conf.
+    std::fs::write(
+        conf_dir.join("20-a.conf"),
+        format!("[kiln]\nmanifest_dirs = {}\n", a.display()),
+    )
+    .unwrap();
+    std::fs::write(
+        conf_dir.join("10-b.conf"),
+        format!("[kiln]\nmanifest_dirs = {}\n", b.display()),
+    )
+    .unwrap();
+    // Only *.conf files count.
+    std::fs::write(
+        conf_dir.join("30-b.conf.orig"),
+        format!("[kiln]\nmanifest_dirs = {}\n", b.display()),
+    )
+    .unwrap();
+    let (file, conf_dir) = (file.to_str().unwrap(), conf_dir.to_str().unwrap());
+    // The directory comes after the file, wherever it stands on the line.
+    for args in [
+        ["list", "--config-file", file, "--config-dir", conf_dir],
+        ["list", "--config-dir", conf_dir, "--config-file", file],
+    ] {
+        let output = kiln(&args);
+        let (stdout, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(
+            stdout.contains("from-a") && !stdout.contains("from-b"),
+            "{args:?}: {stdout}"
+        );
+    }
+    let missing = dir.path().join("nowhere");
+    assert_refused(
+        &["list", "--config-dir", missing.to_str().unwrap()],
+        &["--config-dir", "nowhere", "cannot read the directory"],
+        &[],
+    );
+}
+
+#[test]
+fn the_default_config_file_is_read_only_when_none_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    plugin_in(&a, "from-a");
+    plugin_in(&b, "from-b");
+    let default = dir.path().join("sahara.conf");
+    std::fs::write(&default, "[kiln]\nmanifest_dirs = a\n").unwrap();
+    let named = dir.path().join("named.conf");
+    std::fs::write(&named, "[kiln]\nmanifest_dirs = b\n").unwrap();
+    let output = kiln_with_default_config(&["list"], &default);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains("from-a") && !stdout.contains("demo"),
+        "{stdout}"
+    );
+    // A --config-file (or --config-dir) replaces the default files.
+    let output = kiln_with_default_config(
+        &["list", "--config-file", named.to_str().unwrap()],
+        &default,
+    );
+    let (stdout, _) = text(&output);
+    assert!(
+        stdout.contains("from-b") && !stdout.contains("from-a"),
+        "{stdout}"
+    );
+    // A default file that does not exist is no error.
+    let output = kiln_with_default_config(&["list"], &dir.path().join("absent.conf"));
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("demo"), "the bundled manifests: {stdout}");
+}
+
+#[test]
+fn a_quoted_manifest_dirs_value_names_the_directory_without_its_quotes() {
+    let dir = tempfile::tempdir().unwrap();
+    plugin_in(&dir.path().join("mdir"), "quoted");
+    let conf = dir.path().join("sahara.conf");
+    std::fs::write(&conf, "[kiln]\nmanifest_dirs = \"mdir\"\n").unwrap();
+    let output = kiln(&["list", "--config-file", conf.to_str().unwrap()]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("quoted"), "{stdout}");
+    assert!(!stdout.contains("no plugins found"), "{stdout}");
+}
+
+#[test]
+fn config_errors_name_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = repo_root().join("manifests/demo/1.0/image.yaml");
+    for (body, expected) in [
+        ("[kiln]\naccel = tcg\n= x\n", ":3: empty key"),
+        (
+            "[kiln]\n  indented = x\n",
+            ":2: unexpected continuation line",
+        ),
+        (
+            "[DEFAULT]\ntest_only = maybe\n",
+            ":2: [DEFAULT] test_only must be true or false",
+        ),
+        (
+            "[kiln_limits]\nscript = soon\n",
+            ":2: [kiln_limits] script: `soon` is not a duration",
+        ),
+        (
+            "[kiln_limits]\n\npakage = 2h\n",
+            ":3: [kiln_limits] pakage: validator type `pakage` is neither built in nor declared",
+        ),
+    ] {
+        let conf = dir.path().join("bad.conf");
+        std::fs::write(&conf, body).unwrap();
+        assert_refused(
+            &[
+                "lint",
+                "--config-file",
+                conf.to_str().unwrap(),
+                demo.to_str().unwrap(),
+            ],
+            &[&format!("{}{expected}", conf.display())],
+            &[],
+        );
+    }
+}
+
+#[test]
+fn image_and_test_only_come_from_the_config_unless_the_command_line_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let configured = dir.path().join("configured.qcow2");
+    let conf = dir.path().join("sahara.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[DEFAULT]\nimage = {}\ntest_only = true\n",
+            configured.display()
+        ),
+    )
+    .unwrap();
+    let report = dir.path().join("report.json");
+    let pack = |extra: &[&str]| {
+        let mut args = vec![
+            "pack",
+            "--config-file",
+            conf.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        args.extend(["demo", "1.0"]);
+        let output = kiln(&args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{extra:?}: {:?}",
+            text(&output)
+        );
+        (text(&output).1, reports::valid_json_report(&report))
+    };
+    // Neither on the command line: the config's image, opened test-only.
+    let (stderr, json) = pack(&[]);
+    assert!(stderr.contains("configured.qcow2"), "{stderr}");
+    assert_eq!(json["test_only"], true, "{json:#}");
+    assert_eq!(
+        json["targets"][0]["target"],
+        format!("image {}", configured.display())
+    );
+    // The command line wins: its image, and --notest-only over the config.
+    let given = dir.path().join("given.qcow2");
+    let (stderr, json) = pack(&["--image", given.to_str().unwrap(), "--notest-only"]);
+    assert!(
+        stderr.contains("given.qcow2") && !stderr.contains("configured"),
+        "{stderr}"
+    );
+    assert_eq!(json["test_only"], false, "{json:#}");
+    // Of --test-only and --notest-only, the last one wins.
+    let (_, json) = pack(&["--test-only", "--notest-only"]);
+    assert_eq!(json["test_only"], false, "{json:#}");
+    let (_, json) = pack(&["--notest-only", "--test-only"]);
+    assert_eq!(json["test_only"], true, "{json:#}");
+    // --output with the config's test_only is refused, as with --test-only.
+    let out = dir.path().join("out.qcow2");
+    let (stderr, _) = pack(&["--output", out.to_str().unwrap()]);
+    assert!(
+        stderr.contains("does not go with test-only mode"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn debug_is_verbose_twice_and_logfile_is_log_file() {
+    let output = kiln(&["pack", "--help"]);
+    let (stdout, _) = text(&output);
+    assert!(
+        stdout.contains("--debug") && stdout.contains("The same as -vv"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("--notest-only") && stdout.contains("--config-dir"),
+        "{stdout}"
+    );
+    assert_refused(&["--debug", "-q", "list"], &["--debug"], &[]);
+    // `--debug` shows the commands a run sends (what -v adds) even on a
+    // run that stops at the image: the log records the verbosity.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+    let output = kiln(&[
+        "pack",
+        "--debug",
+        "--logfile",
+        log.to_str().unwrap(),
+        "--image",
+        dir.path().join("missing.qcow2").to_str().unwrap(),
+        "demo",
+        "1.0",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{:?}", text(&output));
+    let logged = std::fs::read_to_string(&log).expect("--logfile wrote the log");
+    assert!(logged.contains("missing.qcow2"), "{logged}");
+}
+
+/// A manifest with arguments sharing a prefix, a one-letter one and a
+/// hidden one.
+const PREFIXED: &str = "arguments:
+  java-distro: {default: openjdk, choices: [openjdk, oracle-java]}
+  java-version: {default: '8'}
+  x: {default: '0'}
+  secret: {default: s, hidden: true}
+validators: []
+";
+
+#[test]
+fn plugin_arguments_take_prefixes_and_one_letter_options_as_argparse_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("image.yaml");
+    std::fs::write(&manifest, PREFIXED).unwrap();
+    let report = dir.path().join("report.json");
+    let image = dir.path().join("missing.qcow2");
+    let arguments = |words: &[&str]| {
+        let mut args = vec![
+            "pack",
+            "--image",
+            image.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+            manifest.to_str().unwrap(),
+        ];
+        args.extend(words);
+        let output = kiln(&args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{words:?}: {:?}",
+            text(&output)
+        );
+        assert!(
+            text(&output).1.contains("missing.qcow2"),
+            "{words:?}: the arguments passed: {:?}",
+            text(&output)
+        );
+        reports::valid_json_report(&report)["manifest_arguments"].clone()
+    };
+    let got = arguments(&[
+        "--java-d",
+        "oracle-java",
+        "--java_v=11",
+        "-x",
+        "5",
+        "--sec",
+        "t",
+    ]);
+    assert_eq!(got["java-distro"], "oracle-java", "{got:#}");
+    assert_eq!(got["java-version"], "11", "{got:#}");
+    assert_eq!(got["x"], "5", "{got:#}");
+    assert_eq!(got["secret"], "t", "hidden arguments are accepted: {got:#}");
+    assert_eq!(arguments(&["-x7"])["x"], "7");
+    assert_eq!(arguments(&["-x=8"])["x"], "8");
+    assert_eq!(arguments(&["--x", "9"])["x"], "9");
+    // An ambiguous prefix names what it could be.
+    assert_refused(
+        &[
+            "pack",
+            "--image",
+            image.to_str().unwrap(),
+            manifest.to_str().unwrap(),
+            "--java",
+            "openjdk",
+        ],
+        &["`--java` is ambiguous", "--java-distro, --java-version"],
+        &[],
+    );
+    // A kiln option typed in full is still named as kiln's.
+    assert_refused(
+        &[
+            "pack",
+            "--image",
+            image.to_str().unwrap(),
+            manifest.to_str().unwrap(),
+            "--test-only",
+        ],
+        &["--test-only is one of kiln's own options"],
+        &[],
+    );
+    // Hidden: out of the plugin's help, in `kiln explain`, marked so.
+    let (help, _) = text(&kiln(&["pack", manifest.to_str().unwrap(), "--help"]));
+    assert!(
+        help.contains("--java-distro") && !help.contains("secret"),
+        "{help}"
+    );
+    let (explained, _) = text(&kiln(&["explain", manifest.to_str().unwrap()]));
+    assert!(explained.contains("secret (hidden)"), "{explained}");
+}
+
+/// A limits-only declaration sets a type's limits and nothing else:
+/// anything that would change what a built-in may do is refused, with
+/// its position, and a name kiln has no type for is refused too.
+#[test]
+fn a_limits_only_declaration_cannot_widen_a_built_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, "validator_types:\n  package:\n    limits: {seconds: 7200}\n  script:\n    limits: {seconds: 30}\nvalidators:\n  - script:\n      x:\n        inline: 'true'\n").unwrap();
+    let output = kiln(&["lint", good.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    for (yaml, expected) in [
+        (
+            "  script:\n    limits: {seconds: 1}\n    grants: [exec, read-file]\n",
+            ":4:5: validator type `script`: without `wasm`, a declaration sets only the `limits`",
+        ),
+        (
+            "  copy_script:\n    commands: ['**']\n    limits: {seconds: 1}\n",
+            ":3:5: validator type `copy_script`: without `wasm`",
+        ),
+        (
+            "  nosuch:\n    limits: {seconds: 1}\n",
+            ":2:3: validator type `nosuch` is neither built in nor declared",
+        ),
+        (
+            "  script:\n    limits: {seconds: soon}\n",
+            "validator type `script`: `soon` is not a whole number",
+        ),
+    ] {
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(
+            &bad,
+            format!("validator_types:\n{yaml}validators:\n  - script: x.sh\n"),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("x.sh"), "#!/bin/sh\n").unwrap();
+        let output = kiln(&["lint", bad.to_str().unwrap()]);
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{}{expected}", bad.display())) || stderr.contains(expected),
+            "{yaml}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_timeout_must_be_a_duration() {
+    for bad in ["soon", "0", "1.5h", "10x"] {
+        assert_refused(
+            &[
+                "pack",
+                "--timeout",
+                bad,
+                "--image",
+                "x.qcow2",
+                "demo",
+                "1.0",
+            ],
+            &["--timeout", "is not a duration", "90s, 45m, 2h"],
+            &[],
+        );
+    }
+    let (help, _) = text(&kiln(&["validate", "--help"]));
+    assert!(
+        help.contains("--timeout <DURATION>") && help.contains("exits 124"),
+        "{help}"
     );
 }

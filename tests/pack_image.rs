@@ -648,8 +648,30 @@ fn names_in(dir: &Path) -> Vec<String> {
 /// file beside the image or in the temp directory.
 fn assert_interrupted_cleanly(
     phase: &str,
-    (code, text): (Option<i32>, String),
+    result: (Option<i32>, String),
     expected_code: i32,
+    dir: &Path,
+    tmp: &Path,
+    image: &Path,
+    clean: &str,
+) {
+    assert_stopped_cleanly(
+        phase,
+        result,
+        (expected_code, "interrupted"),
+        dir,
+        tmp,
+        image,
+        clean,
+    )
+}
+
+/// [`assert_interrupted_cleanly`] for any stop: `stop` is the exit status
+/// and how kiln's message names the stop (`interrupted`, `timed out after 90s`).
+fn assert_stopped_cleanly(
+    phase: &str,
+    (code, text): (Option<i32>, String),
+    (expected_code, stop): (i32, &str),
     dir: &Path,
     tmp: &Path,
     image: &Path,
@@ -657,7 +679,7 @@ fn assert_interrupted_cleanly(
 ) {
     assert_eq!(code, Some(expected_code), "{phase}: exit status\n{text}");
     assert!(
-        text.contains(&format!("kiln: interrupted; {} unchanged", image.display())),
+        text.contains(&format!("kiln: {stop}; {} unchanged", image.display())),
         "{phase}: the message\n{text}"
     );
     for bad in [
@@ -814,4 +836,48 @@ fn interrupts_leave_the_image_unchanged_at_every_phase() {
     assert_ne!(sha256_file(&image), clean, "the commit completed");
     assert_eq!(names_in(dir.path()), ["demo.qcow2", "manifest", "tmp"]);
     assert_eq!(names_in(&tmp), Vec::<String>::new());
+}
+
+/// `--timeout` passing while the guest runs a slow script stops the pack
+/// as Ctrl-C does: nothing is committed, so the image keeps its bytes, and
+/// no qemu, overlay or temporary file is left; kiln exits 124 and its
+/// closing line says the run timed out. (Whether the deadline lands in the
+/// boot or in the script, the outcome asserted is the same.)
+#[test]
+fn a_timed_out_pack_leaves_the_image_byte_identical() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("demo.qcow2");
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::copy(demo_image(), &image).unwrap();
+    let clean = sha256_file(&image);
+    let manifest_dir = dir.path().join("manifest");
+    std::fs::create_dir(&manifest_dir).unwrap();
+    let slow = manifest_dir.join("slow.yaml");
+    std::fs::write(
+        &slow,
+        "validators:\n  - script:\n      long_step:\n        inline: |\n          echo changed > /etc/kiln-timed-out\n          sleep 600\n",
+    )
+    .unwrap();
+    let mut run = Interruptible::start(
+        &image,
+        &tmp,
+        None,
+        &["--timeout", "90s", "--manifest", slow.to_str().unwrap()],
+    );
+    run.wait_until(Duration::from_secs(300), |line| {
+        line.contains("TIMED OUT after 90s")
+    });
+    let (code, text) = run.finish();
+    assert!(!text.contains("committing"), "{text}");
+    assert_stopped_cleanly(
+        "timed out",
+        (code, text),
+        (124, "timed out after 90s"),
+        dir.path(),
+        &tmp,
+        &image,
+        &clean,
+    );
 }

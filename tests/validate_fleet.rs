@@ -870,6 +870,118 @@ fn the_ssh_master_dies_with_kiln_even_after_kill_9() {
     assert_eq!(alive, Vec::<u32>::new(), "the master outlived kiln");
 }
 
+// ---- --timeout and per-type limits ----
+
+/// `--timeout` stops the whole run: the sleeping script is cut short
+/// (kiln does not wait out its 120 s), no validator starts after it, the
+/// uploaded script is removed, and the table, the closing line, the
+/// message, the exit status and the report all say the run timed out.
+#[test]
+fn a_run_wide_timeout_stops_a_slow_script_and_says_so() {
+    let fleet = Fleet::start(1);
+    std::fs::write(fleet.host(0).root().join("etc/kiln-stall"), "").unwrap();
+    let report = fleet.scratch("timeout-report.json");
+    let mut args = host_args(&fleet, &[0]);
+    args.extend(strings(&[
+        "--timeout",
+        "20s",
+        "--report",
+        report.to_str().unwrap(),
+        "--manifest",
+        fixture("probe/image.yaml").to_str().unwrap(),
+    ]));
+    let run = validate(&fleet, &args);
+    let host = host_name(&fleet, 0);
+    assert_eq!(run.code, 124, "{run}");
+    assert!(
+        run.stderr
+            .contains("kiln: timed out after 20s; 1 of 1 hosts were started"),
+        "{run}"
+    );
+    assert!(
+        run.stdout.contains("0 of 1 hosts passed in")
+            && run.stdout.contains("; timed out after 20s"),
+        "the closing line says it:\n{run}"
+    );
+    run.assert_row(&host, "timed-out", "validators[1].script");
+    assert!(
+        !run.stdout.contains("validators[2]"),
+        "no validator starts after the deadline:\n{run}"
+    );
+    assert_eq!(uploaded_scripts(&fleet, 0), Vec::<String>::new());
+    let report = read_report(&report);
+    assert_eq!(report["exit_code"], 124, "{report:#}");
+    assert_eq!(
+        report["error"]
+            .as_str()
+            .map(|e| e.contains("timed out after 20s")),
+        Some(true),
+        "{report:#}"
+    );
+    let target = report_target(&report, &host);
+    assert_eq!(target["result"], "timed-out", "{target:#}");
+    assert_eq!(
+        validator(target, "validators[0].package")["status"],
+        "passed"
+    );
+    assert_eq!(
+        validator(target, "validators[1].script")["status"],
+        "failed"
+    );
+    assert_eq!(
+        validator(target, "validators[2].script")["status"],
+        "not run"
+    );
+}
+
+/// A built-in type has no wall clock of its own (Sahara had none); a
+/// manifest's limits-only declaration, or a config file's
+/// `[kiln_limits]`, gives it one without replacing its component.
+#[test]
+fn a_limit_set_for_a_built_in_stops_a_sleeping_script() {
+    let fleet = Fleet::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let script = "  - script:\n      nap:\n        inline: sleep 60\n  - script:\n      after:\n        inline: 'true'\n";
+    let limited = dir.path().join("limited.yaml");
+    std::fs::write(
+        &limited,
+        format!("validator_types:\n  script:\n    limits: {{seconds: 1}}\nvalidators:\n{script}"),
+    )
+    .unwrap();
+    let plain = dir.path().join("plain.yaml");
+    std::fs::write(&plain, format!("validators:\n{script}")).unwrap();
+    let conf = dir.path().join("kiln.conf");
+    std::fs::write(&conf, "[kiln_limits]\nscript = 1s\n").unwrap();
+    let host = host_name(&fleet, 0);
+    for (what, manifest, extra) in [
+        ("a manifest declaration", &limited, vec![]),
+        (
+            "[kiln_limits]",
+            &plain,
+            vec!["--config-file", conf.to_str().unwrap()],
+        ),
+    ] {
+        let mut args = host_args(&fleet, &[0]);
+        args.extend(strings(&extra));
+        args.extend(strings(&["--manifest", manifest.to_str().unwrap()]));
+        let run = validate(&fleet, &args);
+        assert_eq!(run.code, 1, "{what}: {run}");
+        run.assert_row(&host, "failed", "validators[0].script");
+        assert!(
+            run.stderr
+                .contains("validator type `script` was stopped at its wall-clock limit of 1 s")
+                || run
+                    .stdout
+                    .contains("validator type `script` was stopped at its wall-clock limit of 1 s"),
+            "{what}: {run}"
+        );
+        assert!(
+            !run.stdout.contains("validators[1].script: passed"),
+            "{what}: {run}"
+        );
+    }
+}
+
 // ---- live output, logs and reports ----
 
 /// A manifest whose first script prints a line, then waits for the test

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use crate::host::{ComponentHost, HostError, HostOptions, LoadError, TypeDeclaration};
 use crate::interpreter::{self, Observer, RunSummary};
-use crate::manifest::{self, Argument, LoadOptions, Manifest, ManifestError, TypeRegistry};
+use crate::manifest::{
+    self, Argument, LimitSettings, LoadOptions, Manifest, ManifestError, TypeRegistry,
+};
 use crate::remote::Remote;
 
 /// Why kiln could not start.
@@ -42,6 +44,14 @@ impl Kiln {
     pub fn add_type(&mut self, declaration: TypeDeclaration) -> Result<(), SetupError> {
         self.types
             .add(&self.host, declaration)
+            .map_err(SetupError::Declaration)
+    }
+
+    /// Changes the limits of a type this kiln has, a built-in included
+    /// (a config file's `[kiln_limits]`); its component and grants stay.
+    pub fn set_limits(&mut self, name: &str, limits: &LimitSettings) -> Result<(), SetupError> {
+        self.types
+            .set_limits(&self.host, name, limits)
             .map_err(SetupError::Declaration)
     }
 

@@ -30,9 +30,6 @@ const RUN_STACK_BYTES: usize = 64 << 20;
 /// largest run a few hundred).
 pub const MAX_NODE_RUNS: usize = 50_000;
 
-/// What a validator or call stopped by SIGINT/SIGTERM reports.
-const INTERRUPTED: &str = "interrupted";
-
 /// A validator that failed, and where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path} ({location}): {message}")]
@@ -330,11 +327,11 @@ impl<R: Remote> Session<R> {
                 reason: message.clone(),
             });
         }
-        // After Ctrl-C nothing new reaches the target.
-        if crate::interrupt::requested().is_some() {
+        // After Ctrl-C (or --timeout) nothing new reaches the target.
+        if let Some(stop) = crate::interrupt::requested() {
             return Err(RemoteError::Failed {
                 target: self.remote.lock().unwrap().name(),
-                message: INTERRUPTED.into(),
+                message: stop.to_string(),
             });
         }
         *self.commands.lock().unwrap() += 1;
@@ -356,12 +353,12 @@ fn run_node<R: Remote + 'static>(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         + 1;
     // After Ctrl-C no validator starts (see `crate::interrupt`).
-    if crate::interrupt::requested().is_some() {
+    if let Some(stop) = crate::interrupt::requested() {
         return Err(ValidationError {
             path: node.path.clone(),
             type_name: node.type_name.clone(),
             location: node.location.clone(),
-            message: INTERRUPTED.into(),
+            message: stop.to_string(),
         });
     }
     if runs > MAX_NODE_RUNS {

@@ -17,6 +17,11 @@
 //! A second signal means the user will not wait: the hooks get one last call
 //! to remove temporary files, and the process ends at once with `_exit`,
 //! which skips the exit handlers that could race a libguestfs call.
+//!
+//! A run-wide deadline (`--timeout`, [`start_deadline`]) stops kiln the same
+//! way, through the same hooks and the same safe points: when it passes, a
+//! timer thread records a [`Stop::Timeout`] instead of a signal, so every
+//! target cleans up exactly as after Ctrl-C and nothing is committed.
 
 use std::io;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -34,8 +39,74 @@ pub enum Stage {
     Exit,
 }
 
-/// The signal that asked kiln to stop; 0 while none has.
+/// Why kiln is stopping before its run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGINT or SIGTERM arrived.
+    Signal(i32),
+    /// The run-wide deadline (`--timeout`) passed.
+    Timeout(Duration),
+}
+
+/// The exit status of a run stopped by its `--timeout`, as timeout(1) has it.
+pub const TIMEOUT_EXIT_CODE: i32 = 124;
+
+impl Stop {
+    /// 130 for SIGINT, 143 for SIGTERM (as a shell reports a process those
+    /// signals ended), [`TIMEOUT_EXIT_CODE`] for a deadline.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Stop::Signal(signal) => exit_code(signal),
+            Stop::Timeout(_) => TIMEOUT_EXIT_CODE,
+        }
+    }
+}
+
+impl Stop {
+    /// A target's result in reports and tables after this stop.
+    pub fn result(self) -> &'static str {
+        match self {
+            Stop::Signal(_) => "interrupted",
+            Stop::Timeout(_) => "timed-out",
+        }
+    }
+}
+
+impl std::fmt::Display for Stop {
+    /// What stopped the run, as messages and reports say it: `interrupted`
+    /// or `timed out after 90s`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Signal(_) => f.write_str("interrupted"),
+            Stop::Timeout(limit) => write!(f, "timed out after {}", show_duration(*limit)),
+        }
+    }
+}
+
+/// A duration as the operator would have written it: `2h`, `45m`, `90s`
+/// (the largest unit that divides it), or milliseconds.
+pub fn show_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    if duration.subsec_nanos() != 0 {
+        format!("{}ms", duration.as_millis())
+    } else if seconds != 0 && seconds % 3600 == 0 {
+        format!("{}h", seconds / 3600)
+    } else if seconds != 0 && seconds % 60 == 0 {
+        format!("{}m", seconds / 60)
+    } else {
+        format!("{seconds}s")
+    }
+}
+
+/// The signal that asked kiln to stop, [`TIMED_OUT`] once the deadline
+/// passed; 0 while nothing has.
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// [`SIGNAL`]'s value for a passed deadline (no signal number is negative).
+const TIMED_OUT: i32 = -1;
+
+/// The `--timeout` that passed, for [`Stop::Timeout`].
+static DEADLINE: OnceLock<Duration> = OnceLock::new();
 
 static HOOKS: Mutex<Vec<fn(Stage)>> = Mutex::new(Vec::new());
 
@@ -76,12 +147,40 @@ pub fn install() -> io::Result<()> {
         .map_err(|message| io::Error::other(format!("catching SIGINT/SIGTERM: {message}")))
 }
 
-/// The signal (SIGINT or SIGTERM) that asked kiln to stop, if one has.
-pub fn requested() -> Option<i32> {
+/// What asked kiln to stop (SIGINT, SIGTERM or the deadline), if anything has.
+pub fn requested() -> Option<Stop> {
     match SIGNAL.load(Ordering::SeqCst) {
         0 => None,
-        signal => Some(signal),
+        TIMED_OUT => Some(Stop::Timeout(DEADLINE.get().copied().unwrap_or_default())),
+        signal => Some(Stop::Signal(signal)),
     }
+}
+
+/// What stopped the run, for a target's error (`interrupted`, `timed out
+/// after 90s`); `interrupted` when nothing has.
+pub fn reason() -> String {
+    requested().map_or_else(|| "interrupted".to_string(), |stop| stop.to_string())
+}
+
+/// Stops the run `limit` from now, as a first signal would (the hooks end
+/// child processes; the owners of the work see [`requested`] and clean up),
+/// unless a signal came first. Once per process: the first deadline stands.
+pub fn start_deadline(limit: Duration) -> io::Result<()> {
+    if DEADLINE.set(limit).is_err() {
+        return Ok(());
+    }
+    thread::Builder::new()
+        .name("kiln-deadline".into())
+        .spawn(move || {
+            thread::sleep(limit);
+            if SIGNAL
+                .compare_exchange(0, TIMED_OUT, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                run_hooks(Stage::Stop);
+            }
+        })
+        .map(|_| ())
 }
 
 /// The exit status for a run stopped by `signal`: 130 for SIGINT, 143 for
@@ -124,5 +223,25 @@ pub fn test_pause(point: &str) {
     let until = Instant::now() + Duration::from_secs(120);
     while requested().is_none() && Instant::now() < until {
         thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stops_say_what_stopped_them_and_exit_as_timeout_and_shells_do() {
+        assert_eq!(show_duration(Duration::from_secs(7200)), "2h");
+        assert_eq!(show_duration(Duration::from_secs(45 * 60)), "45m");
+        assert_eq!(show_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(show_duration(Duration::from_millis(1500)), "1500ms");
+        let timeout = Stop::Timeout(Duration::from_secs(90));
+        assert_eq!(timeout.to_string(), "timed out after 90s");
+        assert_eq!(timeout.exit_code(), 124);
+        assert_eq!(timeout.result(), "timed-out");
+        let signal = Stop::Signal(libc::SIGTERM);
+        assert_eq!(signal.to_string(), "interrupted");
+        assert_eq!(signal.exit_code(), 143);
     }
 }

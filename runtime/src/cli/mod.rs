@@ -2,7 +2,8 @@
 //! place errors become one-line messages and exit codes.
 //!
 //! Exit codes: 0 the run passed; 1 a validator failed (or a host did);
-//! 2 bad input (usage, manifest, image, connection before any validator).
+//! 2 bad input (usage, manifest, config file, image, connection before any
+//! validator); 124 the run's `--timeout` passed; 130/143 SIGINT/SIGTERM.
 //!
 //! kiln's options and a plugin's arguments never mix: kiln's options come
 //! before the manifest's name, and only the words after `PLUGIN VERSION`
@@ -48,7 +49,8 @@ manifest file (a word with a `/`, ending in .yaml or .yml, or naming an existing
 --manifest FILE. kiln's options go before it; pack and validate take the plugin's own arguments
 after it (`kiln pack PLUGIN VERSION --help` lists them) or as --arg NAME=VALUE.
 
-Exit codes: 0 passed, 1 a validator (or a host) failed, 2 bad input."
+Exit codes: 0 passed, 1 a validator (or a host) failed, 2 bad input, 124 the --timeout passed,
+130/143 SIGINT/SIGTERM."
 )]
 struct Cli {
     #[command(flatten)]
@@ -66,13 +68,18 @@ pub struct Common {
     #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Global options")]
     pub verbose: u8,
 
+    /// The same as -vv (oslo's option, as sahara-image-pack took it): the
+    /// commands, what validators log, and the commands' output.
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub debug: bool,
+
     /// Print only the closing line, and errors (on stderr).
     #[arg(
         short,
         long,
         global = true,
         help_heading = "Global options",
-        conflicts_with = "verbose"
+        conflicts_with_all = ["verbose", "debug"]
     )]
     pub quiet: bool,
 
@@ -130,13 +137,20 @@ pub enum ColorWhen {
     Never,
 }
 
-/// Where `PLUGIN VERSION` is looked up.
-#[derive(Args)]
+/// Where `PLUGIN VERSION` is looked up, and the config files.
+#[derive(Args, Clone)]
 pub struct Lookup {
     /// A config file (INI, oslo style; sahara.conf is accepted). Repeatable;
-    /// later files win.
+    /// later files win. Without --config-file or --config-dir,
+    /// /etc/sahara/sahara.conf and /etc/kiln/kiln.conf are read if they exist
+    /// (KILN_DEFAULT_CONFIG=FILE[:FILE...] replaces that list).
     #[arg(long = "config-file", value_name = "PATH")]
     config_files: Vec<PathBuf>,
+
+    /// Read DIR/*.conf in sorted order after the --config-files, as oslo
+    /// does. Repeatable.
+    #[arg(long = "config-dir", value_name = "DIR")]
+    config_dirs: Vec<PathBuf>,
 
     /// Where PLUGIN VERSION is looked up [default: ./manifests and the bundled ones].
     #[arg(long = "manifest-dir", value_name = "DIR")]
@@ -213,7 +227,7 @@ enum Shell {
 
 /// Runs the command line and returns the exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let cli = match parse(std::env::args_os()) {
         Ok(cli) => cli,
         Err(error) => return usage_error(error),
     };
@@ -244,6 +258,15 @@ pub fn main() -> i32 {
             2
         }
     }
+}
+
+/// The command line, with `--debug` read as the `-vv` it stands for.
+fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
+    let mut cli = Cli::try_parse_from(args)?;
+    if cli.common.debug {
+        cli.common.verbose = cli.common.verbose.max(2);
+    }
+    Ok(cli)
 }
 
 /// A usage error as one line, like every other error, and exit code 2;
@@ -411,8 +434,10 @@ pub fn shown(text: &str) -> String {
 }
 
 impl Common {
-    /// A kiln with the built-ins and the `--validators` directories loaded.
-    pub fn kiln(&self, extra_validator_dirs: &[PathBuf]) -> Result<Kiln> {
+    /// A kiln with the built-ins, the `--validators` directories and the
+    /// config's validator directories loaded, and the config's
+    /// `[kiln_limits]` applied.
+    pub fn kiln(&self, config: &config::Config) -> Result<Kiln> {
         let options = if self.no_cache {
             HostOptions { cache_dir: None }
         } else if let Some(dir) = &self.cache_dir {
@@ -426,10 +451,18 @@ impl Common {
         if let Some(warning) = kiln.host().cache_warning() {
             eprintln!("kiln: {warning}");
         }
-        for dir in self.validator_dirs.iter().chain(extra_validator_dirs) {
+        for dir in self.validator_dirs.iter().chain(&config.validator_dirs) {
             for declaration in kiln::manifest::validator_dir(dir).map_err(anyhow::Error::msg)? {
                 kiln.add_type(declaration)?;
             }
+        }
+        for (name, (limit, place)) in &config.limits {
+            let limits = kiln::manifest::LimitSettings {
+                wall_clock: Some(*limit),
+                ..Default::default()
+            };
+            kiln.set_limits(name, &limits)
+                .with_context(|| format!("{place}: [kiln_limits] {name}"))?;
         }
         Ok(kiln)
     }
@@ -449,7 +482,8 @@ impl Common {
 impl Lookup {
     /// The config files read, and the directories PLUGIN VERSION is looked up in.
     fn load(&self) -> Result<(config::Config, Vec<PathBuf>)> {
-        let config = config::Config::load(&self.config_files)?;
+        let files = config::config_files(&self.config_files, &self.config_dirs)?;
+        let config = config::Config::load(&files)?;
         let dirs = config::manifest_dirs(&self.manifest_dirs, &config);
         Ok((config, dirs))
     }
@@ -563,7 +597,7 @@ fn lint(
         bail!("name the manifests to check: files, PLUGIN VERSION pairs (see `kiln list`), or --manifest FILE");
     }
     let (config, dirs) = lookup.load()?;
-    let kiln = common.kiln(&config.validator_dirs)?;
+    let kiln = common.kiln(&config)?;
     let options = common.load_options(&config.resource_roots);
     let mut failed = 0;
     // A `--validators` type is linted with every manifest; say it once.
@@ -632,7 +666,7 @@ fn explain(
     let name = one_name(words, manifest)?;
     let (config, dirs) = lookup.load()?;
     let (path, _) = name.locate(&dirs)?;
-    let kiln = common.kiln(&config.validator_dirs)?;
+    let kiln = common.kiln(&config)?;
     let manifest = kiln
         .load(&path, &common.load_options(&config.resource_roots))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -825,7 +859,7 @@ fn own_options(verb: Option<&str>) -> Vec<String> {
 }
 
 /// What names the manifest a pack or validate runs, and its arguments.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct ManifestChoice {
     #[command(flatten)]
     lookup: Lookup,
@@ -837,6 +871,12 @@ pub struct ManifestChoice {
     /// Set a manifest argument. Repeatable.
     #[arg(long = "arg", value_name = "NAME=VALUE")]
     args: Vec<String>,
+
+    /// Stop the whole run after DURATION (90s, 45m, 2h, or plain seconds):
+    /// the commands in flight are stopped, nothing is committed, and kiln
+    /// exits 124.
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_duration)]
+    timeout: Option<std::time::Duration>,
 
     #[command(flatten)]
     pub output: report::OutputArgs,
@@ -878,9 +918,13 @@ impl ManifestChoice {
 /// Reads the config files and loads the manifest, with its arguments parsed;
 /// `None` when the words asked for the plugin's help (printed here).
 pub fn prepare(common: &Common, choice: &ManifestChoice, verb: &str) -> Result<Option<Prepared>> {
+    // The deadline covers the whole run, loading included.
+    if let Some(limit) = choice.timeout {
+        kiln::interrupt::start_deadline(limit).context("starting the --timeout timer")?;
+    }
     let (config, dirs) = choice.lookup.load()?;
     let (path, rest, label) = choice.resolve(&dirs)?;
-    let kiln = common.kiln(&config.validator_dirs)?;
+    let kiln = common.kiln(&config)?;
     let loaded = kiln
         .load(&path, &common.load_options(&config.resource_roots))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -962,6 +1006,17 @@ mod tests {
         assert!(!on(ColorWhen::Auto, true, None, Some("dumb")));
         assert!(on(ColorWhen::Always, false, Some("1"), None));
         assert!(!on(ColorWhen::Never, true, None, Some("xterm")));
+    }
+
+    #[test]
+    fn debug_is_verbose_twice() {
+        let verbosity = |line: &str| parse(words(line)).map(|cli| cli.common.verbose);
+        assert_eq!(verbosity("kiln --debug list").unwrap(), 2);
+        assert_eq!(verbosity("kiln list --debug").unwrap(), 2);
+        assert_eq!(verbosity("kiln -v --debug list").unwrap(), 2);
+        assert_eq!(verbosity("kiln -vvv --debug list").unwrap(), 3);
+        assert_eq!(verbosity("kiln -v list").unwrap(), 1);
+        assert!(verbosity("kiln --debug -q list").is_err());
     }
 
     #[test]

@@ -23,10 +23,10 @@ Examples:
   kiln pack --image base.qcow2 --output packed.qcow2 my/image.yaml --motd hello
   kiln pack --image base.qcow2 --manifest my/image.yaml --arg motd=hello";
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct PackArgs {
     /// The disk image to pack or check (qcow2 or raw). It is changed only
-    /// when every validator passes.
+    /// when every validator passes. [default: a config file's `[DEFAULT] image`]
     #[arg(long, value_name = "PATH")]
     image: Option<PathBuf>,
 
@@ -36,9 +36,14 @@ pub struct PackArgs {
     root_filesystem: Option<String>,
 
     /// Change nothing: open the image read-only and fail if it does not
-    /// match the manifest.
-    #[arg(long)]
+    /// match the manifest. [default: a config file's `[DEFAULT] test_only`]
+    #[arg(long, overrides_with = "notest_only")]
     test_only: bool,
+
+    /// Pack (undo an earlier --test-only or the config's `test_only`; of
+    /// the two options the last one wins, as with oslo).
+    #[arg(long, overrides_with = "test_only")]
+    notest_only: bool,
 
     /// Write the packed image to NEW and leave --image untouched. NEW
     /// must be another file than --image.
@@ -136,8 +141,9 @@ fn pack(common: &Common, style: Style, args: &PackArgs, reporter: &mut Reporter)
         return Ok(0);
     };
     reporter.manifest_loaded(&manifest, &arguments);
+    let args = &with_config_defaults(args, &config, reporter)?;
     let Some(image) = &args.image else {
-        anyhow::bail!("--image PATH is required: the disk image to pack");
+        anyhow::bail!("--image PATH is required: the disk image to pack (or `image` in a config file's [DEFAULT])");
     };
     let accel = match (args.accel, config.accel.as_deref()) {
         (Some(accel), _) => accel,
@@ -149,6 +155,43 @@ fn pack(common: &Common, style: Style, args: &PackArgs, reporter: &mut Reporter)
     image_target::pack(
         common, style, args, &kiln, &manifest, &arguments, image, accel, reporter,
     )
+}
+
+/// The arguments with sahara.conf's `[DEFAULT] image` and `test_only`
+/// filled in where the command line gave neither (it wins), and the
+/// refusals `--output` needs checked again with them.
+fn with_config_defaults(
+    args: &PackArgs,
+    config: &super::config::Config,
+    reporter: &mut Reporter,
+) -> Result<PackArgs> {
+    let mut resolved = args.clone();
+    if resolved.image.is_none() {
+        if let Some(image) = &config.image {
+            reporter.plan("image", &image_name(image));
+            resolved.image = Some(image.clone());
+        }
+    }
+    if !args.test_only && !args.notest_only {
+        resolved.test_only = config.test_only.unwrap_or(false);
+        reporter.set_test_only(resolved.test_only);
+    }
+    if let (true, Some(output)) = (resolved.test_only, &resolved.output) {
+        anyhow::bail!(
+            "--output {} does not go with test-only mode (the config file's `test_only` is true); a test-only run writes nothing, so pass --notest-only or leave --output out",
+            output.display()
+        );
+    }
+    if let (Some(image), Some(output)) = (&resolved.image, &resolved.output) {
+        if same_file(image, output) {
+            anyhow::bail!(
+                "--output {} is the image itself ({}); name a new file, or leave --output out to pack the image in place",
+                output.display(),
+                image.display()
+            );
+        }
+    }
+    Ok(resolved)
 }
 
 /// Whether two paths are one file: the same inode when both exist (so a
@@ -246,7 +289,7 @@ mod image_target {
         let session = match opened {
             Ok(session) => session,
             Err(error) => {
-                if let Some(code) = interrupted(image, None) {
+                if let Some(code) = interrupted(image, None, style, reporter) {
                     return Ok(code);
                 }
                 reporter.add_failed(
@@ -296,9 +339,18 @@ mod image_target {
         } else {
             (summary, session)
         };
-        if let Some(code) = interrupted(image, None) {
+        if let Some(stop) = kiln::interrupt::requested() {
             session.discard();
-            return Ok(code);
+            // The report shows which validator the stop cut short.
+            reporter.add_run(
+                "image",
+                &image_name(image),
+                stop.result(),
+                &summary,
+                started.elapsed(),
+                &commands,
+            );
+            return Ok(interrupted(image, None, style, reporter).unwrap_or(stop.exit_code()));
         }
         if options.command_channel == CommandChannel::SessionChroot
             && session.command_channel() == Some(CommandChannel::DaemonSh)
@@ -326,7 +378,8 @@ mod image_target {
             let written = match written {
                 Ok(written) => written,
                 Err(error) => {
-                    return interrupted(image, None).map_or_else(|| Err(error.into()), Ok)
+                    return interrupted(image, None, style, reporter)
+                        .map_or_else(|| Err(error.into()), Ok)
                 }
             };
             if let Some(path) = &written.written {
@@ -336,7 +389,7 @@ mod image_target {
                     written.elapsed.as_secs_f64()
                 ));
             }
-            if let Some(code) = interrupted(image, written.written.as_deref()) {
+            if let Some(code) = interrupted(image, written.written.as_deref(), style, reporter) {
                 return Ok(code);
             }
         } else {
@@ -385,19 +438,39 @@ mod image_target {
         Ok(if summary.passed() { 0 } else { 1 })
     }
 
-    /// After SIGINT/SIGTERM (see `kiln::interrupt`): says what became of
-    /// the image and gives the exit status (130, 143), else `None`. The
-    /// session has cleaned up by then: no qemu, overlay or staged file.
-    fn interrupted(image: &Path, written: Option<&Path>) -> Option<i32> {
-        let signal = kiln::interrupt::requested()?;
-        match written {
-            Some(path) => eprintln!(
-                "kiln: interrupted after the commit; {} was written",
-                shown_path(path)
-            ),
-            None => eprintln!("kiln: interrupted; {} unchanged", shown_path(image)),
+    /// After SIGINT/SIGTERM or `--timeout` (see `kiln::interrupt`): says
+    /// what became of the image and gives the exit status (130, 143, 124),
+    /// else `None`. The session has cleaned up by then: no qemu, overlay or
+    /// staged file.
+    fn interrupted(
+        image: &Path,
+        written: Option<&Path>,
+        style: Style,
+        reporter: &mut Reporter,
+    ) -> Option<i32> {
+        let stop = kiln::interrupt::requested()?;
+        let message = match written {
+            Some(path) => format!("{stop} after the commit; {} was written", shown_path(path)),
+            None => format!("{stop}; {} unchanged", shown_path(image)),
+        };
+        eprintln!("kiln: {message}");
+        if let kiln::interrupt::Stop::Timeout(limit) = stop {
+            // A deadline is a result a CI job reads, not a keypress: the
+            // closing line and the report say it too.
+            let closing = |word: &str| {
+                format!(
+                    "{word} after {} (--timeout), in {:.1} s",
+                    kiln::interrupt::show_duration(limit),
+                    reporter.started().elapsed().as_secs_f64()
+                )
+            };
+            print_line_logging(
+                &closing(&style.paint("TIMED OUT", Paint::Bad)),
+                &closing("TIMED OUT"),
+            );
         }
-        Some(kiln::interrupt::exit_code(signal))
+        reporter.stopped(&stop, &message);
+        Some(stop.exit_code())
     }
 
     /// The pack's records with the verify pass's outcome: a pack whose

@@ -3,7 +3,12 @@
 //! `--arg NAME=VALUE` anywhere, and `PLUGIN VERSION --help` listing them.
 //! A name the manifest does not declare is an error, whichever way it was
 //! spelled, as sahara-image-pack's argparse refused it: a typo must not
-//! silently run the default.
+//! silently run the default. As argparse did, an unambiguous prefix names
+//! the argument it starts (`--java` for `--java-distro`; an ambiguous one
+//! is an error listing the candidates), and a one-letter argument `x` may
+//! be written `-x VALUE` (or `-xVALUE`). Hidden arguments are ordinary
+//! arguments on the command line; only the plugin's `--help` and the
+//! lists in messages leave them out.
 
 use std::collections::BTreeMap;
 
@@ -42,6 +47,17 @@ pub fn parse(
         if word == "--help" || word == "-h" {
             return Ok(PluginArgs::Help);
         }
+        if let Some((name, value)) = one_letter(manifest, word) {
+            let value = match value {
+                Some(value) => value,
+                None => iter
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| anyhow::anyhow!("-{name} needs a value"))?,
+            };
+            values.insert(name, value);
+            continue;
+        }
         let Some(option) = word.strip_prefix("--") else {
             if own.contains(word) {
                 bail!("{word} is one of kiln's own options; put it before PLUGIN VERSION");
@@ -76,8 +92,71 @@ pub fn parse(
     Ok(PluginArgs::Values(values))
 }
 
+/// `-x VALUE`, `-x=VALUE` or `-xVALUE` for a declared one-letter argument
+/// `x` (argparse's short option): its name, and the value when the word
+/// holds it. `None` for every other word, kiln's `-v`/`-q` included unless
+/// the manifest declares that letter.
+fn one_letter(manifest: &Manifest, word: &str) -> Option<(String, Option<String>)> {
+    let rest = word.strip_prefix('-').filter(|r| !r.starts_with('-'))?;
+    let letter = rest.chars().next()?;
+    let argument = manifest
+        .arguments
+        .iter()
+        .find(|a| a.name.chars().eq(std::iter::once(letter)))?;
+    let value = &rest[letter.len_utf8()..];
+    let value = value.strip_prefix('=').unwrap_or(value);
+    Some((
+        argument.name.clone(),
+        (!value.is_empty()).then(|| value.to_string()),
+    ))
+}
+
+/// An argument name as argparse compared it, with kiln's rule that `-` and
+/// `_` are the same (`java-distro` is `java_distro`).
+fn normalized(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+/// The declared argument `name` names exactly, or, for `--NAME`, the one
+/// it is an unambiguous prefix of (hidden arguments included: they are
+/// ordinary arguments on the command line). An ambiguous prefix is an
+/// error listing the arguments it could be.
+fn lookup<'m>(manifest: &'m Manifest, name: &str, prefixes: bool) -> Result<Option<&'m str>> {
+    let wanted = normalized(name);
+    if let Some(argument) = manifest
+        .arguments
+        .iter()
+        .find(|a| normalized(&a.name) == wanted)
+    {
+        return Ok(Some(&argument.name));
+    }
+    if !prefixes || wanted.is_empty() {
+        return Ok(None);
+    }
+    let started: Vec<&str> = manifest
+        .arguments
+        .iter()
+        .filter(|a| normalized(&a.name).starts_with(&wanted))
+        .map(|a| a.name.as_str())
+        .collect();
+    match started[..] {
+        [] => Ok(None),
+        [only] => Ok(Some(only)),
+        _ => bail!(
+            "`--{name}` is ambiguous in {}: it could be {}; type more of the name",
+            manifest.path.display(),
+            started
+                .iter()
+                .map(|n| format!("--{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// The declared argument `name` refers to (`java-distro` and `java_distro`
-/// are the same option), or an error naming what was typed, listing the
+/// are the same option; for `--NAME`, an unambiguous prefix names the
+/// argument it starts), or an error naming what was typed, listing the
 /// arguments there are and suggesting the nearest.
 fn declared_name(
     manifest: &Manifest,
@@ -85,13 +164,11 @@ fn declared_name(
     spelling: Spelling<'_>,
     own: &[String],
 ) -> Result<String> {
-    let wanted = name.replace('-', "_");
-    if let Some(argument) = manifest
-        .arguments
-        .iter()
-        .find(|a| a.name == name || a.name.replace('-', "_") == wanted)
-    {
-        return Ok(argument.name.clone());
+    // kiln's own option typed in full is never taken for a prefix of an
+    // argument: `--image` after PLUGIN VERSION is a misplaced kiln option.
+    let prefixes = matches!(spelling, Spelling::Option) && !own.contains(&format!("--{name}"));
+    if let Some(found) = lookup(manifest, name, prefixes)? {
+        return Ok(found.to_string());
     }
     // Hidden arguments are accepted but never advertised.
     let visible: Vec<&str> = manifest

@@ -34,7 +34,8 @@ pub struct OutputArgs {
 
     /// Write the whole timeline to FILE: every line, every command with its
     /// environment entries, exit code and complete output, whatever -v says.
-    #[arg(long, value_name = "FILE")]
+    /// (`--logfile`, oslo's older spelling, works too.)
+    #[arg(long, value_name = "FILE", alias = "logfile")]
     pub log_file: Option<PathBuf>,
 }
 
@@ -135,6 +136,9 @@ pub struct Reporter {
     planned: Vec<(&'static str, String)>,
     targets: Vec<TargetReport>,
     console: Option<ConsoleGuard>,
+    /// Why the run stopped early (Ctrl-C, `--timeout`): the report's
+    /// `error`, and the result of targets it never reached.
+    stop: Option<(&'static str, String)>,
 }
 
 impl Reporter {
@@ -151,6 +155,7 @@ impl Reporter {
             planned: Vec::new(),
             targets: Vec::new(),
             console: None,
+            stop: None,
         }
     }
 
@@ -327,6 +332,17 @@ impl Reporter {
             .collect()
     }
 
+    /// Whether the run is test-only, once a config file has said.
+    pub fn set_test_only(&mut self, test_only: bool) {
+        self.test_only = test_only;
+    }
+
+    /// The run was stopped (a signal, `--timeout`): `message` says how and
+    /// what became of the target.
+    pub fn stopped(&mut self, stop: &kiln::interrupt::Stop, message: &str) {
+        self.stop = Some((stop.result(), message.to_string()));
+    }
+
     /// Ends the run: the console closed and the report written, whatever
     /// `result` is. A report that cannot be written is an error of its own.
     pub fn finish(mut self, result: anyhow::Result<i32>) -> anyhow::Result<i32> {
@@ -334,6 +350,8 @@ impl Reporter {
         if let Some(error) = &error {
             progress::log_only(&format!("kiln: {error}"));
         }
+        let stop = self.stop.take();
+        let error = error.or_else(|| stop.as_ref().map(|(_, message)| shown(message)));
         // The status line is gone and the log complete before the report.
         self.console = None;
         let Some(path) = self.output.report.clone() else {
@@ -345,9 +363,14 @@ impl Reporter {
         };
         for (kind, name) in std::mem::take(&mut self.planned) {
             if !self.targets.iter().any(|t| t.target == shown(&name)) {
-                match &error {
-                    Some(message) => self.add_failed(kind, &name, "error", message, Duration::ZERO),
-                    None => {
+                match (&stop, &error) {
+                    (Some((result, message)), _) => {
+                        self.add_failed(kind, &name, result, message, Duration::ZERO)
+                    }
+                    (None, Some(message)) => {
+                        self.add_failed(kind, &name, "error", message, Duration::ZERO)
+                    }
+                    (None, None) => {
                         self.add_failed(kind, &name, "not run", "not run", Duration::ZERO);
                         if let Some(target) = self.targets.last_mut() {
                             target.error = None;

@@ -183,11 +183,16 @@ fn validate(
     print_table(&results, style);
     let results_len = results.len();
     let failed = results.iter().filter(|r| !r.passed).count();
+    let stop = kiln::interrupt::requested();
     progress::print_line(&format!(
-        "{} of {} hosts passed in {:.1} s",
+        "{} of {} hosts passed in {:.1} s{}",
         results.len() - failed,
         results.len(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        match stop {
+            Some(stop @ kiln::interrupt::Stop::Timeout(_)) => format!("; {stop}"),
+            _ => String::new(),
+        }
     ));
     for (spec, r) in hosts.iter().zip(&results) {
         let name = spec.to_string();
@@ -204,12 +209,18 @@ fn validate(
             ),
         }
     }
-    if let Some(signal) = kiln::interrupt::requested() {
-        eprintln!(
-            "kiln: interrupted; {results_len} of {} hosts were started, and no validator after the interrupt",
-            hosts.len()
+    if let Some(stop) = stop {
+        let message = format!(
+            "{stop}; {results_len} of {} hosts were started, and no validator after the {}",
+            hosts.len(),
+            match stop {
+                kiln::interrupt::Stop::Signal(_) => "interrupt",
+                kiln::interrupt::Stop::Timeout(_) => "deadline",
+            }
         );
-        return Ok(kiln::interrupt::exit_code(signal));
+        eprintln!("kiln: {message}");
+        reporter.stopped(&stop, &message);
+        return Ok(stop.exit_code());
     }
     Ok(if failed == 0 { 0 } else { 1 })
 }
@@ -291,11 +302,10 @@ fn one_host(
         Err(RunError::Validation(e)) => ("failed".to_string(), e.path.clone()),
         Err(other) => ("failed".to_string(), other.to_string()),
     };
-    // After Ctrl-C the failure is the interrupt, not the host.
-    let result = if kiln::interrupt::requested().is_some() && !summary.passed() {
-        "interrupted".to_string()
-    } else {
-        result
+    // After Ctrl-C (or --timeout) the failure is the stop, not the host.
+    let result = match kiln::interrupt::requested() {
+        Some(stop) if !summary.passed() => stop.result().to_string(),
+        _ => result,
     };
     // The failing cell may quote what the target said (its distro, an error).
     let failing = one_line(&failing);
@@ -324,6 +334,7 @@ fn result_word(result: &str) -> (&'static str, &'static str, Paint) {
         "passed" => ("passed", "PASSED", Paint::Good),
         "unreachable" => ("unreachable", "UNREACHABLE", Paint::Bad),
         "interrupted" => ("interrupted", "INTERRUPTED", Paint::Bad),
+        "timed-out" => ("timed-out", "TIMED-OUT", Paint::Bad),
         _ => ("failed", "FAILED", Paint::Bad),
     }
 }

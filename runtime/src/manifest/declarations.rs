@@ -1,5 +1,8 @@
 //! The `validator_types` section: third-party validator types a manifest
-//! brings, each a `.wasm` component with the grants it is given.
+//! brings, each a `.wasm` component with the grants it is given, and
+//! limits-only declarations (`script: {limits: {seconds: 1800}}`, no
+//! `wasm`) that change the limits of a type kiln already has, a built-in
+//! included, and nothing else.
 //!
 //! ```yaml
 //! validator_types:
@@ -25,11 +28,19 @@ use crate::host::{ComponentSource, Grant, Grants, Limits, TypeDeclaration};
 
 type Problem = (Mark, String);
 
+/// One entry of `validator_types`.
+#[derive(Debug)]
+pub(super) enum Declared {
+    /// A type with its component: a new one, or a built-in's replacement.
+    Type(TypeDeclaration),
+    /// `NAME: {limits: {...}}` without `wasm`: new limits for a type kiln
+    /// already has (a built-in, or one from `--validators`), with its
+    /// component and grants unchanged.
+    Limits { name: String, limits: LimitSettings },
+}
+
 /// Each declaration with the mark of its name.
-pub(super) fn parse(
-    section: &Yaml,
-    base_dir: &Path,
-) -> Result<Vec<(Mark, TypeDeclaration)>, Problem> {
+pub(super) fn parse(section: &Yaml, base_dir: &Path) -> Result<Vec<(Mark, Declared)>, Problem> {
     let YamlKind::Map(entries) = &section.kind else {
         return Err((
             section.mark,
@@ -43,9 +54,44 @@ pub(super) fn parse(
                 key.mark,
                 "a validator type name must be a string".to_string(),
             ))?;
-            Ok((key.mark, declaration(name, body, base_dir)?))
+            let declared = match limits_only(name, body)? {
+                Some(limits) => Declared::Limits {
+                    name: name.to_string(),
+                    limits,
+                },
+                None => Declared::Type(declaration(name, body, base_dir)?),
+            };
+            Ok((key.mark, declared))
         })
         .collect()
+}
+
+/// The limits of a declaration that has `limits` and no `wasm`. Such a
+/// declaration can only tighten or loosen limits: anything that would
+/// change what a type may do (its grants) needs a component of its own.
+fn limits_only(name: &str, body: &Yaml) -> Result<Option<LimitSettings>, Problem> {
+    let YamlKind::Map(entries) = &body.kind else {
+        return Ok(None);
+    };
+    let key = |entry: &(Yaml, Yaml)| entry.0.as_str().unwrap_or("").to_string();
+    if entries.iter().any(|e| key(e) == "wasm") {
+        return Ok(None);
+    }
+    let Some((_, value)) = entries.iter().find(|e| key(e) == "limits") else {
+        return Ok(None);
+    };
+    if let Some((other, _)) = entries.iter().find(|e| key(e) != "limits") {
+        return Err((
+            other.mark,
+            format!(
+                "validator type `{name}`: without `wasm`, a declaration sets only the `limits` of a type kiln already has, found `{}`; to change what a built-in may do, replace it (`wasm:` and `overrides: true`)",
+                other.as_str().unwrap_or("?")
+            ),
+        ));
+    }
+    limits(value)
+        .map(Some)
+        .map_err(|(m, message)| (m, format!("validator type `{name}`: {message}")))
 }
 
 /// Parses one declaration body (also used for `--validators DIR` sidecars).
@@ -121,7 +167,11 @@ pub fn declaration(name: &str, body: &Yaml, base_dir: &Path) -> Result<TypeDecla
                     other => return Err(at(value.mark, format!("overrides must be true or false, found `{other}`"))),
                 }
             }
-            "limits" => declaration.limits = limits(value).map_err(|(m, message)| at(m, message))?,
+            "limits" => {
+                declaration.limits = limits(value)
+                    .map_err(|(m, message)| at(m, message))?
+                    .apply(Limits::THIRD_PARTY)
+            }
             other => {
                 return Err(at(key.mark, format!("unknown key `{other}` (known: wasm, sha256, grants, commands, env, paths, overrides, limits)")))
             }
@@ -202,14 +252,43 @@ fn path_patterns(value: &Yaml) -> Result<(Vec<String>, Vec<String>), Problem> {
     Ok((read, write))
 }
 
-fn limits(value: &Yaml) -> Result<Limits, Problem> {
+/// The limits a declaration sets, each applied over a base: the
+/// third-party defaults for a new type, the type's own limits for a
+/// limits-only declaration of a type kiln already has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LimitSettings {
+    pub wall_clock: Option<Duration>,
+    pub memory_bytes: Option<usize>,
+    pub log_bytes: Option<usize>,
+    pub command_output_bytes: Option<usize>,
+    pub argument_bytes: Option<usize>,
+    pub nested_reruns: Option<u32>,
+}
+
+impl LimitSettings {
+    /// `base` with every limit these settings name replaced.
+    pub fn apply(&self, base: Limits) -> Limits {
+        Limits {
+            wall_clock: self.wall_clock.or(base.wall_clock),
+            memory_bytes: self.memory_bytes.unwrap_or(base.memory_bytes),
+            log_bytes: self.log_bytes.unwrap_or(base.log_bytes),
+            command_output_bytes: self
+                .command_output_bytes
+                .unwrap_or(base.command_output_bytes),
+            argument_bytes: self.argument_bytes.unwrap_or(base.argument_bytes),
+            nested_reruns: self.nested_reruns.unwrap_or(base.nested_reruns),
+        }
+    }
+}
+
+fn limits(value: &Yaml) -> Result<LimitSettings, Problem> {
     let YamlKind::Map(entries) = &value.kind else {
         return Err((
             value.mark,
             "limits must be a map (seconds, milliseconds, memory_mib, log_kib, output_mib, argument_kib, nested_reruns)".into(),
         ));
     };
-    let mut limits = Limits::THIRD_PARTY;
+    let mut limits = LimitSettings::default();
     for (key, value) in entries {
         let number: u64 = text(value)
             .and_then(|t| {
@@ -221,11 +300,11 @@ fn limits(value: &Yaml) -> Result<Limits, Problem> {
         match key.as_str().unwrap_or("") {
             "seconds" => limits.wall_clock = Some(Duration::from_secs(number)),
             "milliseconds" => limits.wall_clock = Some(Duration::from_millis(number)),
-            "memory_mib" => limits.memory_bytes = mebibytes(number, 20).map_err(|m| (value.mark, m))?,
-            "log_kib" => limits.log_bytes = mebibytes(number, 10).map_err(|m| (value.mark, m))?,
-            "output_mib" => limits.command_output_bytes = mebibytes(number, 20).map_err(|m| (value.mark, m))?,
-            "argument_kib" => limits.argument_bytes = mebibytes(number, 10).map_err(|m| (value.mark, m))?,
-            "nested_reruns" => limits.nested_reruns = u32::try_from(number).unwrap_or(u32::MAX),
+            "memory_mib" => limits.memory_bytes = Some(mebibytes(number, 20).map_err(|m| (value.mark, m))?),
+            "log_kib" => limits.log_bytes = Some(mebibytes(number, 10).map_err(|m| (value.mark, m))?),
+            "output_mib" => limits.command_output_bytes = Some(mebibytes(number, 20).map_err(|m| (value.mark, m))?),
+            "argument_kib" => limits.argument_bytes = Some(mebibytes(number, 10).map_err(|m| (value.mark, m))?),
+            "nested_reruns" => limits.nested_reruns = Some(u32::try_from(number).unwrap_or(u32::MAX)),
             other => {
                 return Err((key.mark, format!("unknown limit `{other}` (known: seconds, milliseconds, memory_mib, log_kib, output_mib, argument_kib, nested_reruns)")))
             }

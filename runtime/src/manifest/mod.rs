@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use arguments::Argument;
-pub use declarations::validator_dir;
+pub use declarations::{validator_dir, LimitSettings};
 pub use resources::ResourceRoots;
 pub use version_entry::{ValueKind, VersionEntry, VersionValue};
 use yaml::{Mark, Yaml, YamlKind, YamlLimits};
@@ -200,6 +200,28 @@ impl TypeRegistry {
         Ok(())
     }
 
+    /// Changes the limits of a type it has (a built-in included), keeping
+    /// its component and grants: `[kiln_limits]` in a config file, and a
+    /// manifest's limits-only declaration.
+    pub fn set_limits(
+        &mut self,
+        host: &ComponentHost,
+        name: &str,
+        limits: &LimitSettings,
+    ) -> Result<(), String> {
+        let Some(existing) = self.types.get(name) else {
+            return Err(format!(
+                "validator type `{name}` is neither built in nor declared, so it has no limits to change (types: {}); a new type needs `wasm: PATH`",
+                self.names().collect::<Vec<_>>().join(", ")
+            ));
+        };
+        let mut declaration = existing.declaration.clone();
+        declaration.limits = limits.apply(existing.limits);
+        let vtype = host.load(declaration).map_err(|e| e.to_string())?;
+        self.types.insert(name.to_string(), vtype);
+        Ok(())
+    }
+
     pub fn get(&self, name: &str) -> Option<&Arc<ValidatorType>> {
         self.types.get(name)
     }
@@ -313,14 +335,21 @@ fn load_bytes(
     let mut types = types.clone();
     let mut declared_at = BTreeMap::new();
     if let Some(section) = document.get("validator_types") {
-        for (mark, declaration) in declarations::parse(section, base_dir)
+        for (mark, declared) in declarations::parse(section, base_dir)
             .map_err(|(mark, message)| spec_error(mark, message))?
         {
-            let name = declaration.name.clone();
-            types
-                .add(host, declaration)
-                .map_err(|message| spec_error(mark, message))?;
-            declared_at.insert(name, at(mark));
+            match declared {
+                declarations::Declared::Type(declaration) => {
+                    let name = declaration.name.clone();
+                    types
+                        .add(host, declaration)
+                        .map_err(|message| spec_error(mark, message))?;
+                    declared_at.insert(name, at(mark));
+                }
+                declarations::Declared::Limits { name, limits } => types
+                    .set_limits(host, &name, &limits)
+                    .map_err(|message| spec_error(mark, message))?,
+            }
         }
     }
 

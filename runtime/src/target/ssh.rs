@@ -741,7 +741,7 @@ impl SshTarget {
     fn unreachable(&self, reason: String) -> RemoteError {
         // Ctrl-C ended the master on purpose (`end_ssh_masters`).
         if crate::interrupt::requested().is_some() {
-            return self.failed("interrupted".into());
+            return self.failed(crate::interrupt::reason());
         }
         RemoteError::Unreachable {
             target: self.name(),

@@ -156,9 +156,9 @@ pub enum ImageError {
     /// never does.
     #[error("{}: an SELinux relabel changes the image; it does not go with a test-only run", .path.display())]
     RelabelInTestOnly { path: PathBuf },
-    /// SIGINT or SIGTERM arrived (see [`crate::interrupt`]); nothing was
-    /// written to the image.
-    #[error("{}: interrupted", .path.display())]
+    /// SIGINT or SIGTERM arrived, or `--timeout` passed (see
+    /// [`crate::interrupt`]); nothing was written to the image.
+    #[error("{}: {}", .path.display(), interrupt::reason())]
     Interrupted { path: PathBuf },
 }
 
@@ -380,7 +380,7 @@ impl ImageSession {
         if interrupt::requested().is_some() {
             return RemoteError::Failed {
                 target,
-                message: "interrupted".into(),
+                message: interrupt::reason(),
             };
         }
         match error.into() {
@@ -1217,7 +1217,7 @@ fn launch_with(
     };
     if interrupt::requested().is_some() {
         return Err(LaunchFailure {
-            reason: "interrupted".into(),
+            reason: interrupt::reason(),
         });
     }
     let watchdog = BootWatchdog::start(token.0.clone(), deadline);
