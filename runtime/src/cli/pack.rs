@@ -366,7 +366,8 @@ mod image_target {
                 Ok(outcome) => say(&outcome.to_string()),
                 Err(error) => {
                     session.discard();
-                    return interrupted(image, None).map_or_else(|| Err(error.into()), Ok);
+                    return interrupted(image, None, style, reporter)
+                        .map_or_else(|| Err(error.into()), Ok);
                 }
             }
         }
