@@ -239,7 +239,7 @@ fn child(args: &[String]) {
     let kiln = Kiln::new(HostOptions::with_default_cache()).expect("kiln starts");
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path().join("floods.yaml");
-    let wasm = Path::new(env!("KILN_COMPONENT_DIR")).join("kiln_hostile_attacks.wasm");
+    let wasm = Path::new(kiln_test_components::KILN_HOSTILE_ATTACKS);
     std::fs::write(
         &path,
         format!(
