@@ -24,6 +24,7 @@ pub struct WasmPackage {
 impl WasmPackage {
     /// The component's file name (`kiln-hostile-attacks` builds
     /// `kiln_hostile_attacks.wasm`).
+    #[allow(dead_code)] // test-components names its constants by it; runtime/build.rs needs no names
     pub fn file_stem(&self) -> String {
         self.name.replace('-', "_")
     }
@@ -94,7 +95,13 @@ impl WasmWorkspace {
         let mut build = Command::new(cargo);
         build
             .current_dir(&self.validators)
-            .args(["build", "--release", "--target", WASM_TARGET, "--target-dir"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                WASM_TARGET,
+                "--target-dir",
+            ])
             .arg(&self.target_dir);
         for package in packages {
             build.args(["--package", &package.name]);

@@ -31,7 +31,12 @@ fn main() {
         assert!(path.is_file(), "{} was not built", path.display());
         let constant = stem.to_uppercase();
         writeln!(code, "/// `{}`, built for wasm32-wasip2.", package.name).unwrap();
-        writeln!(code, "pub const {constant}: &str = {:?};", path.display().to_string()).unwrap();
+        writeln!(
+            code,
+            "pub const {constant}: &str = {:?};",
+            path.display().to_string()
+        )
+        .unwrap();
         writeln!(all, "    ({stem:?}, {constant}),").unwrap();
     }
     writeln!(code, "/// Every component here as (file stem, path).").unwrap();
