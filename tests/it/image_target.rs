@@ -9,7 +9,7 @@
 //! always uses `Auto` (default: tcg, since hardware acceleration is broken
 //! on this project's CI hosts).
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::io::{BufRead, BufReader};

@@ -3,7 +3,7 @@
 //! malformed manifest in tests/malformed/ fails with its expected
 //! `FILE:LINE:COL: message`, never a panic or a hang.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

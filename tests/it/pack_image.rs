@@ -11,10 +11,9 @@
 //!    libguestfs) are what the manifest asked for;
 //! 4. a manifest whose last validator fails leaves the image unchanged.
 
-mod support;
+use crate::support;
 
-#[path = "support/reports.rs"]
-mod reports;
+use crate::support::reports;
 
 use std::path::Path;
 use std::process::{Command, Output};

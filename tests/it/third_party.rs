@@ -5,7 +5,7 @@
 //! mismatch, a clash with a built-in, a bad declaration), and the versioning
 //! rules of the `kiln:validator` package.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -10,11 +10,9 @@
 //! Every kiln run has a deadline, so a hang fails instead of blocking, and
 //! nothing skips: without sshd, debootstrap or root the tests fail.
 
-#[path = "support/sshd_fleet.rs"]
-mod sshd_fleet;
+use crate::support::sshd_fleet;
 
-#[path = "support/reports.rs"]
-mod reports;
+use crate::support::reports;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

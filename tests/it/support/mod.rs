@@ -3,6 +3,9 @@
 //! runs against the scripted remote.
 #![allow(dead_code)]
 
+pub mod reports;
+pub mod sshd_fleet;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
