@@ -8,13 +8,13 @@
 //! with a calm spec in place of the flood (`true` for `yes`, a small file
 //! for a read, one tiny argument), so it holds the engine, the compiled
 //! component, one instance and the SSH connection. The SSH floods go to a
-//! real sshd on loopback serving a Debian chroot (`tests/support/
+//! real sshd on loopback serving a Debian chroot (`tests/it/support/
 //! sshd_fleet.rs`); the argument flood to the in-memory scripted remote.
 //! Prints a Markdown table for BENCHMARKS.md.
 //!
 //!   cargo bench --bench floods            # RUNS=N repetitions (default 3)
 
-#[path = "../tests/support/sshd_fleet.rs"]
+#[path = "../tests/it/support/sshd_fleet.rs"]
 mod sshd_fleet;
 
 use std::collections::BTreeMap;
@@ -239,7 +239,7 @@ fn child(args: &[String]) {
     let kiln = Kiln::new(HostOptions::with_default_cache()).expect("kiln starts");
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path().join("floods.yaml");
-    let wasm = Path::new(env!("KILN_COMPONENT_DIR")).join("kiln_hostile_attacks.wasm");
+    let wasm = Path::new(kiln_test_components::KILN_HOSTILE_ATTACKS);
     std::fs::write(
         &path,
         format!(

@@ -1,5 +1,5 @@
 //! What the fuzz targets do with their input, shared with the main
-//! workspace's `tests/fuzz_corpus.rs` (which includes this file), so the
+//! workspace's `tests/it/fuzz_corpus.rs` (which includes this file), so the
 //! saved corpus replays through exactly these calls under `cargo test` on
 //! stable. It uses nothing but kiln's public API and the standard library.
 //!
@@ -113,7 +113,7 @@ impl Manifests {
     pub fn load(&self, data: &[u8]) {
         // Paths into the host's devices and system files, or out of the
         // manifest's directory, are kept out: kiln refuses a `.wasm` that is
-        // not a regular file (tests/hostile.rs), and the fuzzer should spend
+        // not a regular file (tests/it/hostile.rs), and the fuzzer should spend
         // its time on the parsers, not on the machine's files.
         if [&b"/dev"[..], b"/proc", b"/sys", b".."]
             .iter()

@@ -42,6 +42,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
+use super::hex;
 use crate::text::escape_controls;
 
 /// A cached `.cwasm` larger than this is treated as damaged (the built-ins
@@ -306,10 +307,6 @@ fn rename_at(dir: &File, from: &str, to: &str) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

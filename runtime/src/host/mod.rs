@@ -10,6 +10,7 @@ mod cache;
 mod engines;
 pub mod grants;
 mod store;
+mod world;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,23 +28,13 @@ use engines::{Backend, Engines};
 pub use grants::{Grant, Grants, Limits};
 use store::StoreState;
 pub use store::{human_bytes, human_duration, RunScope, Violation};
-
-/// Generated bindings for the `kiln:validator` world.
-pub(crate) mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "validator-type",
-        imports: { default: trappable },
-    });
-}
+pub(crate) use world::bindings;
+use world::{check_world_version, ContractLine, EXPORT_INTERFACE};
+pub use world::{versions_compatible, WIT_VERSION};
 
 pub use bindings::kiln::validator::types::{
     BlockShape, LogLevel, NestedBlock, Plan, ResourceRef, SpecError,
 };
-
-/// The version of the `kiln:validator` WIT package this kiln provides.
-pub const WIT_VERSION: &str = "0.1.2";
-const EXPORT_INTERFACE: &str = "kiln:validator/validator";
 /// How often the epoch advances; wall-clock limits are checked this often.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -225,7 +216,9 @@ impl ComponentHost {
                 (backend, component)
             }
         };
-        check_world_version(&name, &backend.engine, &component)?;
+        // One line of the contract today; a second one (0.2) makes this
+        // pattern refutable, so the compiler points here to dispatch on it.
+        let ContractLine::V0_1 = check_world_version(&name, &backend.engine, &component)?;
         let pre = prelink(&name, backend, &component)?;
         let fallback = OnceLock::new();
         Ok(Arc::new(ValidatorType {
@@ -333,70 +326,6 @@ fn check_component_header(name: &str, origin: &str, bytes: &[u8]) -> Result<(), 
         )),
         _ => refuse(format!("{origin} has an unknown WebAssembly version or layer")),
     }
-}
-
-/// Finds the version of `kiln:validator/validator` the component exports and
-/// refuses one this kiln cannot serve, naming both versions.
-fn check_world_version(
-    name: &str,
-    engine: &Engine,
-    component: &Component,
-) -> Result<(), LoadError> {
-    let exported: Vec<String> = component
-        .component_type()
-        .exports(engine)
-        .map(|(n, _)| n.to_string())
-        .collect();
-    let Some(version) = exported.iter().find_map(|n| {
-        n.strip_prefix(EXPORT_INTERFACE)
-            .and_then(|v| v.strip_prefix('@'))
-    }) else {
-        return Err(LoadError::Link {
-            name: name.to_string(),
-            reason: format!(
-                "it exports {} but not {EXPORT_INTERFACE}; is it built for the kiln:validator/validator-type world?",
-                if exported.is_empty() { "nothing".to_string() } else { exported.join(", ") }
-            ),
-        });
-    };
-    if versions_compatible(version, WIT_VERSION) {
-        return Ok(());
-    }
-    let hint = if newer(version, WIT_VERSION) {
-        "; upgrade kiln to run it"
-    } else {
-        "; rebuild it against this kiln's wit/"
-    };
-    Err(LoadError::IncompatibleVersion {
-        name: name.to_string(),
-        found: version.to_string(),
-        provided: WIT_VERSION,
-        hint,
-    })
-}
-
-fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
-    let core = text.split(['-', '+']).next()?;
-    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
-    Some((parts.next()??, parts.next()??, parts.next()??))
-}
-
-/// Semver compatibility as the component model applies it: same major (for
-/// 0.x, same minor), and not newer than what the host provides.
-pub fn versions_compatible(component: &str, host: &str) -> bool {
-    let (Some(c), Some(h)) = (parse_version(component), parse_version(host)) else {
-        return false;
-    };
-    let same_line = if c.0 == 0 && h.0 == 0 {
-        c.1 == h.1
-    } else {
-        c.0 == h.0
-    };
-    same_line && c <= h
-}
-
-fn newer(component: &str, host: &str) -> bool {
-    matches!((parse_version(component), parse_version(host)), (Some(c), Some(h)) if c > h)
 }
 
 /// Bytes as lowercase hexadecimal (digests in messages and cache names).

@@ -583,12 +583,8 @@ pub fn pointer_to_path(pointer: &str) -> String {
 
 fn unknown_type_message(name: &str, types: &TypeRegistry) -> String {
     let known: Vec<&str> = types.names().collect();
-    let suggestion = known
-        .iter()
-        .map(|k| (edit_distance(name, k), *k))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, k)| format!("; did you mean `{k}`?"))
+    let suggestion = closest_name(name, &known)
+        .map(|k| format!("; did you mean `{k}`?"))
         .unwrap_or_default();
     format!(
         "unknown validator type `{name}` (known: {}){suggestion}",
@@ -596,21 +592,15 @@ fn unknown_type_message(name: &str, types: &TypeRegistry) -> String {
     )
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let current = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb))
-                .min(row[j] + 1)
-                .min(current + 1);
-            prev = current;
-        }
-    }
-    row[b.len()]
+/// The known name within two edits of `name` (the nearest, then the first
+/// alphabetically), for a did-you-mean.
+fn closest_name<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(name, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| k)
 }
 
 #[cfg(test)]
@@ -626,7 +616,10 @@ mod tests {
 
     #[test]
     fn distances() {
-        assert_eq!(edit_distance("pakage", "package"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
+        let known = ["package", "script", "copy_script", "any", "all"];
+        assert_eq!(closest_name("pakage", &known), Some("package"));
+        assert_eq!(closest_name("scrip", &known), Some("script"));
+        assert_eq!(closest_name("", &["abc"]), None);
+        assert_eq!(closest_name("al", &known), Some("all"));
     }
 }

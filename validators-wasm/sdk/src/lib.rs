@@ -14,9 +14,12 @@
 //! export_validator!(MyType);
 //! ```
 
+// `wit/validator.wit` inside this crate is a link to the repository's
+// `wit/validator.wit`, so the SDK builds wherever it is depended on from (a
+// path or git dependency) while the contract keeps one canonical text.
 wit_bindgen::generate!({
     world: "validator-type",
-    path: "../../wit",
+    path: "wit",
     pub_export_macro: true,
     export_macro_name: "export_validator",
     default_bindings_module: "kiln_validator_sdk",

@@ -1,9 +1,9 @@
-//! A validator type built against a vendored copy of the kiln WIT at
-//! version 0.1.0 (`wit/`), for kiln's versioning tests. Apart from the
+//! A validator type built against the frozen 0.1.0 contract
+//! (`wit/since_v0.1.0/`), for kiln's versioning tests. Apart from the
 //! version it is an ordinary leaf validator: `run` logs, runs
 //! `echo built-against-0.1.0` (grant: exec) and notes a change.
 
-wit_bindgen::generate!({ world: "validator-type", path: "wit" });
+wit_bindgen::generate!({ world: "validator-type", path: "../../../wit/since_v0.1.0" });
 
 use exports::kiln::validator::validator::Guest;
 use kiln::validator::host;

@@ -7,7 +7,7 @@
 //! validator, that the target received no forbidden call, and that nothing
 //! beside the manifest changed on the host.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;

@@ -5,7 +5,7 @@
 //! mismatch, a clash with a built-in, a bad declaration), and the versioning
 //! rules of the `kiln:validator` package.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +14,7 @@ use kiln::host::{versions_compatible, WIT_VERSION};
 use kiln::interpreter::{Quiet, RunSummary, Status};
 use kiln::scripted::{Call, ScriptedRemote};
 use sha2::{Digest, Sha256};
-use support::{args, component, kiln, Fixture};
+use support::{args, component, kiln, repo_root, Fixture};
 
 fn file_content_wasm() -> PathBuf {
     component("kiln_example_file_content")
@@ -448,6 +448,108 @@ fn bad_declarations_point_at_file_line_col() {
         );
         assert_contains(&message, expected);
     }
+}
+
+// ---- an author outside this repository ----
+
+/// Builds the `file_content` example as an author outside this repository
+/// would: the crate alone in a directory of its own, depending on the SDK
+/// by absolute path (docs/writing-validators.md), built offline for
+/// wasm32-wasip2 from the warm registry cache (validators-wasm's lock file
+/// pins the versions that cache holds). Returns the component's path.
+fn build_outside_the_repository(dir: &Path) -> PathBuf {
+    let example = repo_root().join("validators-wasm/examples/file_content");
+    let sdk = repo_root()
+        .join("validators-wasm/sdk")
+        .canonicalize()
+        .unwrap();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::copy(example.join("src/lib.rs"), dir.join("src/lib.rs")).unwrap();
+    std::fs::copy(
+        repo_root().join("validators-wasm/Cargo.lock"),
+        dir.join("Cargo.lock"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"outside-file-content\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [lib]\ncrate-type = [\"cdylib\"]\n\n\
+             [dependencies]\nkiln-validator-sdk = {{ path = {:?} }}\n\
+             serde_json = {{ version = \"1\", features = [\"preserve_order\"] }}\n\n\
+             [workspace]\n",
+            sdk.display().to_string()
+        ),
+    )
+    .unwrap();
+    // Kept between runs (under cargo's target directory), so only the
+    // first run compiles wit-bindgen.
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("outside-author");
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build
+        .current_dir(dir)
+        .args([
+            "build",
+            "--offline",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+    ] {
+        build.env_remove(var);
+    }
+    let output = build.output().expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "building the copied example failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    target_dir.join("wasm32-wasip2/debug/outside_file_content.wasm")
+}
+
+#[test]
+fn an_example_built_outside_the_repository_against_the_sdk_loads_and_runs() {
+    let outside = tempfile::tempdir().unwrap();
+    assert!(!outside
+        .path()
+        .starts_with(repo_root().canonicalize().unwrap()));
+    let wasm = build_outside_the_repository(outside.path());
+    let declaration = "    grants: [read-file, write-file]\n";
+    let fixture = Fixture::new(&manifest("file_content", &wasm, declaration, MOTD), &[]);
+    let remote = ScriptedRemote::new("debian");
+
+    let check = run(&fixture, &remote, true);
+    assert_contains(
+        &check.outcome.as_ref().unwrap_err().to_string(),
+        "/etc/motd is missing",
+    );
+    let fix = run(&fixture, &remote, false);
+    assert!(fix.passed(), "{:?}", fix.outcome);
+    assert_eq!(
+        fix.leaf_results()[0].status,
+        Status::Changed(vec!["wrote /etc/motd".into()])
+    );
+}
+
+/// The SDK carries the contract inside it (a link to `wit/validator.wit`),
+/// so what it binds is exactly what kiln serves.
+#[test]
+fn the_sdk_binds_the_current_contract() {
+    let sdk_wit = repo_root().join("validators-wasm/sdk/wit/validator.wit");
+    let wit = repo_root().join("wit/validator.wit");
+    assert_eq!(
+        std::fs::read_to_string(&sdk_wit).unwrap(),
+        std::fs::read_to_string(&wit).unwrap(),
+        "{} differs from {}",
+        sdk_wit.display(),
+        wit.display()
+    );
 }
 
 // ---- versioning ----

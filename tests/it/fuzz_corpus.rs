@@ -5,7 +5,7 @@
 //! type's `check` stays covered on stable Rust without the fuzzing tools.
 //! See docs/fuzzing.md for how the corpus was made and how to extend it.
 
-#[path = "../fuzz/harness.rs"]
+#[path = "../../fuzz/harness.rs"]
 mod harness;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

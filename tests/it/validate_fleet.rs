@@ -10,11 +10,9 @@
 //! Every kiln run has a deadline, so a hang fails instead of blocking, and
 //! nothing skips: without sshd, debootstrap or root the tests fail.
 
-#[path = "support/sshd_fleet.rs"]
-mod sshd_fleet;
+use crate::support::sshd_fleet;
 
-#[path = "support/reports.rs"]
-mod reports;
+use crate::support::reports;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -636,7 +634,7 @@ fn what_a_component_and_its_commands_print_reaches_the_terminal_and_report_escap
     // sequences; `narrow` is denied a command that carries one; then
     // `attacks` fails with, logs and notes escape sequences of its own.
     let manifest = fleet.scratch("site\u{1b}]0;owned\u{7}.yaml");
-    let wasm = Path::new(env!("KILN_COMPONENT_DIR")).join("kiln_hostile_attacks.wasm");
+    let wasm = Path::new(kiln_test_components::KILN_HOSTILE_ATTACKS);
     let declare =
         |name: &str, keys: &str| format!("  {name}:\n    wasm: {}\n{keys}", wasm.display());
     std::fs::write(

@@ -2,7 +2,7 @@
 //! list, plugin help, and the one-line errors for bad input that must come
 //! before any image is opened or host contacted.
 
-mod support;
+use crate::support;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -1285,8 +1285,7 @@ fn a_pack_whose_reader_goes_away_cleans_up_and_leaves_the_image_unchanged() {
 
 // ---- reports, logs and `kiln pin` (the run needs no target) ----
 
-#[path = "support/reports.rs"]
-mod reports;
+use crate::support::reports;
 
 fn pack_with_report(dir: &Path, format: &str, manifest: &[&str]) -> (Output, PathBuf, PathBuf) {
     let report = dir.join(format!("report.{format}"));

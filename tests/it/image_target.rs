@@ -9,7 +9,7 @@
 //! always uses `Auto` (default: tcg, since hardware acceleration is broken
 //! on this project's CI hosts).
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -477,13 +477,12 @@ fn sigterm_removes_the_overlay() {
     let dir = tempfile::tempdir().unwrap();
     let image = copy_of_demo(dir.path());
     let before = sha256(&image);
+    // The test's full name in the `it` binary: its module path without the
+    // crate (`image_target::sigterm_removes_the_overlay`).
+    let (_, module) = module_path!().split_once("::").unwrap();
+    let this_test = format!("{module}::sigterm_removes_the_overlay");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "sigterm_removes_the_overlay",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", &this_test, "--nocapture", "--test-threads=1"])
         .env(SIGNAL_CHILD, &image)
         .stdout(Stdio::piped())
         .spawn()

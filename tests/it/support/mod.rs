@@ -3,6 +3,9 @@
 //! runs against the scripted remote.
 #![allow(dead_code)]
 
+pub mod reports;
+pub mod sshd_fleet;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -79,9 +82,12 @@ pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
 }
 
-/// The path of a built component (the test validators live beside the built-ins).
+/// The path of an example or hostile component (built by the dev-only
+/// `test-components` crate), by its file stem.
 pub fn component(name: &str) -> PathBuf {
-    Path::new(env!("KILN_COMPONENT_DIR")).join(format!("{name}.wasm"))
+    kiln_test_components::component(name)
+        .unwrap_or_else(|| panic!("no example or hostile component builds {name}.wasm"))
+        .to_path_buf()
 }
 
 /// The cached demo Debian 12 image (built by `scripts/build-demo-image.sh`

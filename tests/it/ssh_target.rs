@@ -2,9 +2,8 @@
 //! Debian 12 root filesystem (see `support/sshd_fleet.rs`). Nothing here
 //! skips: without sshd, debootstrap or root the tests fail.
 
-#[path = "support/sshd_fleet.rs"]
-mod sshd_fleet;
-mod support;
+use crate::support;
+use crate::support::sshd_fleet;
 
 use std::time::{Duration, Instant};
 

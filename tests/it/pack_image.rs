@@ -15,10 +15,9 @@
 //! test-only mode, the shebang rule) and that a pack keeps the image's
 //! format, compression and backing file.
 
-mod support;
+use crate::support;
 
-#[path = "support/reports.rs"]
-mod reports;
+use crate::support::reports;
 
 use std::path::Path;
 use std::process::{Command, Output};

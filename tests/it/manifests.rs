@@ -5,7 +5,7 @@
 //! outside this repository: its tests run when `KILN_SAHARA_CORPUS` names
 //! it and are reported as ignored otherwise.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -2,12 +2,12 @@
 //! `tests/fixtures/fleet/bench/image.yaml`) grows from 1 to 16 hosts at
 //! `--forks 16`, side by side with the same checks as plain shell loops over
 //! `ssh` (one connection per check, and one per host), against a fleet of
-//! real sshds on loopback (`support/sshd_fleet.rs`). Ignored by default: it
-//! is a measurement, not a check. Run it with
-//! `cargo test -p kiln --test bench_fleet -- --ignored --nocapture`; it
-//! prints a Markdown table for BENCHMARKS.md.
+//! real sshds on loopback (`tests/it/support/sshd_fleet.rs`). A benchmark,
+//! not a check, so not part of `cargo test`. Run it with
+//! `cargo bench --profile dev --bench fleet` (the profile BENCHMARKS.md
+//! measured); it prints a Markdown table for BENCHMARKS.md.
 
-#[path = "support/sshd_fleet.rs"]
+#[path = "../tests/it/support/sshd_fleet.rs"]
 mod sshd_fleet;
 
 use std::path::Path;
@@ -36,8 +36,10 @@ const CHECKS: [&str; 10] = [
     "arch=$(dpkg --print-architecture) && test -n \"$arch\"",
 ];
 
-#[test]
-#[ignore = "a benchmark: run with --ignored --nocapture"]
+fn main() {
+    fleet_validation_wall_time();
+}
+
 fn fleet_validation_wall_time() {
     let fleet = Fleet::start(*FLEET_SIZES.iter().max().unwrap());
     // Compiles and caches the components, so no size pays for that.

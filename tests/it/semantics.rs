@@ -3,7 +3,7 @@
 //! components against the in-memory scripted remote: the exact commands
 //! sent, their order, call counts and argument effects.
 
-mod support;
+use crate::support;
 
 use kiln::interpreter::{RunError, Status};
 use kiln::remote::CommandOutput;
@@ -640,7 +640,7 @@ fn argument_set_changes_the_value_for_what_follows() {
 #[test]
 fn the_guides_example_runs_in_test_only_and_reaches_nested_validators() {
     let remote = ScriptedRemote::new("centos").on("rpm -q java-1.8.0", [fail("no")]);
-    let yaml = include_str!("fixtures/guide-example.yaml");
+    let yaml = include_str!("../fixtures/guide-example.yaml");
     let summary = run(
         yaml,
         &[
