@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use kiln::host::{builtin_declarations, ComponentHost, HostOptions, Outcome, ValidatorType};
-use kiln::manifest::yaml::{parse_bytes, YamlLimits};
 use kiln::manifest::LoadOptions;
+use kiln::yaml::{parse_bytes, YamlLimits};
 use kiln::Kiln;
 
 /// The YAML reader manifests go through: parse, then walk the tree the ways

@@ -16,10 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kiln::interpreter::{Quiet, RunError, RunSummary, ValidationError};
+use kiln::remote::scripted::{Call, ScriptedRemote};
 use kiln::remote::{
     CommandOutput, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
 };
-use kiln::scripted::{Call, ScriptedRemote};
 use support::{args, component, kiln, Fixture};
 
 /// The validator that follows each hostile one; it must never run.

@@ -18,11 +18,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kiln::interpreter::{Quiet, RunError, RunSummary};
+use kiln::remote::image::{
+    Accel, CommandChannel, ImageError, ImageOptions, ImageRemote, Inspector,
+};
 use kiln::remote::{
     FileKind, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
-};
-use kiln::target::image::{
-    Accel, CommandChannel, ImageError, ImageOptions, ImageSession, Inspector,
 };
 use sha2::{Digest, Sha256};
 use support::demo_image;
@@ -55,10 +55,10 @@ fn options(image: &Path, test_only: bool) -> ImageOptions {
     }
 }
 
-fn open(options: &ImageOptions) -> ImageSession {
+fn open(options: &ImageOptions) -> ImageRemote {
     let started = Instant::now();
     let mut notes = Vec::new();
-    let session = ImageSession::open(options, &mut |note| notes.push(note.to_string()))
+    let session = ImageRemote::open(options, &mut |note| notes.push(note.to_string()))
         .unwrap_or_else(|error| panic!("open {}: {error}", options.image.display()));
     eprintln!(
         "open ({:?}) took {:?}; notes: {notes:?}",
@@ -69,13 +69,13 @@ fn open(options: &ImageOptions) -> ImageSession {
 }
 
 fn open_error(options: &ImageOptions) -> ImageError {
-    match ImageSession::open(options, &mut |_| {}) {
+    match ImageRemote::open(options, &mut |_| {}) {
         Ok(_) => panic!("{} opened", options.image.display()),
         Err(error) => error,
     }
 }
 
-fn run(session: &mut ImageSession, script: &str) -> (i32, String, String) {
+fn run(session: &mut ImageRemote, script: &str) -> (i32, String, String) {
     let output = session
         .run(&RemoteCommand::new(script))
         .unwrap_or_else(|error| panic!("{script}: {error}"));
@@ -108,7 +108,7 @@ fn test_only_session_serves_remote_calls() {
         ..ImageOptions::new(&image)
     };
     let mut session =
-        ImageSession::open(&auto, &mut |note| notes.push(note.to_string())).expect("open (auto)");
+        ImageRemote::open(&auto, &mut |note| notes.push(note.to_string())).expect("open (auto)");
     eprintln!("open (auto) took {:?}; notes: {notes:?}", started.elapsed());
     assert!(notes.iter().all(|n| !n.contains('\n')), "{notes:?}");
 
@@ -581,11 +581,11 @@ fn expect_not_read(result: Result<Option<Vec<u8>>, RemoteError>, kind: &str) {
 /// Runs a manifest of one `attacks` validator (the hostile suite's
 /// spec-driven component) against `session` and hands the session back.
 fn attack(
-    session: ImageSession,
+    session: ImageRemote,
     declaration: &str,
     spec: &str,
     test_only: bool,
-) -> (RunSummary, ImageSession) {
+) -> (RunSummary, ImageRemote) {
     let yaml = format!(
         "validator_types:\n  attacks:\n    wasm: {}\n{declaration}    limits: {{milliseconds: 300000, memory_mib: 16, log_kib: 64, output_mib: 1}}\nvalidators:\n  - attacks: {spec}\n",
         support::component("kiln_hostile_attacks").display()
@@ -755,7 +755,7 @@ fn the_image_target_keeps_the_sandbox_bounds() {
         uid: 1234,
         gid: 2345,
     };
-    let metadata = |session: &mut ImageSession, path: &str| {
+    let metadata = |session: &mut ImageRemote, path: &str| {
         session.metadata(&read_with(path, None, true)).unwrap()
     };
     assert_eq!(metadata(&mut session, "/srv/real/owned"), Some(owned));

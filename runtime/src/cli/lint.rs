@@ -13,9 +13,9 @@ use std::path::Path;
 
 use kiln::host::grants::{is_identifier, is_sensitive_env_name};
 use kiln::host::{ComponentSource, Grant, ValidatorType};
-use kiln::manifest::yaml::{self, Mark, Yaml, YamlKind, YamlLimits};
 use kiln::manifest::{Manifest, ValidatorNode};
 use kiln::text::escape_controls;
+use kiln::yaml::{self, Mark, Yaml, YamlKind, YamlLimits};
 use serde_json::Value;
 
 /// One warning: `FILE:LINE:COL: warning: validator type `x`: message`, or

@@ -222,7 +222,7 @@ mod image_target {
     use super::*;
     use kiln::interpreter::RunSummary;
     use kiln::manifest::Manifest;
-    use kiln::target::image::{Accel, CommandChannel, ImageOptions, ImageSession, Inspector};
+    use kiln::remote::image::{Accel, CommandChannel, ImageOptions, ImageRemote, Inspector};
     use kiln::Kiln;
     use std::collections::BTreeMap;
     use std::path::Path;
@@ -281,10 +281,10 @@ mod image_target {
             shown_path(image),
             shown_path(&manifest.path)
         ));
-        // ImageSession::open reports no phases of its own: one step covers
+        // ImageRemote::open reports no phases of its own: one step covers
         // the boot and the inspection.
         progress::step_start("", "opening the image (booting the appliance, inspecting)");
-        let opened = ImageSession::open(&options, &mut |note: &str| say(note));
+        let opened = ImageRemote::open(&options, &mut |note: &str| say(note));
         progress::steps_clear("");
         let session = match opened {
             Ok(session) => session,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use kiln::interpreter::RunError;
-use kiln::target::ssh::{HostSpec, SshOptions, SshTarget};
+use kiln::remote::ssh::{HostSpec, SshOptions, SshRemote};
 
 use super::progress::{self, print_line_logging, CommandLog, Progress};
 use super::report::Reporter;
@@ -257,7 +257,7 @@ fn one_host(
     let host_started = Instant::now();
     let name = spec.to_string();
     progress::step_start(&prefix, "connecting");
-    let connected = SshTarget::connect(spec, options);
+    let connected = SshRemote::connect(spec, options);
     progress::steps_clear(&prefix);
     let target = match connected {
         Ok(target) => target,

@@ -593,10 +593,10 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::remote::scripted::ScriptedRemote;
     use crate::remote::{
         CommandOutput, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
     };
-    use crate::scripted::ScriptedRemote;
 
     fn package(host: &ComponentHost, limits: Limits) -> Arc<ValidatorType> {
         let mut declaration = builtin_declarations()

@@ -4,7 +4,7 @@
 //! choices. The section may be a map or, as the guide shows, a list of
 //! one-key maps.
 
-use super::yaml::{Mark, Yaml, YamlKind};
+use crate::yaml::{Mark, Yaml, YamlKind};
 
 /// A declared argument.
 #[derive(Debug, Clone, PartialEq, Eq)]

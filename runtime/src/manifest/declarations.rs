@@ -23,8 +23,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::yaml::{Mark, Yaml, YamlKind};
 use crate::host::{ComponentSource, Grant, Grants, Limits, TypeDeclaration};
+use crate::yaml::{Mark, Yaml, YamlKind};
 
 type Problem = (Mark, String);
 
@@ -366,7 +366,7 @@ pub fn validator_dir(dir: &Path) -> Result<Vec<TypeDeclaration>, String> {
         })?;
         let located =
             |(mark, message): Problem| format!("{}:{}: {message}", sidecar.display(), mark);
-        let body = super::yaml::parse(&text, Default::default())
+        let body = crate::yaml::parse(&text, Default::default())
             .map_err(|e| located((e.mark, e.message)))?
             .ok_or_else(|| format!("{}: the declaration is empty", sidecar.display()))?;
         let mut body = body;

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use super::{pick_root, Guest, ImageError};
-use crate::distro::OsRelease;
+use crate::remote::distro::OsRelease;
 
 /// Which inspection found the guest's OS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -36,7 +36,7 @@ use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::distro::OsRelease;
+use crate::remote::distro::OsRelease;
 use crate::remote::{
     shell_quote, CommandOutput, FileKind, FileMetadata, FileRead, FileWrite, OutputSink,
     OutputStream, Remote, RemoteCommand, RemoteError, COMMAND_OUTPUT,
@@ -331,7 +331,7 @@ enum Finished {
 }
 
 /// A live host reached over SSH.
-pub struct SshTarget {
+pub struct SshRemote {
     spec: HostSpec,
     options: SshOptions,
     resolved: ResolvedHost,
@@ -350,12 +350,12 @@ pub struct SshTarget {
     streaming: Option<OutputSink>,
 }
 
-impl SshTarget {
+impl SshRemote {
     /// Connects to `spec`: resolves it through ssh_config, opens the shared
     /// connection, and learns the login user's rights and the distro.
-    pub fn connect(spec: &HostSpec, options: &SshOptions) -> Result<SshTarget, SshError> {
+    pub fn connect(spec: &HostSpec, options: &SshOptions) -> Result<SshRemote, SshError> {
         let control_dir = make_control_dir()?;
-        let mut target = SshTarget {
+        let mut target = SshRemote {
             spec: spec.clone(),
             options: options.clone(),
             resolved: ResolvedHost {
@@ -775,7 +775,7 @@ impl SshTarget {
     }
 }
 
-impl SshTarget {
+impl SshRemote {
     /// Notes an upload of the `script` type's file, until its command ends.
     fn note_upload(&mut self, path: &str) {
         let hex = path.strip_prefix("/tmp/kiln-script-").unwrap_or("");
@@ -807,7 +807,7 @@ impl SshTarget {
     }
 }
 
-impl Drop for SshTarget {
+impl Drop for SshRemote {
     fn drop(&mut self) {
         self.remove_unfinished_scripts();
         self.close_master();
@@ -904,7 +904,7 @@ fn end_ssh_masters() {
     }
 }
 
-impl Remote for SshTarget {
+impl Remote for SshRemote {
     fn name(&self) -> String {
         format!("host {}", self.spec)
     }
@@ -1098,7 +1098,7 @@ exec stat -c '%f %s %u %g' -- "$p""#
     }
 }
 
-impl SshTarget {
+impl SshRemote {
     /// The refusal of an exact-path call; `stdout` is what `kiln_walk`
     /// printed ("/srv/app -> /etc").
     fn symlink_refusal(&self, path: &str, stdout: &[u8]) -> RemoteError {

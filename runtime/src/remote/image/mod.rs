@@ -1,4 +1,4 @@
-//! The disk-image target: an [`ImageSession`] opens a qcow2 or raw machine
+//! The disk-image target: an [`ImageRemote`] opens a qcow2 or raw machine
 //! image through libguestfs (format detected with `qemu-img`, never probed by
 //! qemu), boots the appliance with the network on, inspects the guest, mounts
 //! its file systems and then serves the [`Remote`] calls as root inside it. This
@@ -175,7 +175,7 @@ pub struct CommitSummary {
 }
 
 /// An open image: a running appliance with the guest's file systems mounted.
-pub struct ImageSession {
+pub struct ImageRemote {
     guest: Option<Guest>,
     image: PathBuf,
     layout: ImageLayout,
@@ -191,7 +191,7 @@ struct PendingWrites {
     _lock: ImageLock,
 }
 
-impl ImageSession {
+impl ImageRemote {
     /// Opens `options.image`: checks the file, locks it (reconciling
     /// sessions), creates the overlay, boots the appliance and mounts the
     /// guest. `progress` receives one-line notes (acceleration fallback,
@@ -199,7 +199,7 @@ impl ImageSession {
     pub fn open(
         options: &ImageOptions,
         progress: &mut dyn FnMut(&str),
-    ) -> Result<ImageSession, ImageError> {
+    ) -> Result<ImageRemote, ImageError> {
         prepare_for_interrupts()?;
         let image = checked_image_path(&options.image)?;
         Self::open_checked(options, image.clone(), progress)
@@ -210,7 +210,7 @@ impl ImageSession {
         options: &ImageOptions,
         image: PathBuf,
         progress: &mut dyn FnMut(&str),
-    ) -> Result<ImageSession, ImageError> {
+    ) -> Result<ImageRemote, ImageError> {
         // The lock comes before anything else so that a refused session
         // touches nothing.
         let lock = if options.test_only {
@@ -258,7 +258,7 @@ impl ImageSession {
         check_interrupt(&image)?;
         let distro = found.distro;
         let inspector = found.inspector;
-        Ok(ImageSession {
+        Ok(ImageRemote {
             guest: Some(guest),
             image,
             layout,
@@ -426,7 +426,7 @@ impl From<ImageError> for CallError {
     }
 }
 
-impl Drop for ImageSession {
+impl Drop for ImageRemote {
     fn drop(&mut self) {
         // Closing the handle kills the appliance; then the overlay goes.
         self.guest.take();
@@ -434,7 +434,7 @@ impl Drop for ImageSession {
     }
 }
 
-impl Remote for ImageSession {
+impl Remote for ImageRemote {
     fn name(&self) -> String {
         let file = self
             .image
@@ -1411,7 +1411,7 @@ enum ActiveChannel {
 
 // SAFETY: a libguestfs handle may be used from any thread as long as calls
 // on it do not overlap (guestfs(3), "MULTIPLE HANDLES AND MULTIPLE
-// THREADS"); `Guest` is only reached through `&mut ImageSession` or by value,
+// THREADS"); `Guest` is only reached through `&mut ImageRemote` or by value,
 // so calls never overlap.
 unsafe impl Send for Guest {}
 
@@ -1803,7 +1803,7 @@ impl Guest {
         self.call("statns", |g| g.statns(path)).map(Some)
     }
 
-    /// The relabel itself (see [`ImageSession::selinux_relabel`]).
+    /// The relabel itself (see [`ImageRemote::selinux_relabel`]).
     fn selinux_relabel(&self) -> Result<RelabelOutcome, ImageError> {
         let has_load_policy = self.is_file(selinux::LOAD_POLICY)?;
         let config = if self.is_file(selinux::CONFIG)? {
