@@ -14,7 +14,7 @@ use std::path::Path;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
-use crate::remote::ssh::{check_host, check_user, parse_port, HostSpec};
+use crate::remote::ssh::host_spec::{check_host, check_user, parse_port, HostSpec};
 
 /// More hosts than this from one range pattern is surely a typo.
 const MAX_RANGE_HOSTS: usize = 10_000;
@@ -161,9 +161,9 @@ impl Model {
         line: usize,
     ) -> Result<(), LineError> {
         for name in expand_ranges(pattern).map_err(|message| (line, message))? {
-            let spec: HostSpec = name
-                .parse()
-                .map_err(|error: crate::remote::ssh::SshError| (line, error.to_string()))?;
+            let spec = name
+                .parse::<HostSpec>()
+                .map_err(|error| (line, error.to_string()))?;
             self.groups
                 .entry(group.to_string())
                 .or_default()
