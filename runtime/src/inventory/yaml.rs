@@ -1,135 +1,39 @@
 //! Ansible's YAML inventory: top-level groups, each with optional `hosts`
-//! (name -> vars), `vars` and `children` (name -> group), read from
-//! yaml-rust2's events into a small tree that remembers lines.
+//! (name -> vars), `vars` and `children` (name -> group). The text is read
+//! by [`crate::yaml`], the reader the manifest uses, so an inventory gets
+//! the same positions in its errors and the same bounds on hostile input
+//! (nesting, and the nodes aliases expand to); aliases work as Ansible's
+//! own YAML loader lets them.
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::{Marker, TScalarStyle};
+use crate::yaml::{self as reader, Yaml, YamlKind, YamlLimits};
 
 use super::{LineError, Model, Var, Vars};
 
-/// A YAML node with the line it starts on.
-#[derive(Debug)]
-enum Node {
-    Scalar {
-        value: String,
-        null: bool,
-        line: usize,
-    },
-    Map {
-        entries: Vec<(Node, Node)>,
-        line: usize,
-    },
-    Seq {
-        line: usize,
-    },
-}
+/// Groups nest at most this deep under `children`.
+const MAX_GROUP_DEPTH: usize = 64;
 
-impl Node {
-    fn line(&self) -> usize {
-        match self {
-            Node::Scalar { line, .. } | Node::Map { line, .. } | Node::Seq { line } => *line,
-        }
-    }
+/// The reader's bounds for an inventory. The file is the user's own and
+/// was never size-limited, so there is no byte limit; the depth leaves
+/// room for [`MAX_GROUP_DEPTH`] groups (two YAML levels each) so that
+/// limit keeps its own message; the node count allows a 50,000-host
+/// inventory with a few variables each and still stops an alias bomb
+/// after a few million nodes.
+const INVENTORY_LIMITS: YamlLimits = YamlLimits {
+    max_bytes: usize::MAX,
+    max_depth: 2 * MAX_GROUP_DEPTH + 16,
+    max_nodes: 2_000_000,
+};
 
-    fn is_null(&self) -> bool {
-        matches!(self, Node::Scalar { null: true, .. })
-    }
-
-    /// The entries of a mapping; a null value counts as an empty mapping.
-    fn entries(&self, what: &str) -> Result<&[(Node, Node)], LineError> {
-        match self {
-            Node::Map { entries, .. } => Ok(entries),
-            node if node.is_null() => Ok(&[]),
-            node => Err((node.line(), format!("{what} must be a mapping"))),
-        }
-    }
-
-    fn scalar(&self, what: &str) -> Result<&str, LineError> {
-        match self {
-            Node::Scalar {
-                value, null: false, ..
-            } => Ok(value),
-            node => Err((node.line(), format!("{what} must be a plain value"))),
-        }
-    }
-}
-
-/// Collects yaml-rust2's events into [`Node`]s that remember their lines.
-#[derive(Default)]
-struct TreeBuilder {
-    stack: Vec<(Node, Option<Node>)>,
-    root: Option<Node>,
-    alias_line: Option<usize>,
-}
-
-impl TreeBuilder {
-    fn attach(&mut self, node: Node) {
-        match self.stack.last_mut() {
-            None => {
-                if self.root.is_none() {
-                    self.root = Some(node);
-                }
-            }
-            Some((Node::Map { entries, .. }, pending_key)) => match pending_key.take() {
-                Some(key) => entries.push((key, node)),
-                None => *pending_key = Some(node),
-            },
-            // Sequence items are never needed in an inventory; only their
-            // presence (reported as "must be a mapping") matters.
-            Some(_) => {}
-        }
-    }
-}
-
-impl MarkedEventReceiver for TreeBuilder {
-    fn on_event(&mut self, event: Event, mark: Marker) {
-        let line = mark.line();
-        match event {
-            Event::Scalar(value, style, _, _) => {
-                let null = style == TScalarStyle::Plain
-                    && matches!(value.as_str(), "" | "~" | "null" | "Null" | "NULL");
-                self.attach(Node::Scalar { value, null, line });
-            }
-            Event::MappingStart(..) => self.stack.push((
-                Node::Map {
-                    entries: Vec::new(),
-                    line,
-                },
-                None,
-            )),
-            Event::SequenceStart(..) => self.stack.push((Node::Seq { line }, None)),
-            Event::MappingEnd | Event::SequenceEnd => {
-                if let Some((node, _)) = self.stack.pop() {
-                    self.attach(node);
-                }
-            }
-            Event::Alias(_) => {
-                self.alias_line.get_or_insert(line);
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Ansible's YAML inventory: top-level groups, each with optional `hosts`
-/// (name -> vars), `vars` and `children` (name -> group).
+/// Reads the text as Ansible's YAML inventory into the shared model.
 pub(super) fn parse_yaml(text: &str) -> Result<Model, LineError> {
-    let mut builder = TreeBuilder::default();
-    Parser::new_from_str(text)
-        .load(&mut builder, false)
-        .map_err(|error| (error.marker().line(), error.info().to_string()))?;
-    if let Some(line) = builder.alias_line {
-        return Err((
-            line,
-            "YAML aliases (*name) are not supported in inventories".into(),
-        ));
-    }
+    let root =
+        reader::parse(text, INVENTORY_LIMITS).map_err(|error| (error.mark.line, error.message))?;
     let mut model = Model::default();
-    let Some(root) = builder.root else {
+    let Some(root) = root else {
         return Ok(model);
     };
-    for (name, body) in root.entries("the inventory")? {
-        let name = name.scalar("a group name")?;
+    for (name, body) in entries(&root, "the inventory")? {
+        let name = scalar(name, "a group name")?;
         read_yaml_group(&mut model, name, body, 0)?;
     }
     Ok(model)
@@ -138,20 +42,20 @@ pub(super) fn parse_yaml(text: &str) -> Result<Model, LineError> {
 fn read_yaml_group(
     model: &mut Model,
     group: &str,
-    body: &Node,
+    body: &Yaml,
     depth: usize,
 ) -> Result<(), LineError> {
-    if depth > 64 {
-        return Err((body.line(), "groups nest too deep".into()));
+    if depth > MAX_GROUP_DEPTH {
+        return Err((body.mark.line, "groups nest too deep".into()));
     }
     model.group(group);
-    for (key, value) in body.entries(&format!("group `{group}`"))? {
-        match key.scalar("a group key")? {
+    for (key, value) in entries(body, &format!("group `{group}`"))? {
+        match scalar(key, "a group key")? {
             "hosts" => {
-                for (host, vars) in value.entries("`hosts`")? {
-                    let pattern = host.scalar("a host name")?;
+                for (host, vars) in entries(value, "`hosts`")? {
+                    let pattern = scalar(host, "a host name")?;
                     let vars = read_yaml_vars(vars, &format!("host `{pattern}`"))?;
-                    model.add_host(group, pattern, vars, host.line())?;
+                    model.add_host(group, pattern, vars, host.mark.line)?;
                 }
             }
             "vars" => {
@@ -159,14 +63,14 @@ fn read_yaml_group(
                 model.group(group).vars.extend(vars);
             }
             "children" => {
-                for (child, child_body) in value.entries("`children`")? {
-                    let child = child.scalar("a group name")?;
+                for (child, child_body) in entries(value, "`children`")? {
+                    let child = scalar(child, "a group name")?;
                     model.group(group).children.push(child.to_string());
                     read_yaml_group(model, child, child_body, depth + 1)?;
                 }
             }
             other => {
-                return Err((key.line(), format!("unexpected key `{other}` in group `{group}` (expected hosts, vars or children)")))
+                return Err((key.mark.line, format!("unexpected key `{other}` in group `{group}` (expected hosts, vars or children)")))
             }
         }
     }
@@ -175,26 +79,36 @@ fn read_yaml_group(
 
 /// A vars mapping; values that are not plain (lists, maps) are kept out,
 /// since no variable kiln reads can hold one.
-fn read_yaml_vars(node: &Node, what: &str) -> Result<Vars, LineError> {
+fn read_yaml_vars(node: &Yaml, what: &str) -> Result<Vars, LineError> {
     let mut vars = Vars::new();
-    for (key, value) in node.entries(what)? {
-        let key = key.scalar("a variable name")?;
-        if let Node::Scalar {
-            value: text,
-            null: false,
-            line,
-        } = value
-        {
+    for (key, value) in entries(node, what)? {
+        let key = scalar(key, "a variable name")?;
+        if let YamlKind::Scalar(text) = &value.kind {
             vars.insert(
                 key.to_string(),
                 Var {
                     value: text.clone(),
-                    line: *line,
+                    line: value.mark.line,
                 },
             );
         }
     }
     Ok(vars)
+}
+
+/// The entries of a mapping; a null value counts as an empty mapping.
+fn entries<'a>(node: &'a Yaml, what: &str) -> Result<&'a [(Yaml, Yaml)], LineError> {
+    match &node.kind {
+        YamlKind::Map(entries) => Ok(entries),
+        YamlKind::Null => Ok(&[]),
+        _ => Err((node.mark.line, format!("{what} must be a mapping"))),
+    }
+}
+
+/// A plain (non-null) scalar's text.
+fn scalar<'a>(node: &'a Yaml, what: &str) -> Result<&'a str, LineError> {
+    node.as_str()
+        .ok_or_else(|| (node.mark.line, format!("{what} must be a plain value")))
 }
 
 #[cfg(test)]
@@ -255,5 +169,53 @@ all:
         assert!(error_of("inv.yml", "all:\n  hosts: [a, b]\n")
             .starts_with("inv.yml:2: `hosts` must be a mapping"));
         assert!(error_of("inv.yml", "all:\n  hosts:\n    a: {\n").starts_with("inv.yml:"));
+    }
+
+    #[test]
+    fn yaml_alias_bombs_are_refused_by_the_node_limit() {
+        // Billion laughs: each level lists the one above ten times, so the
+        // last one stands for 10^12 values if aliases were expanded freely.
+        let mut text = String::from("all:\n  vars:\n    l0: &l0 [a, a, a, a, a, a, a, a, a, a]\n");
+        for level in 1..12 {
+            let above = format!("*l{}", level - 1);
+            let items = [above.as_str(); 10].join(", ");
+            text.push_str(&format!("    l{level}: &l{level} [{items}]\n"));
+        }
+        text.push_str("  hosts:\n    web1:\n");
+        let error = error_of("inv.yml", &text);
+        assert!(error.starts_with("inv.yml:"), "{error}");
+        assert!(error.contains("alias bomb"), "{error}");
+        assert_eq!(error.lines().count(), 1, "{error}");
+    }
+
+    #[test]
+    fn yaml_aliases_share_vars_as_in_ansible() {
+        let text = "\
+all:
+  children:
+    web:
+      hosts:
+        web1: &deploy
+          ansible_user: deploy
+          ansible_port: 2222
+        web2: *deploy
+";
+        assert_eq!(
+            parse_inventory("inv.yml", text).unwrap(),
+            specs(&["deploy@web1:2222", "deploy@web2:2222"])
+        );
+    }
+
+    #[test]
+    fn yaml_groups_nest_at_most_64_deep() {
+        let mut text = String::from("all:\n");
+        let mut indent = String::from("  ");
+        for level in 0..66 {
+            text.push_str(&format!("{indent}children:\n{indent}  g{level}:\n"));
+            indent.push_str("    ");
+        }
+        text.push_str(&format!("{indent}hosts:\n{indent}  deep1:\n"));
+        let error = error_of("inv.yml", &text);
+        assert!(error.contains("groups nest too deep"), "{error}");
     }
 }
