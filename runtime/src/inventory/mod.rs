@@ -7,14 +7,19 @@
 //! does it: host, then the nearest group, then its ancestors, then `all`.
 //! Hosts listed twice come back once, in order of first appearance, and
 //! every error names FILE:LINE.
+//!
+//! This file holds the model the three formats fill (hosts, groups, vars)
+//! and resolve, format detection, and range patterns; each format's reader
+//! is a module of its own ([`plain`], [`ini`], [`yaml`]).
+
+mod ini;
+mod plain;
+mod yaml;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::{Marker, TScalarStyle};
-
-use crate::remote::ssh::{check_host, check_user, parse_port, HostSpec};
+use crate::remote::ssh::host_spec::{check_host, check_user, parse_port, HostSpec};
 
 /// More hosts than this from one range pattern is surely a typo.
 const MAX_RANGE_HOSTS: usize = 10_000;
@@ -64,9 +69,9 @@ pub fn parse_inventory(file: &str, text: &str) -> Result<Vec<HostSpec>, Inventor
         message,
     };
     let model = match detect_format(file, text) {
-        InventoryFormat::PlainList => parse_plain_list(text),
-        InventoryFormat::AnsibleIni => parse_ini(text),
-        InventoryFormat::AnsibleYaml => parse_yaml(text),
+        InventoryFormat::PlainList => plain::parse_plain_list(text),
+        InventoryFormat::AnsibleIni => ini::parse_ini(text),
+        InventoryFormat::AnsibleYaml => yaml::parse_yaml(text),
     }
     .map_err(|(line, message)| error(line, message))?;
     let hosts = model
@@ -102,34 +107,34 @@ pub fn detect_format(file: &str, text: &str) -> InventoryFormat {
             return InventoryFormat::AnsibleYaml;
         }
     }
-    if lines.any(|line| section_header(line).is_some() || line.contains('=')) {
+    if lines.any(|line| ini::section_header(line).is_some() || line.contains('=')) {
         InventoryFormat::AnsibleIni
     } else {
         InventoryFormat::PlainList
     }
 }
 
-fn is_comment(line: &str) -> bool {
+pub(super) fn is_comment(line: &str) -> bool {
     line.starts_with('#') || line.starts_with(';')
 }
 
 /// A parse error: line number and message, turned into FILE:LINE later.
-type LineError = (usize, String);
+pub(super) type LineError = (usize, String);
 
 /// A variable's value and the line it was set on.
 #[derive(Debug, Clone)]
-struct Var {
-    value: String,
-    line: usize,
+pub(super) struct Var {
+    pub(super) value: String,
+    pub(super) line: usize,
 }
 
-type Vars = HashMap<String, Var>;
+pub(super) type Vars = HashMap<String, Var>;
 
 #[derive(Debug, Default)]
-struct Group {
+pub(super) struct Group {
     hosts: HashSet<String>,
-    children: Vec<String>,
-    vars: Vars,
+    pub(super) children: Vec<String>,
+    pub(super) vars: Vars,
 }
 
 /// A host as the inventory names it, before variables are applied.
@@ -143,7 +148,7 @@ struct HostEntry {
 
 /// Hosts and groups from either Ansible format (or a plain list).
 #[derive(Debug, Default)]
-struct Model {
+pub(super) struct Model {
     hosts: Vec<HostEntry>,
     /// Where each host name stands in `hosts`: a range expands to
     /// thousands of hosts, and scanning the list for each is quadratic.
@@ -153,7 +158,7 @@ struct Model {
 
 impl Model {
     /// Adds a host line's host to `group`, merging it with an earlier mention.
-    fn add_host(
+    pub(super) fn add_host(
         &mut self,
         group: &str,
         pattern: &str,
@@ -161,9 +166,9 @@ impl Model {
         line: usize,
     ) -> Result<(), LineError> {
         for name in expand_ranges(pattern).map_err(|message| (line, message))? {
-            let spec: HostSpec = name
-                .parse()
-                .map_err(|error: crate::remote::ssh::SshError| (line, error.to_string()))?;
+            let spec = name
+                .parse::<HostSpec>()
+                .map_err(|error| (line, error.to_string()))?;
             self.groups
                 .entry(group.to_string())
                 .or_default()
@@ -190,7 +195,7 @@ impl Model {
         Ok(())
     }
 
-    fn group(&mut self, name: &str) -> &mut Group {
+    pub(super) fn group(&mut self, name: &str) -> &mut Group {
         self.groups.entry(name.to_string()).or_default()
     }
 
@@ -382,145 +387,9 @@ fn range_items(inner: &str) -> Result<Option<Vec<String>>, String> {
     Ok(None)
 }
 
-/// One `[USER@]HOST[:PORT]` per line; `#` starts a comment.
-fn parse_plain_list(text: &str) -> Result<Model, LineError> {
-    let mut model = Model::default();
-    for (index, raw) in text.lines().enumerate() {
-        let line = index + 1;
-        let words = split_words(raw).map_err(|message| (line, message))?;
-        match words.as_slice() {
-            [] => {}
-            [host] => model.add_host("ungrouped", host, Vars::new(), line)?,
-            _ => {
-                return Err((
-                    line,
-                    format!(
-                        "expected one [USER@]HOST[:PORT] per line, found `{}`",
-                        raw.trim()
-                    ),
-                ))
-            }
-        }
-    }
-    Ok(model)
-}
-
-/// Which kind of section an INI line opens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Section {
-    Hosts(String),
-    Vars(String),
-    Children(String),
-}
-
-/// `[name]`, `[name:vars]` or `[name:children]`; `None` for other lines,
-/// including `[::1]:22`. An unknown `:kind` is reported by the INI parser.
-fn section_header(line: &str) -> Option<Result<Section, String>> {
-    let inner = line.strip_prefix('[')?.strip_suffix(']')?;
-    let (name, kind) = match inner.split_once(':') {
-        Some((name, kind)) => (name, Some(kind)),
-        None => (inner, None),
-    };
-    let valid_name = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
-    if !valid_name {
-        return None;
-    }
-    Some(match kind {
-        None => Ok(Section::Hosts(name.to_string())),
-        Some("vars") => Ok(Section::Vars(name.to_string())),
-        Some("children") => Ok(Section::Children(name.to_string())),
-        Some(other) => Err(format!(
-            "unknown section kind `:{other}` (expected `:vars` or `:children`)"
-        )),
-    })
-}
-
-/// Ansible's INI inventory.
-fn parse_ini(text: &str) -> Result<Model, LineError> {
-    let mut model = Model::default();
-    let mut section = Section::Hosts("ungrouped".into());
-    for (index, raw) in text.lines().enumerate() {
-        let line = index + 1;
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || is_comment(trimmed) {
-            continue;
-        }
-        if let Some(header) = section_header(trimmed) {
-            section = header.map_err(|message| (line, message))?;
-            let (Section::Hosts(name) | Section::Vars(name) | Section::Children(name)) = &section;
-            model.group(name);
-            continue;
-        }
-        match &section {
-            Section::Hosts(group) => parse_ini_host_line(&mut model, group, raw, line)?,
-            Section::Vars(group) => {
-                let (key, value) = trimmed.split_once('=').ok_or_else(|| {
-                    (
-                        line,
-                        format!("expected KEY=VALUE in [{group}:vars], found `{trimmed}`"),
-                    )
-                })?;
-                let var = Var {
-                    value: unquote(value.trim()),
-                    line,
-                };
-                model.group(group).vars.insert(key.trim().to_string(), var);
-            }
-            Section::Children(group) => {
-                let words = split_words(raw).map_err(|message| (line, message))?;
-                let [child] = words.as_slice() else {
-                    return Err((
-                        line,
-                        format!("expected one group name per line in [{group}:children]"),
-                    ));
-                };
-                model.group(child);
-                model.group(group).children.push(child.clone());
-            }
-        }
-    }
-    Ok(model)
-}
-
-/// `HOST-PATTERN [KEY=VALUE ...]`.
-fn parse_ini_host_line(
-    model: &mut Model,
-    group: &str,
-    raw: &str,
-    line: usize,
-) -> Result<(), LineError> {
-    let words = split_words(raw).map_err(|message| (line, message))?;
-    let Some((pattern, assignments)) = words.split_first() else {
-        return Ok(());
-    };
-    let mut vars = Vars::new();
-    for assignment in assignments {
-        let (key, value) = assignment
-            .split_once('=')
-            .filter(|(key, _)| !key.is_empty())
-            .ok_or_else(|| {
-                (
-                    line,
-                    format!("expected KEY=VALUE after the host, found `{assignment}`"),
-                )
-            })?;
-        vars.insert(
-            key.to_string(),
-            Var {
-                value: value.to_string(),
-                line,
-            },
-        );
-    }
-    model.add_host(group, pattern, vars, line)
-}
-
 /// Splits a line into words like a shell would, honouring single and double
 /// quotes; an unquoted `#` at the start of a word begins a comment.
-fn split_words(line: &str) -> Result<Vec<String>, String> {
+pub(super) fn split_words(line: &str) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut word: Option<String> = None;
     let mut quote: Option<char> = None;
@@ -544,312 +413,30 @@ fn split_words(line: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
-fn unquote(value: &str) -> String {
-    for q in ['"', '\''] {
-        if let Some(inner) = value.strip_prefix(q).and_then(|v| v.strip_suffix(q)) {
-            return inner.to_string();
-        }
-    }
-    value.to_string()
-}
-
-/// A YAML node with the line it starts on.
-#[derive(Debug)]
-enum Node {
-    Scalar {
-        value: String,
-        null: bool,
-        line: usize,
-    },
-    Map {
-        entries: Vec<(Node, Node)>,
-        line: usize,
-    },
-    Seq {
-        line: usize,
-    },
-}
-
-impl Node {
-    fn line(&self) -> usize {
-        match self {
-            Node::Scalar { line, .. } | Node::Map { line, .. } | Node::Seq { line } => *line,
-        }
-    }
-
-    fn is_null(&self) -> bool {
-        matches!(self, Node::Scalar { null: true, .. })
-    }
-
-    /// The entries of a mapping; a null value counts as an empty mapping.
-    fn entries(&self, what: &str) -> Result<&[(Node, Node)], LineError> {
-        match self {
-            Node::Map { entries, .. } => Ok(entries),
-            node if node.is_null() => Ok(&[]),
-            node => Err((node.line(), format!("{what} must be a mapping"))),
-        }
-    }
-
-    fn scalar(&self, what: &str) -> Result<&str, LineError> {
-        match self {
-            Node::Scalar {
-                value, null: false, ..
-            } => Ok(value),
-            node => Err((node.line(), format!("{what} must be a plain value"))),
-        }
-    }
-}
-
-/// Collects yaml-rust2's events into [`Node`]s that remember their lines.
-#[derive(Default)]
-struct TreeBuilder {
-    stack: Vec<(Node, Option<Node>)>,
-    root: Option<Node>,
-    alias_line: Option<usize>,
-}
-
-impl TreeBuilder {
-    fn attach(&mut self, node: Node) {
-        match self.stack.last_mut() {
-            None => {
-                if self.root.is_none() {
-                    self.root = Some(node);
-                }
-            }
-            Some((Node::Map { entries, .. }, pending_key)) => match pending_key.take() {
-                Some(key) => entries.push((key, node)),
-                None => *pending_key = Some(node),
-            },
-            // Sequence items are never needed in an inventory; only their
-            // presence (reported as "must be a mapping") matters.
-            Some(_) => {}
-        }
-    }
-}
-
-impl MarkedEventReceiver for TreeBuilder {
-    fn on_event(&mut self, event: Event, mark: Marker) {
-        let line = mark.line();
-        match event {
-            Event::Scalar(value, style, _, _) => {
-                let null = style == TScalarStyle::Plain
-                    && matches!(value.as_str(), "" | "~" | "null" | "Null" | "NULL");
-                self.attach(Node::Scalar { value, null, line });
-            }
-            Event::MappingStart(..) => self.stack.push((
-                Node::Map {
-                    entries: Vec::new(),
-                    line,
-                },
-                None,
-            )),
-            Event::SequenceStart(..) => self.stack.push((Node::Seq { line }, None)),
-            Event::MappingEnd | Event::SequenceEnd => {
-                if let Some((node, _)) = self.stack.pop() {
-                    self.attach(node);
-                }
-            }
-            Event::Alias(_) => {
-                self.alias_line.get_or_insert(line);
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Ansible's YAML inventory: top-level groups, each with optional `hosts`
-/// (name -> vars), `vars` and `children` (name -> group).
-fn parse_yaml(text: &str) -> Result<Model, LineError> {
-    let mut builder = TreeBuilder::default();
-    Parser::new_from_str(text)
-        .load(&mut builder, false)
-        .map_err(|error| (error.marker().line(), error.info().to_string()))?;
-    if let Some(line) = builder.alias_line {
-        return Err((
-            line,
-            "YAML aliases (*name) are not supported in inventories".into(),
-        ));
-    }
-    let mut model = Model::default();
-    let Some(root) = builder.root else {
-        return Ok(model);
-    };
-    for (name, body) in root.entries("the inventory")? {
-        let name = name.scalar("a group name")?;
-        read_yaml_group(&mut model, name, body, 0)?;
-    }
-    Ok(model)
-}
-
-fn read_yaml_group(
-    model: &mut Model,
-    group: &str,
-    body: &Node,
-    depth: usize,
-) -> Result<(), LineError> {
-    if depth > 64 {
-        return Err((body.line(), "groups nest too deep".into()));
-    }
-    model.group(group);
-    for (key, value) in body.entries(&format!("group `{group}`"))? {
-        match key.scalar("a group key")? {
-            "hosts" => {
-                for (host, vars) in value.entries("`hosts`")? {
-                    let pattern = host.scalar("a host name")?;
-                    let vars = read_yaml_vars(vars, &format!("host `{pattern}`"))?;
-                    model.add_host(group, pattern, vars, host.line())?;
-                }
-            }
-            "vars" => {
-                let vars = read_yaml_vars(value, &format!("`vars` of `{group}`"))?;
-                model.group(group).vars.extend(vars);
-            }
-            "children" => {
-                for (child, child_body) in value.entries("`children`")? {
-                    let child = child.scalar("a group name")?;
-                    model.group(group).children.push(child.to_string());
-                    read_yaml_group(model, child, child_body, depth + 1)?;
-                }
-            }
-            other => {
-                return Err((key.line(), format!("unexpected key `{other}` in group `{group}` (expected hosts, vars or children)")))
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A vars mapping; values that are not plain (lists, maps) are kept out,
-/// since no variable kiln reads can hold one.
-fn read_yaml_vars(node: &Node, what: &str) -> Result<Vars, LineError> {
-    let mut vars = Vars::new();
-    for (key, value) in node.entries(what)? {
-        let key = key.scalar("a variable name")?;
-        if let Node::Scalar {
-            value: text,
-            null: false,
-            line,
-        } = value
-        {
-            vars.insert(
-                key.to_string(),
-                Var {
-                    value: text.clone(),
-                    line: *line,
-                },
-            );
-        }
-    }
-    Ok(vars)
-}
-
+/// Helpers the format modules' tests share.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
 
-    fn spec(text: &str) -> HostSpec {
+    pub(crate) fn spec(text: &str) -> HostSpec {
         text.parse().unwrap()
     }
 
-    fn specs(texts: &[&str]) -> Vec<HostSpec> {
+    pub(crate) fn specs(texts: &[&str]) -> Vec<HostSpec> {
         texts.iter().map(|t| spec(t)).collect()
     }
 
-    fn error_of(file: &str, text: &str) -> String {
+    pub(crate) fn error_of(file: &str, text: &str) -> String {
         parse_inventory(file, text)
             .expect_err("should fail")
             .to_string()
     }
+}
 
-    #[test]
-    fn plain_lists_hold_one_host_per_line() {
-        let text = "# fleet\nweb1\nroot@10.0.0.5:2222  # db\n\n[::1]:2200\nweb1\n";
-        assert_eq!(detect_format("hosts", text), InventoryFormat::PlainList);
-        assert_eq!(
-            parse_inventory("hosts", text).unwrap(),
-            specs(&["web1", "root@10.0.0.5:2222", "[::1]:2200"])
-        );
-    }
-
-    #[test]
-    fn plain_list_errors_name_file_and_line() {
-        assert_eq!(
-            error_of("hosts", "web1\nweb2 web3\n"),
-            "hosts:2: expected one [USER@]HOST[:PORT] per line, found `web2 web3`"
-        );
-        assert!(error_of("hosts", "web1\n\nweb2:99999\n").starts_with("hosts:3: "));
-        assert_eq!(
-            error_of("hosts", "# nothing\n"),
-            "hosts: the inventory names no hosts"
-        );
-    }
-
-    #[test]
-    fn ini_applies_host_group_parent_and_all_vars() {
-        let text = "\
-ungrouped1 ansible_port=2201
-[web]
-web[01:03] ansible_user=deploy
-web9 ansible_host=127.0.0.9 ansible_port=\"2209\"   # comment
-
-[db]
-db-[a:b].example.com
-
-[db:vars]
-ansible_port=5522
-
-[prod:children]
-web
-db
-
-[prod:vars]
-ansible_user = ops
-
-[all:vars]
-ansible_port=22
-";
-        assert_eq!(detect_format("inv", text), InventoryFormat::AnsibleIni);
-        assert_eq!(
-            parse_inventory("inv", text).unwrap(),
-            specs(&[
-                "ungrouped1:2201",
-                "deploy@web01:22",
-                "deploy@web02:22",
-                "deploy@web03:22",
-                "ops@127.0.0.9:2209",
-                "ops@db-a.example.com:5522",
-                "ops@db-b.example.com:5522",
-            ])
-        );
-    }
-
-    #[test]
-    fn ini_hosts_in_two_groups_come_back_once() {
-        let text = "[a]\nh1\nh2\n[b]\nh1 ansible_user=x\n";
-        assert_eq!(
-            parse_inventory("x.ini", text).unwrap(),
-            specs(&["x@h1", "h2"])
-        );
-    }
-
-    #[test]
-    fn ini_errors_name_file_and_line() {
-        assert_eq!(
-            error_of("inv.ini", "[web]\nweb1\nweb2 ansible_port\n"),
-            "inv.ini:3: expected KEY=VALUE after the host, found `ansible_port`"
-        );
-        assert_eq!(
-            error_of("inv.ini", "[web:hosts]\n"),
-            "inv.ini:1: unknown section kind `:hosts` (expected `:vars` or `:children`)"
-        );
-        assert_eq!(
-            error_of("inv.ini", "[web]\nw1\n[web:vars]\nansible_port=http\n"),
-            "inv.ini:4: `http` is not a port (1 to 65535)"
-        );
-        assert!(error_of("inv.ini", "[web]\nweb[03:01]\n")
-            .starts_with("inv.ini:2: `[03:01]`: the range runs backwards"));
-        assert!(error_of("inv.ini", "[web]\nw1 ansible_user='x\n").contains("inv.ini:2: unclosed"));
-    }
+#[cfg(test)]
+mod tests {
+    use super::testing::spec;
+    use super::*;
 
     #[test]
     fn large_ranges_cost_linear_time() {
@@ -882,60 +469,5 @@ ansible_port=22
         );
         assert_eq!(expand_ranges("[::1]:22").unwrap(), ["[::1]:22"]);
         assert!(expand_ranges("n[0:99999999]").is_err());
-    }
-
-    #[test]
-    fn yaml_groups_children_and_vars() {
-        let text = "\
-all:
-  hosts:
-    solo:
-  vars:
-    ansible_user: root
-  children:
-    web:
-      hosts:
-        web[1:2]:
-          ansible_port: 2222
-        web3:
-          ansible_host: 127.0.0.3
-      vars:
-        ansible_user: deploy
-    db:
-      hosts:
-        db1.example.com:2200: {}
-";
-        assert_eq!(
-            detect_format("inventory", text),
-            InventoryFormat::AnsibleYaml
-        );
-        assert_eq!(
-            parse_inventory("inventory", text).unwrap(),
-            specs(&[
-                "root@solo",
-                "deploy@web1:2222",
-                "deploy@web2:2222",
-                "deploy@127.0.0.3",
-                "root@db1.example.com:2200"
-            ])
-        );
-    }
-
-    #[test]
-    fn yaml_errors_name_file_and_line() {
-        assert_eq!(
-            error_of("inv.yml", "all:\n  hosts:\n    a:\n  host:\n    b:\n"),
-            "inv.yml:4: unexpected key `host` in group `all` (expected hosts, vars or children)"
-        );
-        assert_eq!(
-            error_of(
-                "inv.yml",
-                "all:\n  hosts:\n    a:\n      ansible_port: 70000\n"
-            ),
-            "inv.yml:4: `70000` is not a port (1 to 65535)"
-        );
-        assert!(error_of("inv.yml", "all:\n  hosts: [a, b]\n")
-            .starts_with("inv.yml:2: `hosts` must be a mapping"));
-        assert!(error_of("inv.yml", "all:\n  hosts:\n    a: {\n").starts_with("inv.yml:"));
     }
 }
