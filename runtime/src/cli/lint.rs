@@ -9,7 +9,10 @@
 //! it loads, and `write-file` that may write anywhere. Warnings never change the exit code: a declaration may mean
 //! exactly that, and the manifest runs the same either way.
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
 
 use kiln::host::grants::{is_identifier, is_sensitive_env_name};
 use kiln::host::{ComponentSource, Grant, ValidatorType};
@@ -17,6 +20,9 @@ use kiln::manifest::{Manifest, ValidatorNode};
 use kiln::text::escape_controls;
 use kiln::yaml::{self, Mark, Yaml, YamlKind, YamlLimits};
 use serde_json::Value;
+
+use super::naming::{take_name, ManifestName};
+use super::{one_line_error, shown_path, Common, Lookup, Style};
 
 /// One warning: `FILE:LINE:COL: warning: validator type `x`: message`, or
 /// `FILE:LINE:COL: warning: PATH: message` for one validator of the tree.
@@ -521,6 +527,91 @@ fn env_effect(name: &str) -> &'static str {
         }
         _ => "change which program runs or what it loads",
     }
+}
+
+/// `kiln lint`: loads each named manifest, prints its warnings (each
+/// once) and a summary line; exit 2 when any fails to load.
+pub fn run(
+    common: &Common,
+    style: Style,
+    words: &[OsString],
+    manifests: &[PathBuf],
+    lookup: &Lookup,
+) -> Result<i32> {
+    let mut names = Vec::new();
+    let mut rest = words;
+    while !rest.is_empty() {
+        match take_name(rest)? {
+            Some((name, after)) => {
+                names.push(name);
+                rest = after;
+            }
+            None => bail!("unexpected `{}`", rest[0].to_string_lossy()),
+        }
+    }
+    names.extend(manifests.iter().cloned().map(ManifestName::File));
+    if names.is_empty() {
+        bail!("name the manifests to check: files, PLUGIN VERSION pairs (see `kiln list`), or --manifest FILE");
+    }
+    let (config, dirs) = lookup.load()?;
+    let kiln = common.kiln(&config)?;
+    let options = common.load_options(&config.resource_roots);
+    let mut failed = 0;
+    // A `--validators` type is linted with every manifest; say it once.
+    let mut said = std::collections::HashSet::new();
+    for name in &names {
+        let loaded = name
+            .locate(&dirs)
+            .and_then(|(path, _)| kiln.load(&path, &options).map_err(anyhow::Error::from));
+        match loaded {
+            Ok(manifest) => {
+                let mut nodes = 0;
+                manifest.root.walk(&mut |_, _| nodes += 1);
+                let warnings = warnings(&manifest);
+                for warning in &warnings {
+                    let line = warning.to_string();
+                    if said.insert(line.clone()) {
+                        eprintln!("{line}");
+                    }
+                }
+                if !style.quiet {
+                    let shared = match &manifest.version {
+                        Some(entry) => format!(
+                            "version entry for {}, {} value{}; ",
+                            shown_path(&manifest.path),
+                            entry.values.len(),
+                            if entry.values.len() == 1 { "" } else { "s" }
+                        ),
+                        None => String::new(),
+                    };
+                    let named = manifest
+                        .version
+                        .as_ref()
+                        .map_or(&manifest.path, |entry| &entry.path);
+                    println!(
+                        "{}: ok ({shared}{} arguments, {} validators{})",
+                        shown_path(named),
+                        manifest.arguments.len(),
+                        nodes - 1,
+                        match warnings.len() {
+                            0 => String::new(),
+                            1 => ", 1 warning".to_string(),
+                            n => format!(", {n} warnings"),
+                        }
+                    );
+                }
+            }
+            Err(error) => {
+                failed += 1;
+                eprintln!("{}", one_line_error(&error));
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("kiln: {failed} of {} manifests have errors", names.len());
+        return Ok(2);
+    }
+    Ok(0)
 }
 
 #[cfg(test)]

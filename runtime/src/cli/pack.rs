@@ -7,10 +7,11 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use kiln::text::one_line;
 
 use super::progress::{self, print_line, print_line_logging, CommandLog, Progress};
 use super::report::Reporter;
-use super::{one_line, prepare, shown_path, Common, ManifestChoice, Paint, Prepared, Style};
+use super::{prepare, shown_path, Common, ManifestChoice, Paint, Prepared, Style};
 
 pub const AFTER_HELP: &str = "\
 kiln's options go before PLUGIN VERSION (or a manifest path); only what follows it is the plugin's,

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use kiln::interpreter::{Event, NodeRecord, Observer, RunError, RunSummary, Status};
 use kiln::remote::{shell_quote, CommandOutput, OutputStream, RemoteCommand, RemoteError};
-use kiln::text::escape_controls_keep_lines;
+use kiln::text::{escape_controls_keep_lines, one_line};
 use serde::Serialize;
 
-use super::{one_line, shown, Paint, Style};
+use super::{shown, Paint, Style};
 
 /// Prints progress lines, optionally prefixed with a target's name, and
 /// keeps the commands each validator ran for the report.

@@ -11,10 +11,11 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use kiln::interpreter::RunError;
 use kiln::remote::ssh::{HostSpec, SshOptions, SshRemote};
+use kiln::text::one_line;
 
 use super::progress::{self, print_line_logging, CommandLog, Progress};
 use super::report::Reporter;
-use super::{one_line, prepare, shown, shown_path, Common, ManifestChoice, Paint, Prepared, Style};
+use super::{prepare, shown, shown_path, Common, ManifestChoice, Paint, Prepared, Style};
 
 pub const AFTER_HELP: &str = "\
 Test-only by default; --reconcile prepares the hosts. kiln's options go before PLUGIN VERSION (or a
