@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use clap::{Args, ValueEnum};
 use kiln::interpreter::{RunError, RunSummary, Status};
 use kiln::manifest::Manifest;
+use kiln::text::first_line;
 use serde::Serialize;
 
 use super::progress::{self, CommandLog, CommandReport, ConsoleGuard};
@@ -590,10 +591,6 @@ fn junit(report: &Report) -> String {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"kiln {}\" tests=\"{all_tests}\" failures=\"{all_failures}\" errors=\"{all_errors}\" time=\"{:.3}\">\n{suites}</testsuites>\n",
         report.command, report.elapsed_seconds
     )
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or("")
 }
 
 /// Text for an XML attribute or element: markup escaped, and the characters
