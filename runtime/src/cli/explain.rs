@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
+use kiln::host::Origin;
 use kiln::manifest::{Block, Manifest, ValidatorNode, ValueKind};
 
 use super::lint::{known_argument_names, script_env_vars};
@@ -54,7 +55,7 @@ pub fn render(manifest: &Manifest) -> String {
     let custom: Vec<_> = manifest
         .types
         .iter()
-        .filter(|t| t.origin != "built in")
+        .filter(|t| t.origin != Origin::BuiltIn)
         .collect();
     if !custom.is_empty() {
         let _ = writeln!(out, "\nthird-party validator types:");
@@ -63,7 +64,7 @@ pub fn render(manifest: &Manifest) -> String {
                 out,
                 "  {}  {}  sha256 {}  grants: {}",
                 shown(&vtype.name),
-                shown(&vtype.origin),
+                shown(&vtype.origin.to_string()),
                 &vtype.sha256[..16],
                 shown(&vtype.grants.to_string())
             );

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 use kiln::host::grants::{is_identifier, is_sensitive_env_name};
-use kiln::host::{ComponentSource, Grant, ValidatorType};
+use kiln::host::{ComponentSource, Grant, Origin, ValidatorType};
 use kiln::manifest::{Manifest, ValidatorNode};
 use kiln::text::escape_controls;
 use kiln::yaml::{self, Mark, Yaml, YamlKind, YamlLimits};
@@ -70,7 +70,7 @@ impl std::fmt::Display for Warning {
 /// (validators-wasm/sdk/src/script_spec.rs): a path, or a one-key map from
 /// the path to options given as a map or a list of one-key maps.
 pub fn script_env_vars(node: &ValidatorNode) -> Vec<(String, String)> {
-    if node.type_name != "script" || node.vtype.origin != "built in" {
+    if node.type_name != "script" || node.vtype.origin != Origin::BuiltIn {
         return Vec::new();
     }
     script_options(node)
@@ -138,7 +138,7 @@ fn escape_pointer(token: &str) -> String {
 fn names_set_by_the_tree(manifest: &Manifest) -> Vec<String> {
     let mut names = vec!["distro".to_string(), "test_only".to_string()];
     manifest.root.walk(&mut |node, _| {
-        if node.vtype.origin != "built in" {
+        if node.vtype.origin != Origin::BuiltIn {
             return;
         }
         match node.type_name.as_str() {
@@ -359,7 +359,7 @@ const FILE_CHANGERS: &[&str] = &[
 pub fn warnings(manifest: &Manifest) -> Vec<Warning> {
     let mut found = undeclared_env_vars(manifest);
     for vtype in manifest.types.iter() {
-        if vtype.origin == "built in" {
+        if vtype.origin == Origin::BuiltIn {
             continue;
         }
         let (file, line, col) = declaration_location(manifest, vtype);
