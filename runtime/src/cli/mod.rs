@@ -27,6 +27,7 @@ mod plugin_args;
 mod progress;
 mod report;
 mod style;
+mod target_result;
 mod validate;
 
 use anyhow::{Context, Result};
