@@ -113,7 +113,7 @@ impl Manifests {
     pub fn load(&self, data: &[u8]) {
         // Paths into the host's devices and system files, or out of the
         // manifest's directory, are kept out: kiln refuses a `.wasm` that is
-        // not a regular file (tests/it/hostile.rs), and the fuzzer should spend
+        // not a regular file (tests/it/hostile/attacks.rs), and the fuzzer should spend
         // its time on the parsers, not on the machine's files.
         if [&b"/dev"[..], b"/proc", b"/sys", b".."]
             .iter()

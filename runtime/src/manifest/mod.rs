@@ -187,7 +187,10 @@ impl TypeRegistry {
             ));
         }
         if let Some(existing) = self.types.get(&name) {
-            if !is_builtin && existing.origin != "built in" && !declaration.overrides_builtin {
+            if !is_builtin
+                && existing.origin != host::Origin::BuiltIn
+                && !declaration.overrides_builtin
+            {
                 return Err(format!(
                     "validator type `{name}` is declared twice ({} and the new one)",
                     existing.origin
