@@ -12,9 +12,7 @@ use std::sync::Arc;
 
 use crate::host::{ComponentHost, HostError, HostOptions, LoadError, TypeDeclaration};
 use crate::interpreter::{self, Observer, RunSummary};
-use crate::manifest::{
-    self, LimitSettings, LoadOptions, Manifest, ManifestError, TypeRegistry,
-};
+use crate::manifest::{self, LimitSettings, LoadOptions, Manifest, ManifestError, TypeRegistry};
 use crate::remote::Remote;
 
 /// Why kiln could not start.
