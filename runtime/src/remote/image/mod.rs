@@ -36,7 +36,7 @@ mod layout;
 mod selinux;
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::interrupt;
@@ -267,11 +267,6 @@ impl ImageRemote {
     /// Which inspection found the guest's OS.
     pub fn inspector(&self) -> Inspector {
         self.inspector
-    }
-
-    /// The image this session opened.
-    pub fn image(&self) -> &Path {
-        &self.image
     }
 
     /// The channel commands went through, once the first one has run
