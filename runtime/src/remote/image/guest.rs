@@ -77,11 +77,33 @@ impl Guest {
         operation: &str,
         f: impl FnOnce(&guestfs::Handle) -> Result<T, guestfs::Error>,
     ) -> Result<T, ImageError> {
-        f(&self.handle).map_err(|e| ImageError::Guestfs {
-            path: self.image.clone(),
-            operation: operation.to_string(),
-            message: describe(&e),
+        f(&self.handle).map_err(|e| {
+            let path = self.image.clone();
+            let operation = operation.to_string();
+            let message = describe(&e);
+            if self.appliance_gone() {
+                let message = first_line(&message).to_string();
+                ImageError::ApplianceGone {
+                    path,
+                    operation,
+                    message,
+                }
+            } else {
+                ImageError::Guestfs {
+                    path,
+                    operation,
+                    message,
+                }
+            }
         })
+    }
+
+    /// Whether the appliance has stopped: libguestfs leaves the ready state
+    /// when it finds its qemu or daemon gone (a failed call on a live
+    /// appliance leaves the handle ready), and only a relaunch, which a
+    /// session never does, would bring it back.
+    fn appliance_gone(&self) -> bool {
+        !self.handle.is_ready().unwrap_or(false)
     }
 
     /// Mounts the guest's file systems as its fstab says, parents before

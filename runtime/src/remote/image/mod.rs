@@ -13,9 +13,13 @@
 //! signal (see [`crate::interrupt`]) kills the session's qemu, so whatever
 //! libguestfs call is blocked returns, and every step checks the flag:
 //! `open` and `commit` then fail with [`ImageError::Interrupted`], and a commit
-//! either renames its result into place or leaves the original untouched. It
-//! also owns the choice between hardware acceleration and
-//! software emulation, and the lock that keeps two reconciling sessions off one
+//! either renames its result into place or leaves the original untouched.
+//! An appliance that dies without a signal (its qemu killed or crashed, its
+//! daemon gone) makes the session's calls fail with
+//! [`RemoteError::Unreachable`], so the interpreter stops the run at once
+//! and reports the target unreachable rather than failing each validator
+//! left against a dead guest. The module also owns the choice between
+//! hardware acceleration and software emulation, and the lock that keeps two reconciling sessions off one
 //! image. This file holds the session itself (open, commit, discard, the
 //! [`Remote`] calls and what their errors mean); the rest lives beside it:
 //! the image file's checks, lock, overlay and write-back in `disk`, temporary
@@ -141,6 +145,14 @@ pub enum ImageError {
     NoHardwareAcceleration { path: PathBuf, reason: String },
     #[error("the libguestfs appliance for {} did not start: {reason}", .path.display())]
     Launch { path: PathBuf, reason: String },
+    /// The appliance stopped under a call (its qemu died or was killed,
+    /// its daemon went away): the session cannot go on.
+    #[error("{}: the libguestfs appliance stopped during {operation}: {message}", .path.display())]
+    ApplianceGone {
+        path: PathBuf,
+        operation: String,
+        message: String,
+    },
     #[error("{}: libguestfs {operation} failed: {message}", .path.display())]
     Guestfs {
         path: PathBuf,
@@ -375,6 +387,17 @@ impl ImageRemote {
             };
         }
         match error.into() {
+            // Nothing more can reach this guest: the interpreter stops the
+            // run at once and reports the target unreachable.
+            CallError::Image(ImageError::ApplianceGone {
+                operation, message, ..
+            }) => RemoteError::Unreachable {
+                target,
+                reason: format!(
+                    "the libguestfs appliance stopped during {operation} ({})",
+                    message.trim_end_matches('.')
+                ),
+            },
             CallError::Image(error) => RemoteError::Failed {
                 target,
                 message: error.to_string(),
