@@ -20,10 +20,12 @@
 //!   points (the signal only sets a flag and ends child processes);
 //! - [`text`] makes untrusted text (component output, command output, file
 //!   names) safe to print: control characters become visible escapes;
+//! - [`dirs`] says where kiln's one cache root is;
 //! - [`api`] offers the three operations Sahara plugins had: the arguments a
 //!   plugin version takes, pack an image, validate instances.
 
 pub mod api;
+pub mod dirs;
 pub mod host;
 pub mod interpreter;
 pub mod interrupt;

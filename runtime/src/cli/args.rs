@@ -76,7 +76,8 @@ pub struct Common {
     )]
     pub color: ColorWhen,
 
-    /// Where compiled components are cached [default: ~/.cache/kiln/components].
+    /// kiln's cache root: compiled components (in components/) and the
+    /// memo of a failed hardware launch [default: ~/.cache/kiln].
     #[arg(
         long,
         global = true,
@@ -222,9 +223,10 @@ impl Common {
     pub fn kiln(&self, config: &config::Config) -> Result<Kiln> {
         let options = if self.no_cache {
             HostOptions { cache_dir: None }
-        } else if let Some(dir) = &self.cache_dir {
+        } else if let Some(root) = &self.cache_dir {
+            kiln::dirs::choose_cache_root(root);
             HostOptions {
-                cache_dir: Some(dir.clone()),
+                cache_dir: Some(kiln::dirs::components_dir(root)),
             }
         } else {
             HostOptions::with_default_cache()

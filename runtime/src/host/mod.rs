@@ -105,17 +105,10 @@ pub struct HostOptions {
 }
 
 impl HostOptions {
-    /// The cache in `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln/components`,
-    /// else `~/.cache/kiln/components`.
+    /// The `components/` directory of kiln's cache root
+    /// ([`crate::dirs::cache_root`]).
     pub fn with_default_cache() -> Self {
-        let dir = std::env::var_os("KILN_CACHE_DIR")
-            .map(PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("XDG_CACHE_HOME")
-                    .map(PathBuf::from)
-                    .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
-                    .map(|base| base.join("kiln").join("components"))
-            });
+        let dir = crate::dirs::cache_root().map(|root| crate::dirs::components_dir(&root));
         HostOptions { cache_dir: dir }
     }
 }

@@ -118,14 +118,10 @@ fn first_emulation(
 
 /// Where a failed hardware launch is remembered until the machine reboots,
 /// so that later runs do not each pay the boot deadline: the file holds the
-/// kernel's boot id. It lives in kiln's one cache root: `$KILN_CACHE_DIR`
-/// (the variable the CLI's `--cache-dir` reads), else
-/// `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`.
+/// kernel's boot id. It lives in kiln's one cache root
+/// ([`crate::dirs::cache_root`]).
 fn accel_memo_path() -> Option<PathBuf> {
-    let cache = std::env::var_os("KILN_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("kiln")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kiln")))?;
+    let cache = crate::dirs::cache_root()?;
     Some(cache.join("hardware-accel-failed"))
 }
 
