@@ -17,10 +17,10 @@ use kiln::host::{HostOptions, LogLevel, RunScope};
 use kiln::interpreter::Quiet;
 use kiln::manifest::resources::ResourceReadError;
 use kiln::manifest::LoadOptions;
+use kiln::remote::scripted::ScriptedRemote;
 use kiln::remote::{
     CommandOutput, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
 };
-use kiln::scripted::ScriptedRemote;
 use kiln::Kiln;
 
 fn main() {

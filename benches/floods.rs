@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use kiln::host::HostOptions;
 use kiln::interpreter::{Quiet, RunError};
 use kiln::manifest::LoadOptions;
-use kiln::scripted::ScriptedRemote;
-use kiln::target::ssh::{HostSpec, SshOptions, SshTarget};
+use kiln::remote::scripted::ScriptedRemote;
+use kiln::remote::ssh::{HostSpec, SshOptions, SshRemote};
 use kiln::Kiln;
 
 const MIB: u64 = 1 << 20;
@@ -262,7 +262,7 @@ fn child(args: &[String]) {
             ssh_config: Some(PathBuf::from(&args[3])),
             ..SshOptions::default()
         };
-        let target = SshTarget::connect(&host, &options).expect("connects");
+        let target = SshRemote::connect(&host, &options).expect("connects");
         let started_run = Instant::now();
         let (summary, _) = kiln.run(&manifest, target, &arguments, false, Box::new(Quiet));
         (summary, started_run.elapsed())

@@ -1,6 +1,6 @@
 //! What one round trip costs on the disk-image target: opens
 //! `$KILN_BENCH_IMAGE` (a Debian image, e.g. the demo image) through
-//! `ImageSession` under software emulation, once as kiln runs by default
+//! `ImageRemote` under software emulation, once as kiln runs by default
 //! (quick inspection, commands through the session chroot) and once as it
 //! ran before those existed (libguestfs's inspection and `sh`), and times
 //! in each: the open (launch + inspect + mount), `Remote::run` of `true`,
@@ -13,8 +13,8 @@
 
 use std::time::{Duration, Instant};
 
+use kiln::remote::image::{Accel, CommandChannel, ImageOptions, ImageRemote};
 use kiln::remote::{FileRead, FileWrite, Remote, RemoteCommand};
-use kiln::target::image::{Accel, CommandChannel, ImageOptions, ImageSession};
 
 fn main() {
     let Some(image) = std::env::var_os("KILN_BENCH_IMAGE") else {
@@ -55,7 +55,7 @@ fn main() {
         test_only: false,
         ..options
     };
-    let mut session = ImageSession::open(&options, &mut |_| {}).expect("the image opens");
+    let mut session = ImageRemote::open(&options, &mut |_| {}).expect("the image opens");
     let write = median(rounds, || {
         session
             .write_file(&FileWrite::new("/tmp/kiln-bench", &[b'x'; 100], 0o644))
@@ -72,12 +72,12 @@ fn main() {
 fn measure_session(options: &ImageOptions, rounds: u32) -> Vec<(&'static str, Duration)> {
     let mut rows = Vec::new();
     let started = Instant::now();
-    let mut session = ImageSession::open(options, &mut |_| {}).expect("the image opens");
+    let mut session = ImageRemote::open(options, &mut |_| {}).expect("the image opens");
     rows.push((
         "open test-only, no network (launch + inspect + mount)",
         started.elapsed(),
     ));
-    let run = |session: &mut ImageSession, script: &str| {
+    let run = |session: &mut ImageRemote, script: &str| {
         session.run(&RemoteCommand::new(script)).expect("runs")
     };
     rows.push((

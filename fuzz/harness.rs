@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use kiln::host::{builtin_declarations, ComponentHost, HostOptions, Outcome, ValidatorType};
-use kiln::manifest::yaml::{parse_bytes, YamlLimits};
 use kiln::manifest::LoadOptions;
+use kiln::yaml::{parse_bytes, YamlLimits};
 use kiln::Kiln;
 
 /// The YAML reader manifests go through: parse, then walk the tree the ways
@@ -113,7 +113,7 @@ impl Manifests {
     pub fn load(&self, data: &[u8]) {
         // Paths into the host's devices and system files, or out of the
         // manifest's directory, are kept out: kiln refuses a `.wasm` that is
-        // not a regular file (tests/it/hostile.rs), and the fuzzer should spend
+        // not a regular file (tests/it/hostile/attacks.rs), and the fuzzer should spend
         // its time on the parsers, not on the machine's files.
         if [&b"/dev"[..], b"/proc", b"/sys", b".."]
             .iter()

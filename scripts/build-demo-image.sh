@@ -9,11 +9,11 @@
 #
 # Only the path goes to stdout; progress goes to stderr. Callers that modify
 # the image must copy it first: the cached file is shared.
-# KILN_CACHE overrides the cache root (default: ${XDG_CACHE_HOME:-$HOME/.cache}/kiln).
+# KILN_CACHE_DIR (kiln's cache root, as for kiln itself) overrides it (default: ${XDG_CACHE_HOME:-$HOME/.cache}/kiln).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-cache=${KILN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln}
+cache=${KILN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln}
 key=$(cat "$here/build-demo-image.sh" "$here/debian-rootfs.sh" | sha256sum | cut -c1-12)
 image="$cache/images/debian12-$key.qcow2"
 

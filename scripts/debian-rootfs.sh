@@ -5,11 +5,11 @@
 #
 #   scripts/debian-rootfs.sh            # -> /root/.cache/kiln/rootfs/bookworm-minbase-<key>.tar
 #
-# KILN_CACHE overrides the cache root (default: ${XDG_CACHE_HOME:-$HOME/.cache}/kiln).
+# KILN_CACHE_DIR (kiln's cache root, as for kiln itself) overrides it (default: ${XDG_CACHE_HOME:-$HOME/.cache}/kiln).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-cache=${KILN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln}
+cache=${KILN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln}
 key=$(sha256sum "$here/debian-rootfs.sh" | cut -c1-12)
 tarball="$cache/rootfs/bookworm-minbase-$key.tar"
 

@@ -1,8 +1,10 @@
 //! The library's front door, with the three operations Sahara plugins
-//! offered: the arguments a plugin version takes ([`Kiln::image_arguments`]),
-//! packing an image ([`Kiln::run`] over a disk-image remote) and validating
-//! instances ([`Kiln::run`] over SSH remotes). Targets plug in through
-//! [`Remote`].
+//! offered: the arguments a plugin version takes (a loaded [`Manifest`]'s
+//! `arguments`), packing an image ([`Kiln::run`] over a disk-image remote)
+//! and validating instances ([`Kiln::run`] over SSH remotes). Remotes plug
+//! in through [`Remote`]. The `kiln` command is built on it: one `Kiln` per
+//! run holds the component host and the validator types every manifest of
+//! the run can use.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,9 +12,7 @@ use std::sync::Arc;
 
 use crate::host::{ComponentHost, HostError, HostOptions, LoadError, TypeDeclaration};
 use crate::interpreter::{self, Observer, RunSummary};
-use crate::manifest::{
-    self, Argument, LimitSettings, LoadOptions, Manifest, ManifestError, TypeRegistry,
-};
+use crate::manifest::{self, LimitSettings, LoadOptions, Manifest, ManifestError, TypeRegistry};
 use crate::remote::Remote;
 
 /// Why kiln could not start.
@@ -66,11 +66,6 @@ impl Kiln {
     /// Loads and checks a manifest; nothing touches a target.
     pub fn load(&self, path: &Path, options: &LoadOptions) -> Result<Manifest, ManifestError> {
         manifest::load(path, &self.host, &self.types, options)
-    }
-
-    /// The arguments a manifest takes (Sahara's `get_image_arguments`).
-    pub fn image_arguments(manifest: &Manifest) -> &[Argument] {
-        &manifest.arguments
     }
 
     /// Runs a manifest against one target: Sahara's `pack_image` when the

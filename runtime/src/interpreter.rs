@@ -226,14 +226,16 @@ pub fn run<R: Remote + 'static>(
     let started = Instant::now();
     let streams_output = observer.wants_output();
     let session = Arc::new(Session {
-        remote: Mutex::new(remote),
+        target: Mutex::new(Target {
+            remote,
+            calls: 0,
+            lost: None,
+        }),
         arguments: Mutex::new(BTreeMap::new()),
         resources: manifest.resources.clone(),
         observer: Arc::new(Mutex::new(observer)),
         streams_output,
         records: Mutex::new(Vec::new()),
-        commands: Mutex::new(0),
-        lost: Mutex::new(None),
         node_runs: std::sync::atomic::AtomicUsize::new(0),
         started,
     });
@@ -253,15 +255,16 @@ pub fn run<R: Remote + 'static>(
     let session =
         Arc::try_unwrap(session).unwrap_or_else(|_| panic!("a validator scope outlived its run"));
     let arguments = session.arguments.into_inner().unwrap();
+    let target = session.target.into_inner().unwrap();
     let summary = RunSummary {
         outcome,
         records: session.records.into_inner().unwrap(),
         distro: arguments.get("distro").cloned(),
         arguments,
-        commands: session.commands.into_inner().unwrap(),
+        commands: target.calls,
         elapsed: started.elapsed(),
     };
-    (summary, session.remote.into_inner().unwrap())
+    (summary, target.remote)
 }
 
 fn run_root<R: Remote + 'static>(
@@ -272,15 +275,17 @@ fn run_root<R: Remote + 'static>(
 ) -> Result<(), RunError> {
     let mut values = resolve_arguments(manifest, given)?;
     let distro = session
-        .remote
+        .target
         .lock()
         .unwrap()
+        .remote
         .distro()
         .map_err(|e| RunError::Distro(e.to_string()))?;
     values.insert("distro".into(), distro);
     *session.arguments.lock().unwrap() = values;
     let result = run_node(session, &manifest.root, test_only);
-    if let Some(message) = session.lost.lock().unwrap().take() {
+    let lost = session.target.lock().unwrap().lost.take();
+    if let Some(message) = lost {
         let validator = match &result {
             Err(error) => error.path.clone(),
             Ok(()) => manifest.root.path.clone(),
@@ -292,7 +297,7 @@ fn run_root<R: Remote + 'static>(
 
 /// The state one run shares between its validators.
 struct Session<R> {
-    remote: Mutex<R>,
+    target: Mutex<Target<R>>,
     arguments: Mutex<BTreeMap<String, String>>,
     resources: Arc<ResourceRoots>,
     /// Shared with the output sinks of running commands, which report
@@ -301,13 +306,20 @@ struct Session<R> {
     /// The observer's [`Observer::wants_output`], asked once per run.
     streams_output: bool,
     records: Mutex<Vec<NodeRecord>>,
-    commands: Mutex<usize>,
-    /// Set when the target became unreachable: later calls fail at once
-    /// instead of waiting on a dead connection again.
-    lost: Mutex<Option<String>>,
     /// Validator runs started so far, against [`MAX_NODE_RUNS`].
     node_runs: std::sync::atomic::AtomicUsize,
     started: Instant,
+}
+
+/// The remote and what the run knows about it, behind one lock: a call
+/// holds it from the check to the result.
+struct Target<R> {
+    remote: R,
+    /// Calls that reached the remote.
+    calls: usize,
+    /// Set when the target became unreachable: later calls fail at once
+    /// instead of waiting on a dead connection again.
+    lost: Option<String>,
 }
 
 impl<R: Remote> Session<R> {
@@ -321,23 +333,24 @@ impl<R: Remote> Session<R> {
         &self,
         call: impl FnOnce(&mut R) -> Result<T, RemoteError>,
     ) -> Result<T, RemoteError> {
-        if let Some(message) = self.lost.lock().unwrap().as_ref() {
+        let mut target = self.target.lock().unwrap();
+        if let Some(message) = &target.lost {
             return Err(RemoteError::Unreachable {
-                target: self.remote.lock().unwrap().name(),
+                target: target.remote.name(),
                 reason: message.clone(),
             });
         }
         // After Ctrl-C (or --timeout) nothing new reaches the target.
         if let Some(stop) = crate::interrupt::requested() {
             return Err(RemoteError::Failed {
-                target: self.remote.lock().unwrap().name(),
+                target: target.remote.name(),
                 message: stop.to_string(),
             });
         }
-        *self.commands.lock().unwrap() += 1;
-        let result = call(&mut self.remote.lock().unwrap());
+        target.calls += 1;
+        let result = call(&mut target.remote);
         if let Err(RemoteError::Unreachable { reason, .. }) = &result {
-            *self.lost.lock().unwrap() = Some(reason.clone());
+            target.lost = Some(reason.clone());
         }
         result
     }

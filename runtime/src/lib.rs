@@ -8,29 +8,31 @@
 //! - [`host`] loads validator components, links their imports with grants and
 //!   limits, and caches compiled code;
 //! - [`interpreter`] runs the tree against a [`remote::Remote`];
-//! - [`distro`] knows distro names: their families and how os-release is
-//!   read, for every target;
-//! - [`target`] holds the real remotes: disk images and SSH hosts, and
-//!   [`inventory`] reads the host lists fleets are kept in;
-//! - [`scripted`] is an in-memory remote for pinning down exact semantics
-//!   and for testing validator types without a target;
+//! - [`remote`] is everything on the far side of that trait: the trait and
+//!   its value types, shell quoting, distro families and os-release, and
+//!   each kind of remote (disk images through libguestfs, hosts over SSH,
+//!   the in-memory scripted remote that pins exact semantics);
+//! - [`inventory`] reads the host lists fleets are kept in (plain, Ansible
+//!   INI and YAML);
+//! - [`yaml`] is the one YAML reader, keeping every node's position and
+//!   bounding what a document may make kiln hold;
 //! - [`interrupt`] turns Ctrl-C and SIGTERM into an orderly stop at safe
 //!   points (the signal only sets a flag and ends child processes);
 //! - [`text`] makes untrusted text (component output, command output, file
 //!   names) safe to print: control characters become visible escapes;
+//! - [`dirs`] says where kiln's one cache root is;
 //! - [`api`] offers the three operations Sahara plugins had: the arguments a
 //!   plugin version takes, pack an image, validate instances.
 
 pub mod api;
-pub mod distro;
+pub mod dirs;
 pub mod host;
 pub mod interpreter;
 pub mod interrupt;
 pub mod inventory;
 pub mod manifest;
 pub mod remote;
-pub mod scripted;
-pub mod target;
 pub mod text;
+pub mod yaml;
 
 pub use api::Kiln;

@@ -3,6 +3,10 @@
 //! characters are escaped so that a string can never move the cursor,
 //! retitle the terminal, clear a line or forge a new one. Everything kiln
 //! prints or reports of such text passes through [`escape_controls`].
+//!
+//! It also owns how long text is shortened for a message (a script named by
+//! its first line, an error by its last lines), so every target and the
+//! command line shorten the same way.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -46,6 +50,58 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
 
 fn needs_escape(c: char) -> bool {
     c.is_control() || is_bidi_control(c)
+}
+
+/// The first line of `text` that is not blank, trimmed ("" when none).
+pub fn first_line(text: &str) -> &str {
+    text.lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or("")
+}
+
+/// `text` cut to at most `max` characters, ending in `…` when it was cut.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+/// How a script is named in a message: its first non-blank line, cut at
+/// 60 characters, with `…` when it was cut or more lines follow.
+pub fn script_summary(script: &str) -> String {
+    let first = first_line(script);
+    let clipped = clip(first, 60);
+    let more_lines = script.trim().lines().nth(1).is_some();
+    if more_lines && clipped.len() == first.len() {
+        format!("{clipped} …")
+    } else {
+        clipped
+    }
+}
+
+/// The last `count` non-blank lines of a command's output, trimmed and
+/// joined with ` / ` (what is worth quoting of an error), or `no message`.
+pub fn last_lines(bytes: &[u8], count: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    let tail = &lines[lines.len().saturating_sub(count)..];
+    if tail.is_empty() {
+        "no message".to_string()
+    } else {
+        tail.join(" / ")
+    }
+}
+
+/// `text` on one line for a message: newlines become spaces and control
+/// characters are escaped.
+pub fn one_line(text: &str) -> String {
+    escape_controls(&text.replace('\n', " ")).into_owned()
 }
 
 /// Characters that reorder how the text around them is displayed
@@ -100,5 +156,25 @@ mod tests {
             "a\n\tb\\e[1A\n"
         );
         assert_eq!(escape_bytes(b"\xff\x1b"), "\u{fffd}\\e");
+    }
+
+    #[test]
+    fn long_text_is_shortened_the_same_way_everywhere() {
+        assert_eq!(
+            first_line("\n  \n  apt-get update \nmore"),
+            "apt-get update"
+        );
+        assert_eq!(clip("abcdef", 3), "abc…");
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("ééé", 2), "éé…");
+        assert_eq!(script_summary("echo hi"), "echo hi");
+        assert_eq!(script_summary("\necho hi\nexit 1\n"), "echo hi …");
+        assert_eq!(
+            script_summary(&"x".repeat(70)),
+            format!("{}…", "x".repeat(60))
+        );
+        assert_eq!(last_lines(b"a\n\nb\nc\nd\n", 3), "b / c / d");
+        assert_eq!(last_lines(b" \n", 3), "no message");
+        assert_eq!(one_line("a\nb\u{1b}"), "a b\\e");
     }
 }

@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kiln::interpreter::{Quiet, RunError, RunSummary};
+use kiln::interpreter::{Event, Observer, Quiet, RunError, RunSummary};
+use kiln::remote::image::{
+    Accel, CommandChannel, ImageError, ImageOptions, ImageRemote, Inspector,
+};
 use kiln::remote::{
     FileKind, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
-};
-use kiln::target::image::{
-    Accel, CommandChannel, ImageError, ImageOptions, ImageSession, Inspector,
 };
 use sha2::{Digest, Sha256};
 use support::demo_image;
@@ -55,10 +55,10 @@ fn options(image: &Path, test_only: bool) -> ImageOptions {
     }
 }
 
-fn open(options: &ImageOptions) -> ImageSession {
+fn open(options: &ImageOptions) -> ImageRemote {
     let started = Instant::now();
     let mut notes = Vec::new();
-    let session = ImageSession::open(options, &mut |note| notes.push(note.to_string()))
+    let session = ImageRemote::open(options, &mut |note| notes.push(note.to_string()))
         .unwrap_or_else(|error| panic!("open {}: {error}", options.image.display()));
     eprintln!(
         "open ({:?}) took {:?}; notes: {notes:?}",
@@ -69,13 +69,13 @@ fn open(options: &ImageOptions) -> ImageSession {
 }
 
 fn open_error(options: &ImageOptions) -> ImageError {
-    match ImageSession::open(options, &mut |_| {}) {
+    match ImageRemote::open(options, &mut |_| {}) {
         Ok(_) => panic!("{} opened", options.image.display()),
         Err(error) => error,
     }
 }
 
-fn run(session: &mut ImageSession, script: &str) -> (i32, String, String) {
+fn run(session: &mut ImageRemote, script: &str) -> (i32, String, String) {
     let output = session
         .run(&RemoteCommand::new(script))
         .unwrap_or_else(|error| panic!("{script}: {error}"));
@@ -108,7 +108,7 @@ fn test_only_session_serves_remote_calls() {
         ..ImageOptions::new(&image)
     };
     let mut session =
-        ImageSession::open(&auto, &mut |note| notes.push(note.to_string())).expect("open (auto)");
+        ImageRemote::open(&auto, &mut |note| notes.push(note.to_string())).expect("open (auto)");
     eprintln!("open (auto) took {:?}; notes: {notes:?}", started.elapsed());
     assert!(notes.iter().all(|n| !n.contains('\n')), "{notes:?}");
 
@@ -498,15 +498,7 @@ fn sigterm_removes_the_overlay() {
         1,
         "the overlay exists while the session is open"
     );
-    let qemu_of_test = || {
-        let needle = dir.path().to_string_lossy().into_owned();
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-            .any(|c| c.contains("qemu") && c.contains(&needle))
-    };
+    let qemu_of_test = || !qemu_pids_under(dir.path()).is_empty();
     assert!(qemu_of_test(), "the appliance runs");
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
@@ -525,6 +517,97 @@ fn sigterm_removes_the_overlay() {
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(143));
+    assert_eq!(leftovers(dir.path()), Vec::<String>::new());
+    assert_eq!(sha256(&image), before);
+}
+
+/// The qemu processes whose command line names a file under `dir` (a
+/// reconciling session's overlay lives beside its image).
+fn qemu_pids_under(dir: &Path) -> Vec<libc::pid_t> {
+    let needle = dir.to_string_lossy().into_owned();
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: libc::pid_t = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (cmdline.contains("qemu") && cmdline.contains(&needle)).then_some(pid)
+        })
+        .collect()
+}
+
+/// Tells the test when a command starts, and keeps the name of every
+/// validator that started one.
+struct CommandWatch {
+    started: std::sync::mpsc::Sender<()>,
+    commands_of: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Observer for CommandWatch {
+    fn event(&mut self, event: Event<'_>) {
+        if let Event::CommandStarted { node, .. } = event {
+            self.commands_of.lock().unwrap().push(node.path.clone());
+            let _ = self.started.send(());
+        }
+    }
+}
+
+/// An appliance that dies mid-run (its qemu killed while a validator's
+/// command runs) makes the target unreachable: the run stops at once and
+/// says so, no later validator reaches the dead appliance, and the image
+/// is as it was.
+#[test]
+fn a_dead_appliance_makes_the_run_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_of_demo(dir.path());
+    let before = sha256(&image);
+    let session = open(&options(&image, false));
+    // `any` tries every child after a failure, so a failed (rather than
+    // unreachable) sleep would send each later child to the dead appliance.
+    let yaml = "validators:\n  - any:\n    - script:\n        long_step:\n          inline: |\n            echo changed > /etc/kiln-dead\n            sleep 600\n    - script:\n        second:\n          inline: echo changed > /etc/kiln-dead\n    - script:\n        third:\n          inline: 'true'\n    - package: nano\n";
+    let fixture = support::Fixture::new(yaml, &[]);
+    let (started, sleeping) = std::sync::mpsc::channel();
+    let commands_of = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let watch = CommandWatch {
+        started,
+        commands_of: commands_of.clone(),
+    };
+    let killer_dir = dir.path().to_path_buf();
+    let killer = std::thread::spawn(move || {
+        // The run's first command is the long step's.
+        sleeping.recv().expect("the long step starts");
+        // Let the command reach the guest before its appliance goes.
+        std::thread::sleep(Duration::from_secs(3));
+        let pids = qemu_pids_under(&killer_dir);
+        for &pid in &pids {
+            // SAFETY: signalling the test's own appliance.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        pids.len()
+    });
+    let (summary, session) = support::kiln().run(
+        &fixture.manifest(),
+        session,
+        &support::args(&[]),
+        false,
+        Box::new(watch),
+    );
+    assert_eq!(killer.join().unwrap(), 1, "one appliance was killed");
+    match &summary.outcome {
+        Err(RunError::Unreachable { validator, message }) => {
+            eprintln!("unreachable during {validator}: {message}");
+            assert!(!message.contains('\n'), "{message}");
+        }
+        other => panic!("the run must be reported unreachable: {other:?}"),
+    }
+    // The long step's upload and command reached the appliance; every later
+    // call failed at once, before reaching it (a dead appliance that only
+    // failed each call would have been sent every alternative, twice).
+    assert_eq!(summary.commands, 2, "calls that reached the target");
+    let commands_of = commands_of.lock().unwrap();
+    assert!(commands_of[0].contains("any[0]"), "{commands_of:?}");
+    session.discard();
     assert_eq!(leftovers(dir.path()), Vec::<String>::new());
     assert_eq!(sha256(&image), before);
 }
@@ -581,11 +664,11 @@ fn expect_not_read(result: Result<Option<Vec<u8>>, RemoteError>, kind: &str) {
 /// Runs a manifest of one `attacks` validator (the hostile suite's
 /// spec-driven component) against `session` and hands the session back.
 fn attack(
-    session: ImageSession,
+    session: ImageRemote,
     declaration: &str,
     spec: &str,
     test_only: bool,
-) -> (RunSummary, ImageSession) {
+) -> (RunSummary, ImageRemote) {
     let yaml = format!(
         "validator_types:\n  attacks:\n    wasm: {}\n{declaration}    limits: {{milliseconds: 300000, memory_mib: 16, log_kib: 64, output_mib: 1}}\nvalidators:\n  - attacks: {spec}\n",
         support::component("kiln_hostile_attacks").display()
@@ -755,7 +838,7 @@ fn the_image_target_keeps_the_sandbox_bounds() {
         uid: 1234,
         gid: 2345,
     };
-    let metadata = |session: &mut ImageSession, path: &str| {
+    let metadata = |session: &mut ImageRemote, path: &str| {
         session.metadata(&read_with(path, None, true)).unwrap()
     };
     assert_eq!(metadata(&mut session, "/srv/real/owned"), Some(owned));

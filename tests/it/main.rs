@@ -49,10 +49,32 @@ fn undeclared_modules(dir: &Path, root: &str) -> Vec<String> {
     missing
 }
 
+/// `dir` and every module directory (one with a `mod.rs`) below it.
+fn module_dirs(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut dirs = vec![dir.to_path_buf()];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.join("mod.rs").is_file() {
+            dirs.extend(module_dirs(&path));
+        }
+    }
+    dirs
+}
+
 #[test]
 fn every_file_is_a_declared_module() {
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/it");
-    for (dir, root) in [(here.clone(), "main.rs"), (here.join("support"), "mod.rs")] {
+    let dirs = module_dirs(&here);
+    // The topic directories count too; a guard that saw only the top
+    // would miss a file added to one of them.
+    for sub in ["support", "cli", "hostile", "validate_fleet"] {
+        assert!(
+            dirs.contains(&here.join(sub)),
+            "{sub} is a module directory"
+        );
+    }
+    for dir in dirs {
+        let root = if dir == here { "main.rs" } else { "mod.rs" };
         let missing = undeclared_modules(&dir, root);
         assert!(
             missing.is_empty(),

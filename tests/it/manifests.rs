@@ -427,8 +427,8 @@ fn corpus_catalog() -> tempfile::TempDir {
 
 /// The remote's log as text: one line per call, environment entries
 /// indented below their command.
-fn recorded(calls: &[kiln::scripted::Call], catalog: &Path) -> String {
-    use kiln::scripted::Call;
+fn recorded(calls: &[kiln::remote::scripted::Call], catalog: &Path) -> String {
+    use kiln::remote::scripted::Call;
     let mut out = String::new();
     for call in calls {
         match call {
@@ -490,7 +490,7 @@ fn corpus_run(catalog: &Path, version_dir: &str, distro: &str, test_only: bool) 
     let manifest = kiln()
         .load(&path, &Default::default())
         .unwrap_or_else(|e| panic!("{version_dir}: {e}"));
-    let mut remote = kiln::scripted::ScriptedRemote::new(distro);
+    let mut remote = kiln::remote::scripted::ScriptedRemote::new(distro);
     if !test_only {
         // Each package check fails once (not installed), then passes after
         // the install that follows it.

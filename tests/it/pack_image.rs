@@ -22,8 +22,8 @@ use crate::support::reports;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use kiln::remote::image::{Accel, ImageOptions, ImageRemote};
 use kiln::remote::{FileRead, Remote};
-use kiln::target::image::{Accel, ImageOptions, ImageSession};
 use support::{demo_image, repo_root, sha256_file};
 
 /// Acceleration for these tests: `KILN_TEST_ACCEL`, default tcg (hardware
@@ -72,7 +72,7 @@ fn read_back(image: &Path, paths: &[&str]) -> Vec<Option<String>> {
         accel: Accel::Tcg,
         ..ImageOptions::new(image)
     };
-    let mut session = ImageSession::open(&options, &mut |_| {}).expect("the packed image opens");
+    let mut session = ImageRemote::open(&options, &mut |_| {}).expect("the packed image opens");
     let contents = paths
         .iter()
         .map(|path| {

@@ -6,8 +6,8 @@
 use crate::support;
 
 use kiln::interpreter::{RunError, Status};
+use kiln::remote::scripted::{Call, ScriptedRemote};
 use kiln::remote::CommandOutput;
-use kiln::scripted::{Call, ScriptedRemote};
 use support::{run, Fixture};
 
 fn ok() -> CommandOutput {

@@ -7,23 +7,23 @@ use crate::support::sshd_fleet;
 
 use std::time::{Duration, Instant};
 
-use kiln::distro::{family_of, OsRelease};
 use kiln::interpreter::{Quiet, RunError};
+use kiln::remote::distro::{family_of, OsRelease};
+use kiln::remote::ssh::{HostSpec, SshError, SshOptions, SshRemote};
 use kiln::remote::{
     FileKind, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
 };
-use kiln::target::ssh::{HostSpec, SshError, SshOptions, SshTarget};
 use sshd_fleet::{processes_matching, Fleet, UNPRIVILEGED_USER};
 
-fn connect(fleet: &Fleet, index: usize) -> SshTarget {
+fn connect(fleet: &Fleet, index: usize) -> SshRemote {
     let started = Instant::now();
-    let target = SshTarget::connect(&fleet.host(index).spec(), &fleet.options())
+    let target = SshRemote::connect(&fleet.host(index).spec(), &fleet.options())
         .unwrap_or_else(|error| panic!("connect: {error}\nsshd log:\n{}", fleet.host(index).log()));
     eprintln!("connect (login + probe) took {:?}", started.elapsed());
     target
 }
 
-fn run(target: &mut SshTarget, script: &str) -> (i32, String, String) {
+fn run(target: &mut SshRemote, script: &str) -> (i32, String, String) {
     let output = target
         .run(&RemoteCommand::new(script))
         .unwrap_or_else(|error| panic!("{script}: {error}"));
@@ -202,7 +202,7 @@ fn one_connection_serves_the_whole_run() {
 #[test]
 fn ssh_config_aliases_are_honoured() {
     let fleet = Fleet::start(1);
-    let mut target = SshTarget::connect(
+    let mut target = SshRemote::connect(
         &HostSpec::new(fleet.host(0).alias.clone()),
         &fleet.options(),
     )
@@ -215,7 +215,7 @@ fn ssh_config_aliases_are_honoured() {
 fn unknown_host_key_is_refused_with_a_how_to() {
     let fleet = Fleet::start(1);
     fleet.write_known_hosts("");
-    let error = match SshTarget::connect(&fleet.host(0).spec(), &fleet.options()) {
+    let error = match SshRemote::connect(&fleet.host(0).spec(), &fleet.options()) {
         Err(error) => error,
         Ok(_) => panic!("connected to a host with an unknown key"),
     };
@@ -254,7 +254,7 @@ fn changed_host_key_is_refused() {
         accept_new_host_keys: true,
         ..fleet.options()
     };
-    let error = match SshTarget::connect(&host.spec(), &options) {
+    let error = match SshRemote::connect(&host.spec(), &options) {
         Err(error) => error,
         Ok(_) => panic!("connected to a host whose key changed"),
     };
@@ -279,7 +279,7 @@ fn accept_new_host_keys_records_the_key() {
         accept_new_host_keys: true,
         ..fleet.options()
     };
-    let mut target = SshTarget::connect(&fleet.host(0).spec(), &options).unwrap();
+    let mut target = SshRemote::connect(&fleet.host(0).spec(), &options).unwrap();
     assert_eq!(run(&mut target, "echo hi").1, "hi\n");
     let known = std::fs::read_to_string(fleet.known_hosts()).unwrap();
     assert!(
@@ -292,7 +292,7 @@ fn accept_new_host_keys_records_the_key() {
     );
     drop(target);
     // The key is now known, so strict checking accepts the host.
-    SshTarget::connect(&fleet.host(0).spec(), &fleet.options()).unwrap();
+    SshRemote::connect(&fleet.host(0).spec(), &fleet.options()).unwrap();
 }
 
 #[test]
@@ -335,7 +335,7 @@ fn a_host_that_hangs_is_unreachable_once_keepalives_fail() {
         connect_timeout: Duration::from_secs(1),
         ..fleet.options()
     };
-    let mut target = SshTarget::connect(&fleet.host(0).spec(), &options).unwrap();
+    let mut target = SshRemote::connect(&fleet.host(0).spec(), &options).unwrap();
     let in_flight = std::thread::spawn(move || {
         let started = Instant::now();
         let result = target.run(&RemoteCommand::new("sleep 60"));
@@ -397,7 +397,7 @@ fn command_timeout_kills_the_command() {
         command_timeout: Some(Duration::from_secs(1)),
         ..fleet.options()
     };
-    let mut limited = SshTarget::connect(&fleet.host(0).spec(), &options).unwrap();
+    let mut limited = SshRemote::connect(&fleet.host(0).spec(), &options).unwrap();
     let error = limited.run(&RemoteCommand::new("sleep 31337")).unwrap_err();
     assert!(matches!(error, RemoteError::Timeout { .. }), "{error}");
     // The remote `timeout` reaps the orphaned sleep shortly after kiln gave up.
@@ -495,7 +495,7 @@ fn a_non_root_login_runs_root_commands_through_sudo() {
         user: Some(UNPRIVILEGED_USER.into()),
         ..fleet.host(0).spec()
     };
-    let error = match SshTarget::connect(&spec, &fleet.options()) {
+    let error = match SshRemote::connect(&spec, &fleet.options()) {
         Err(error) => error,
         Ok(_) => panic!("connected although sudo needs a password"),
     };
@@ -509,7 +509,7 @@ fn a_non_root_login_runs_root_commands_through_sudo() {
         0o440,
     ))
     .unwrap();
-    let mut target = SshTarget::connect(&spec, &fleet.options()).unwrap();
+    let mut target = SshRemote::connect(&spec, &fleet.options()).unwrap();
     let (code, stdout, stderr) = run(&mut target, "id -u; echo \"$SUDO_USER\"");
     assert_eq!(
         (code, stdout, stderr),
@@ -561,7 +561,7 @@ fn keeping_write<'a>(path: &'a str, contents: &'a [u8]) -> FileWrite<'a> {
 
 /// How many processes on the host run exactly `yes MARKER`, asked through
 /// another command: the chroot's /proc is the host's.
-fn remote_yes_count(target: &mut SshTarget, marker: &str) -> usize {
+fn remote_yes_count(target: &mut SshRemote, marker: &str) -> usize {
     let script = format!(
         r#"n=0
 for f in /proc/[0-9]*/cmdline; do
@@ -573,7 +573,7 @@ echo $n"#
 }
 
 /// Waits (up to a generous 10 s) for no `yes MARKER` to be left on the host.
-fn assert_no_yes_left(target: &mut SshTarget, marker: &str) {
+fn assert_no_yes_left(target: &mut SshRemote, marker: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let left = remote_yes_count(target, marker);
@@ -792,7 +792,7 @@ fn writes_keep_or_set_owner_and_mode() {
     let fleet = Fleet::start(1);
     let mut target = connect(&fleet, 0);
     let owner_and_mode =
-        |target: &mut SshTarget| run(target, "stat -c '%a %u %g' /etc/kiln-owned").1;
+        |target: &mut SshRemote| run(target, "stat -c '%a %u %g' /etc/kiln-owned").1;
     // A new file: 0644, root.
     target
         .write_file(&keeping_write("/etc/kiln-owned", b"one"))
@@ -844,7 +844,7 @@ fn metadata_describes_the_path_itself() {
         &mut target,
         "ln -s /etc/kiln-meta /etc/kiln-meta-link && ln -s /nowhere /etc/kiln-dangling",
     );
-    let meta = |target: &mut SshTarget, path: &str| {
+    let meta = |target: &mut SshRemote, path: &str| {
         target
             .metadata(&FileRead::new(path))
             .unwrap_or_else(|error| panic!("{path}: {error}"))
@@ -940,7 +940,7 @@ fn attacks_manifest(grants: &str, spec: &str) -> String {
 }
 
 /// Runs the manifest against `target`; returns the failure's message and the target.
-fn hostile_run(target: SshTarget, yaml: &str) -> (String, SshTarget) {
+fn hostile_run(target: SshRemote, yaml: &str) -> (String, SshRemote) {
     let fixture = support::Fixture::new(yaml, &[]);
     let manifest = fixture.manifest();
     let started = Instant::now();

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use kiln::host::{versions_compatible, WIT_VERSION};
 use kiln::interpreter::{Quiet, RunSummary, Status};
-use kiln::scripted::{Call, ScriptedRemote};
+use kiln::remote::scripted::{Call, ScriptedRemote};
 use sha2::{Digest, Sha256};
 use support::{args, component, kiln, repo_root, Fixture};
 

@@ -122,7 +122,7 @@ impl Config {
                 self.image = Some(PathBuf::from(entry.value.trim()));
             }
             if let Some(entry) = default.get("test_only") {
-                self.test_only = Some(oslo_bool(&entry.value).ok_or((
+                self.test_only = Some(kiln::yaml::parse_bool(&entry.value).ok_or((
                     entry.line,
                     format!(
                         "[DEFAULT] test_only must be true or false, found `{}`",
@@ -140,15 +140,6 @@ impl Config {
             }
         }
         Ok(())
-    }
-}
-
-/// A boolean as oslo.config's BoolOpt reads it.
-fn oslo_bool(text: &str) -> Option<bool> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Some(true),
-        "false" | "no" | "off" | "0" => Some(false),
-        _ => None,
     }
 }
 

@@ -6,13 +6,18 @@
 //! type's `check` returned), so no field can steer the terminal or forge
 //! a line of the table.
 
+use std::ffi::OsString;
 use std::fmt::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use anyhow::Result;
+use kiln::host::Origin;
 use kiln::manifest::{Block, Manifest, ValidatorNode, ValueKind};
 
 use super::lint::{known_argument_names, script_env_vars};
-use super::{shown, shown_path};
+use super::naming::one_name;
+use super::{shown, shown_path, Common, Lookup};
 
 pub fn render(manifest: &Manifest) -> String {
     let mut out = String::new();
@@ -50,7 +55,7 @@ pub fn render(manifest: &Manifest) -> String {
     let custom: Vec<_> = manifest
         .types
         .iter()
-        .filter(|t| t.origin != "built in")
+        .filter(|t| t.origin != Origin::BuiltIn)
         .collect();
     if !custom.is_empty() {
         let _ = writeln!(out, "\nthird-party validator types:");
@@ -59,7 +64,7 @@ pub fn render(manifest: &Manifest) -> String {
                 out,
                 "  {}  {}  sha256 {}  grants: {}",
                 shown(&vtype.name),
-                shown(&vtype.origin),
+                shown(&vtype.origin.to_string()),
                 &vtype.sha256[..16],
                 shown(&vtype.grants.to_string())
             );
@@ -226,4 +231,22 @@ fn shorten(text: &str, width: usize) -> String {
     }
     let kept: String = text.chars().take(width - 1).collect();
     format!("{kept}…")
+}
+
+/// `kiln explain`: loads the one named manifest and prints its tables.
+pub fn run(
+    common: &Common,
+    words: &[OsString],
+    manifest: &Option<PathBuf>,
+    lookup: &Lookup,
+) -> Result<i32> {
+    let name = one_name(words, manifest)?;
+    let (config, dirs) = lookup.load()?;
+    let (path, _) = name.locate(&dirs)?;
+    let kiln = common.kiln(&config)?;
+    let manifest = kiln
+        .load(&path, &common.load_options(&config.resource_roots))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    print!("{}", render(&manifest));
+    Ok(0)
 }

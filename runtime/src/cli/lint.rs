@@ -9,14 +9,20 @@
 //! it loads, and `write-file` that may write anywhere. Warnings never change the exit code: a declaration may mean
 //! exactly that, and the manifest runs the same either way.
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
 
 use kiln::host::grants::{is_identifier, is_sensitive_env_name};
-use kiln::host::{ComponentSource, Grant, ValidatorType};
-use kiln::manifest::yaml::{self, Mark, Yaml, YamlKind, YamlLimits};
+use kiln::host::{ComponentSource, Grant, Origin, ValidatorType};
 use kiln::manifest::{Manifest, ValidatorNode};
 use kiln::text::escape_controls;
+use kiln::yaml::{self, Mark, Yaml, YamlKind, YamlLimits};
 use serde_json::Value;
+
+use super::naming::{take_name, ManifestName};
+use super::{one_line_error, shown_path, Common, Lookup, Style};
 
 /// One warning: `FILE:LINE:COL: warning: validator type `x`: message`, or
 /// `FILE:LINE:COL: warning: PATH: message` for one validator of the tree.
@@ -64,7 +70,7 @@ impl std::fmt::Display for Warning {
 /// (validators-wasm/sdk/src/script_spec.rs): a path, or a one-key map from
 /// the path to options given as a map or a list of one-key maps.
 pub fn script_env_vars(node: &ValidatorNode) -> Vec<(String, String)> {
-    if node.type_name != "script" || node.vtype.origin != "built in" {
+    if node.type_name != "script" || node.vtype.origin != Origin::BuiltIn {
         return Vec::new();
     }
     script_options(node)
@@ -132,7 +138,7 @@ fn escape_pointer(token: &str) -> String {
 fn names_set_by_the_tree(manifest: &Manifest) -> Vec<String> {
     let mut names = vec!["distro".to_string(), "test_only".to_string()];
     manifest.root.walk(&mut |node, _| {
-        if node.vtype.origin != "built in" {
+        if node.vtype.origin != Origin::BuiltIn {
             return;
         }
         match node.type_name.as_str() {
@@ -353,7 +359,7 @@ const FILE_CHANGERS: &[&str] = &[
 pub fn warnings(manifest: &Manifest) -> Vec<Warning> {
     let mut found = undeclared_env_vars(manifest);
     for vtype in manifest.types.iter() {
-        if vtype.origin == "built in" {
+        if vtype.origin == Origin::BuiltIn {
             continue;
         }
         let (file, line, col) = declaration_location(manifest, vtype);
@@ -521,6 +527,91 @@ fn env_effect(name: &str) -> &'static str {
         }
         _ => "change which program runs or what it loads",
     }
+}
+
+/// `kiln lint`: loads each named manifest, prints its warnings (each
+/// once) and a summary line; exit 2 when any fails to load.
+pub fn run(
+    common: &Common,
+    style: Style,
+    words: &[OsString],
+    manifests: &[PathBuf],
+    lookup: &Lookup,
+) -> Result<i32> {
+    let mut names = Vec::new();
+    let mut rest = words;
+    while !rest.is_empty() {
+        match take_name(rest)? {
+            Some((name, after)) => {
+                names.push(name);
+                rest = after;
+            }
+            None => bail!("unexpected `{}`", rest[0].to_string_lossy()),
+        }
+    }
+    names.extend(manifests.iter().cloned().map(ManifestName::File));
+    if names.is_empty() {
+        bail!("name the manifests to check: files, PLUGIN VERSION pairs (see `kiln list`), or --manifest FILE");
+    }
+    let (config, dirs) = lookup.load()?;
+    let kiln = common.kiln(&config)?;
+    let options = common.load_options(&config.resource_roots);
+    let mut failed = 0;
+    // A `--validators` type is linted with every manifest; say it once.
+    let mut said = std::collections::HashSet::new();
+    for name in &names {
+        let loaded = name
+            .locate(&dirs)
+            .and_then(|(path, _)| kiln.load(&path, &options).map_err(anyhow::Error::from));
+        match loaded {
+            Ok(manifest) => {
+                let mut nodes = 0;
+                manifest.root.walk(&mut |_, _| nodes += 1);
+                let warnings = warnings(&manifest);
+                for warning in &warnings {
+                    let line = warning.to_string();
+                    if said.insert(line.clone()) {
+                        eprintln!("{line}");
+                    }
+                }
+                if !style.quiet {
+                    let shared = match &manifest.version {
+                        Some(entry) => format!(
+                            "version entry for {}, {} value{}; ",
+                            shown_path(&manifest.path),
+                            entry.values.len(),
+                            if entry.values.len() == 1 { "" } else { "s" }
+                        ),
+                        None => String::new(),
+                    };
+                    let named = manifest
+                        .version
+                        .as_ref()
+                        .map_or(&manifest.path, |entry| &entry.path);
+                    println!(
+                        "{}: ok ({shared}{} arguments, {} validators{})",
+                        shown_path(named),
+                        manifest.arguments.len(),
+                        nodes - 1,
+                        match warnings.len() {
+                            0 => String::new(),
+                            1 => ", 1 warning".to_string(),
+                            n => format!(", {n} warnings"),
+                        }
+                    );
+                }
+            }
+            Err(error) => {
+                failed += 1;
+                eprintln!("{}", one_line_error(&error));
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("kiln: {failed} of {} manifests have errors", names.len());
+        return Ok(2);
+    }
+    Ok(0)
 }
 
 #[cfg(test)]

@@ -7,10 +7,12 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use kiln::text::one_line;
 
 use super::progress::{self, print_line, print_line_logging, CommandLog, Progress};
 use super::report::Reporter;
-use super::{one_line, prepare, shown_path, Common, ManifestChoice, Paint, Prepared, Style};
+use super::target_result::TargetResult;
+use super::{prepare, shown_path, Common, ManifestChoice, Paint, Prepared, Style};
 
 pub const AFTER_HELP: &str = "\
 kiln's options go before PLUGIN VERSION (or a manifest path); only what follows it is the plugin's,
@@ -222,7 +224,7 @@ mod image_target {
     use super::*;
     use kiln::interpreter::RunSummary;
     use kiln::manifest::Manifest;
-    use kiln::target::image::{Accel, CommandChannel, ImageOptions, ImageSession, Inspector};
+    use kiln::remote::image::{Accel, CommandChannel, ImageOptions, ImageRemote, Inspector};
     use kiln::Kiln;
     use std::collections::BTreeMap;
     use std::path::Path;
@@ -281,10 +283,10 @@ mod image_target {
             shown_path(image),
             shown_path(&manifest.path)
         ));
-        // ImageSession::open reports no phases of its own: one step covers
+        // ImageRemote::open reports no phases of its own: one step covers
         // the boot and the inspection.
         progress::step_start("", "opening the image (booting the appliance, inspecting)");
-        let opened = ImageSession::open(&options, &mut |note: &str| say(note));
+        let opened = ImageRemote::open(&options, &mut |note: &str| say(note));
         progress::steps_clear("");
         let session = match opened {
             Ok(session) => session,
@@ -295,7 +297,7 @@ mod image_target {
                 reporter.add_failed(
                     "image",
                     &image_name(image),
-                    "error",
+                    TargetResult::Error,
                     &error.to_string(),
                     started.elapsed(),
                 );
@@ -345,7 +347,7 @@ mod image_target {
             reporter.add_run(
                 "image",
                 &image_name(image),
-                stop.result(),
+                TargetResult::after(stop),
                 &summary,
                 started.elapsed(),
                 &commands,
@@ -424,9 +426,9 @@ mod image_target {
             &closing("PASSED", "FAILED"),
         );
         let result = match &summary.outcome {
-            Ok(()) => "passed",
-            Err(kiln::interpreter::RunError::Unreachable { .. }) => "unreachable",
-            Err(_) => "failed",
+            Ok(()) => TargetResult::Passed,
+            Err(kiln::interpreter::RunError::Unreachable { .. }) => TargetResult::Unreachable,
+            Err(_) => TargetResult::Failed,
         };
         reporter.add_run(
             "image",

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use kiln::manifest::yaml::{self, Mark, Yaml, YamlKind, YamlLimits};
+use kiln::yaml::{self, Mark, Yaml, YamlKind, YamlLimits};
 use sha2::{Digest, Sha256};
 
 use super::{shown, shown_path};

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use kiln::interpreter::{Event, NodeRecord, Observer, RunError, RunSummary, Status};
 use kiln::remote::{shell_quote, CommandOutput, OutputStream, RemoteCommand, RemoteError};
-use kiln::text::escape_controls_keep_lines;
+use kiln::text::{clip, escape_controls_keep_lines, one_line};
 use serde::Serialize;
 
-use super::{one_line, shown, Paint, Style};
+use super::{shown, Paint, Style};
 
 /// Prints progress lines, optionally prefixed with a target's name, and
 /// keeps the commands each validator ran for the report.
@@ -240,7 +240,7 @@ impl Observer for Progress {
                         Ok(output) => format!("exit {}", output.exit_code),
                         Err(e) => e.to_string(),
                     };
-                    let text = truncated(&shown(&command_text(command)));
+                    let text = clip(&shown(&command_text(command)), SHORT_LINE);
                     self.detail(&format!(
                         "$ {text}  -> {ended} ({:.2} s)",
                         elapsed.as_secs_f64()
@@ -338,20 +338,15 @@ fn is_simple_command(script: &str) -> bool {
         && script.matches('\'').count() % 2 == 0
 }
 
-/// At `-v` a command line is cut to 160 characters; `-vv` shows it whole.
-fn truncated(text: &str) -> String {
-    if text.chars().count() > 160 {
-        format!("{}…", text.chars().take(160).collect::<String>())
-    } else {
-        text.to_string()
-    }
-}
+/// At `-v` a command line (and a failure's message) is cut to this many
+/// characters; `-vv` shows it whole.
+const SHORT_LINE: usize = 160;
 
 /// A message made one line and cut to 160 characters, for the progress
 /// line of a failure (`-v` shows it whole).
 fn short_line(text: &str) -> String {
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    truncated(&shown(&flat))
+    clip(&shown(&flat), SHORT_LINE)
 }
 
 fn status_text(record: &NodeRecord) -> String {

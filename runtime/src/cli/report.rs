@@ -11,9 +11,11 @@ use std::time::{Duration, Instant, SystemTime};
 use clap::{Args, ValueEnum};
 use kiln::interpreter::{RunError, RunSummary, Status};
 use kiln::manifest::Manifest;
+use kiln::text::first_line;
 use serde::Serialize;
 
 use super::progress::{self, CommandLog, CommandReport, ConsoleGuard};
+use super::target_result::TargetResult;
 use super::{one_line_error, shown, shown_path};
 
 /// The report's version; it changes when a field changes meaning or goes.
@@ -78,9 +80,8 @@ pub struct TargetReport {
     pub kind: &'static str,
     pub distro: Option<String>,
     pub passed: bool,
-    /// `passed`, `failed`, `unreachable`, `error` (could not be opened or
-    /// used) or `not run`.
-    pub result: String,
+    /// What became of the target (see [`TargetResult`]).
+    pub result: TargetResult,
     pub error: Option<ErrorReport>,
     /// Every validator of the manifest, in manifest order.
     pub validators: Vec<ValidatorReport>,
@@ -138,7 +139,7 @@ pub struct Reporter {
     console: Option<ConsoleGuard>,
     /// Why the run stopped early (Ctrl-C, `--timeout`): the report's
     /// `error`, and the result of targets it never reached.
-    stop: Option<(&'static str, String)>,
+    stop: Option<(TargetResult, String)>,
 }
 
 impl Reporter {
@@ -217,7 +218,7 @@ impl Reporter {
         &mut self,
         kind: &'static str,
         target: &str,
-        result: &str,
+        result: TargetResult,
         summary: &RunSummary,
         elapsed: Duration,
         commands: &CommandLog,
@@ -280,7 +281,7 @@ impl Reporter {
             kind,
             distro: summary.distro.as_deref().map(shown),
             passed: summary.passed(),
-            result: result.to_string(),
+            result,
             error: summary.outcome.as_ref().err().map(error_report),
             validators,
             commands: summary.commands,
@@ -293,7 +294,7 @@ impl Reporter {
         &mut self,
         kind: &'static str,
         target: &str,
-        result: &str,
+        result: TargetResult,
         message: &str,
         elapsed: Duration,
     ) {
@@ -302,7 +303,7 @@ impl Reporter {
             kind,
             distro: None,
             passed: false,
-            result: result.to_string(),
+            result,
             error: Some(ErrorReport {
                 validator: None,
                 location: None,
@@ -340,7 +341,7 @@ impl Reporter {
     /// The run was stopped (a signal, `--timeout`): `message` says how and
     /// what became of the target.
     pub fn stopped(&mut self, stop: &kiln::interrupt::Stop, message: &str) {
-        self.stop = Some((stop.result(), message.to_string()));
+        self.stop = Some((TargetResult::after(*stop), message.to_string()));
     }
 
     /// Ends the run: the console closed and the report written, whatever
@@ -365,13 +366,19 @@ impl Reporter {
             if !self.targets.iter().any(|t| t.target == shown(&name)) {
                 match (&stop, &error) {
                     (Some((result, message)), _) => {
-                        self.add_failed(kind, &name, result, message, Duration::ZERO)
+                        self.add_failed(kind, &name, *result, message, Duration::ZERO)
                     }
                     (None, Some(message)) => {
-                        self.add_failed(kind, &name, "error", message, Duration::ZERO)
+                        self.add_failed(kind, &name, TargetResult::Error, message, Duration::ZERO)
                     }
                     (None, None) => {
-                        self.add_failed(kind, &name, "not run", "not run", Duration::ZERO);
+                        self.add_failed(
+                            kind,
+                            &name,
+                            TargetResult::NotRun,
+                            "not run",
+                            Duration::ZERO,
+                        );
                         if let Some(target) = self.targets.last_mut() {
                             target.error = None;
                         }
@@ -481,7 +488,7 @@ fn junit(report: &Report) -> String {
             kind: "manifest",
             distro: None,
             passed: false,
-            result: "error".into(),
+            result: TargetResult::Error,
             error: None,
             validators: Vec::new(),
             commands: 0,
@@ -495,10 +502,10 @@ fn junit(report: &Report) -> String {
         let target_error = target
             .error
             .as_ref()
-            .filter(|e| e.validator.is_none() || target.result == "unreachable")
+            .filter(|e| e.validator.is_none() || target.result == TargetResult::Unreachable)
             .map(|e| e.message.clone())
             .or_else(|| {
-                (target.result == "error")
+                (target.result == TargetResult::Error)
                     .then(|| report.error.clone())
                     .flatten()
             });
@@ -510,7 +517,7 @@ fn junit(report: &Report) -> String {
                 xml(if target.kind == "host" { "(connect)" } else { "(open)" }),
                 xml(&target.target),
                 target.elapsed_seconds,
-                xml(&target.result),
+                xml(target.result.as_str()),
                 xml(first_line(message)),
                 xml(message)
             ));
@@ -559,7 +566,7 @@ fn junit(report: &Report) -> String {
         let mut properties = vec![
             ("kiln_version", report.kiln_version.to_string()),
             ("command", report.command.to_string()),
-            ("result", target.result.clone()),
+            ("result", target.result.to_string()),
         ];
         if let Some(manifest) = &report.manifest {
             properties.push(("manifest", manifest.clone()));
@@ -590,10 +597,6 @@ fn junit(report: &Report) -> String {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"kiln {}\" tests=\"{all_tests}\" failures=\"{all_failures}\" errors=\"{all_errors}\" time=\"{:.3}\">\n{suites}</testsuites>\n",
         report.command, report.elapsed_seconds
     )
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or("")
 }
 
 /// Text for an XML attribute or element: markup escaped, and the characters

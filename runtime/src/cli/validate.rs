@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use kiln::interpreter::RunError;
-use kiln::target::ssh::{HostSpec, SshOptions, SshTarget};
+use kiln::remote::ssh::{HostSpec, SshOptions, SshRemote};
+use kiln::text::one_line;
 
 use super::progress::{self, print_line_logging, CommandLog, Progress};
 use super::report::Reporter;
-use super::{one_line, prepare, shown, shown_path, Common, ManifestChoice, Paint, Prepared, Style};
+use super::target_result::TargetResult;
+use super::{prepare, shown, shown_path, Common, ManifestChoice, Paint, Prepared, Style};
 
 pub const AFTER_HELP: &str = "\
 Test-only by default; --reconcile prepares the hosts. kiln's options go before PLUGIN VERSION (or a
@@ -72,7 +74,7 @@ pub struct ValidateArgs {
 struct HostResult {
     host: String,
     distro: Option<String>,
-    result: String,
+    result: TargetResult,
     failing: String,
     elapsed: Duration,
     passed: bool,
@@ -198,12 +200,12 @@ fn validate(
         let name = spec.to_string();
         match (&r.summary, &r.error) {
             (Some(summary), _) => {
-                reporter.add_run("host", &name, &r.result, summary, r.elapsed, &r.commands)
+                reporter.add_run("host", &name, r.result, summary, r.elapsed, &r.commands)
             }
             (None, error) => reporter.add_failed(
                 "host",
                 &name,
-                &r.result,
+                r.result,
                 error.as_deref().unwrap_or(""),
                 r.elapsed,
             ),
@@ -257,7 +259,7 @@ fn one_host(
     let host_started = Instant::now();
     let name = spec.to_string();
     progress::step_start(&prefix, "connecting");
-    let connected = SshTarget::connect(spec, options);
+    let connected = SshRemote::connect(spec, options);
     progress::steps_clear(&prefix);
     let target = match connected {
         Ok(target) => target,
@@ -272,7 +274,7 @@ fn one_host(
             return HostResult {
                 host: shown(&name),
                 distro: None,
-                result: "unreachable".into(),
+                result: TargetResult::Unreachable,
                 failing: String::new(),
                 elapsed: host_started.elapsed(),
                 passed: false,
@@ -294,17 +296,17 @@ fn one_host(
     progress::steps_clear(&prefix);
     drop(target);
     let (result, failing) = match &summary.outcome {
-        Ok(()) => ("passed".to_string(), String::new()),
+        Ok(()) => (TargetResult::Passed, String::new()),
         Err(RunError::Unreachable { validator, .. }) => {
-            ("unreachable".to_string(), validator.clone())
+            (TargetResult::Unreachable, validator.clone())
         }
-        Err(RunError::Distro(message)) => ("unreachable".to_string(), message.clone()),
-        Err(RunError::Validation(e)) => ("failed".to_string(), e.path.clone()),
-        Err(other) => ("failed".to_string(), other.to_string()),
+        Err(RunError::Distro(message)) => (TargetResult::Unreachable, message.clone()),
+        Err(RunError::Validation(e)) => (TargetResult::Failed, e.path.clone()),
+        Err(other) => (TargetResult::Failed, other.to_string()),
     };
     // After Ctrl-C (or --timeout) the failure is the stop, not the host.
     let result = match kiln::interrupt::requested() {
-        Some(stop) if !summary.passed() => stop.result().to_string(),
+        Some(stop) if !summary.passed() => TargetResult::after(stop),
         _ => result,
     };
     // The failing cell may quote what the target said (its distro, an error).
@@ -312,7 +314,7 @@ fn one_host(
     if let Err(error) = &summary.outcome {
         let line =
             |word: &str| format!("{} {word}: {}", shown(&name), progress::failure_line(error));
-        say_host_error(style, started, &line, result_word(&result).1);
+        say_host_error(style, started, &line, result.shouted());
     }
     HostResult {
         host: shown(&name),
@@ -324,18 +326,6 @@ fn one_host(
         summary: Some(summary),
         commands,
         error: None,
-    }
-}
-
-/// A result as kiln's own words, lower and upper case, and its colour:
-/// only these are ever painted.
-fn result_word(result: &str) -> (&'static str, &'static str, Paint) {
-    match result {
-        "passed" => ("passed", "PASSED", Paint::Good),
-        "unreachable" => ("unreachable", "UNREACHABLE", Paint::Bad),
-        "interrupted" => ("interrupted", "INTERRUPTED", Paint::Bad),
-        "timed-out" => ("timed-out", "TIMED-OUT", Paint::Bad),
-        _ => ("failed", "FAILED", Paint::Bad),
     }
 }
 
@@ -387,7 +377,8 @@ fn print_table(results: &[HostResult], style: Style) {
     say(style, &header, &header);
     for r in results {
         // Padded by hand: colour codes take no room on the screen.
-        let (word, _, paint) = result_word(&r.result);
+        // Only kiln's own words are ever painted.
+        let (word, paint) = (r.result.as_str(), r.result.paint());
         let row = |result: &str| {
             format!(
                 "{:w_host$}  {:w_distro$}  {result}{}  {:w_failing$}  {:.1} s",

@@ -105,17 +105,10 @@ pub struct HostOptions {
 }
 
 impl HostOptions {
-    /// The cache in `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln/components`,
-    /// else `~/.cache/kiln/components`.
+    /// The `components/` directory of kiln's cache root
+    /// ([`crate::dirs::cache_root`]).
     pub fn with_default_cache() -> Self {
-        let dir = std::env::var_os("KILN_CACHE_DIR")
-            .map(PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("XDG_CACHE_HOME")
-                    .map(PathBuf::from)
-                    .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
-                    .map(|base| base.join("kiln").join("components"))
-            });
+        let dir = crate::dirs::cache_root().map(|root| crate::dirs::components_dir(&root));
         HostOptions { cache_dir: dir }
     }
 }
@@ -159,7 +152,7 @@ impl ComponentHost {
         let name = declaration.name.clone();
         let (bytes, origin) = match &declaration.source {
             ComponentSource::Builtin(bytes) => {
-                (std::borrow::Cow::Borrowed(*bytes), "built in".to_string())
+                (std::borrow::Cow::Borrowed(*bytes), Origin::BuiltIn)
             }
             ComponentSource::File(path) => {
                 let bytes = read_component_file(path).map_err(|source| LoadError::Read {
@@ -169,7 +162,7 @@ impl ComponentHost {
                 })?;
                 (
                     std::borrow::Cow::Owned(bytes),
-                    escape_controls(&path.to_string_lossy()).into_owned(),
+                    Origin::File(escape_controls(&path.to_string_lossy()).into_owned()),
                 )
             }
         };
@@ -178,7 +171,7 @@ impl ComponentHost {
             if !expected.eq_ignore_ascii_case(&digest) {
                 return Err(LoadError::Checksum {
                     name,
-                    path: origin,
+                    path: origin.to_string(),
                     expected: expected.clone(),
                     actual: digest,
                 });
@@ -309,7 +302,7 @@ fn start_epoch_ticker(engines: Arc<Engines>, stop: Arc<AtomicBool>) {
 
 /// Tells apart the common wrong files before handing bytes to the compiler,
 /// for a clearer message than a parse error.
-fn check_component_header(name: &str, origin: &str, bytes: &[u8]) -> Result<(), LoadError> {
+fn check_component_header(name: &str, origin: &Origin, bytes: &[u8]) -> Result<(), LoadError> {
     let refuse = |what: String| {
         Err(LoadError::NotAComponent {
             name: name.to_string(),
@@ -333,13 +326,32 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Where a loaded type's component came from: compiled into kiln, or a
+/// `.wasm` file. Displayed as messages and `kiln explain` name it: `built
+/// in`, or the file's path (escaped when the type was loaded, since a path
+/// is data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    BuiltIn,
+    File(String),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::BuiltIn => f.write_str("built in"),
+            Origin::File(path) => f.write_str(path),
+        }
+    }
+}
+
 /// A loaded validator type, ready to instantiate.
 pub struct ValidatorType {
     pub name: Arc<str>,
     pub grants: Arc<Grants>,
     pub limits: Limits,
-    /// "built in" or the `.wasm` path.
-    pub origin: String,
+    /// Where its component came from.
+    pub origin: Origin,
     pub sha256: String,
     pub declaration: TypeDeclaration,
     engines: Arc<Engines>,
@@ -593,10 +605,10 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::remote::scripted::ScriptedRemote;
     use crate::remote::{
         CommandOutput, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
     };
-    use crate::scripted::ScriptedRemote;
 
     fn package(host: &ComponentHost, limits: Limits) -> Arc<ValidatorType> {
         let mut declaration = builtin_declarations()

@@ -4,7 +4,7 @@
 //! choices. The section may be a map or, as the guide shows, a list of
 //! one-key maps.
 
-use super::yaml::{Mark, Yaml, YamlKind};
+use crate::yaml::{Mark, Yaml, YamlKind};
 
 /// A declared argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,11 +154,7 @@ fn scalar(value: &Yaml) -> Option<String> {
 
 fn boolean(value: &Yaml) -> Result<bool, String> {
     let text = value.as_str().unwrap_or("");
-    match text.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" => Ok(true),
-        "false" | "no" | "off" => Ok(false),
-        _ => Err(format!("must be true or false, found `{text}`")),
-    }
+    crate::yaml::parse_bool(text).ok_or_else(|| format!("must be true or false, found `{text}`"))
 }
 
 fn choices(value: &Yaml) -> Result<Vec<String>, Problem> {

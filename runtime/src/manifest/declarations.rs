@@ -23,8 +23,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::yaml::{Mark, Yaml, YamlKind};
 use crate::host::{ComponentSource, Grant, Grants, Limits, TypeDeclaration};
+use crate::yaml::{Mark, Yaml, YamlKind};
 
 type Problem = (Mark, String);
 
@@ -117,14 +117,9 @@ pub fn declaration(name: &str, body: &Yaml, base_dir: &Path) -> Result<TypeDecla
         ));
     };
     let mut wasm = None;
-    let mut declaration = TypeDeclaration {
-        name: name.to_string(),
-        source: ComponentSource::Builtin(&[]),
-        sha256: None,
-        grants: Grants::default(),
-        limits: Limits::THIRD_PARTY,
-        overrides_builtin: false,
-    };
+    let mut sha256 = None;
+    let mut overrides_builtin = false;
+    let mut type_limits = Limits::THIRD_PARTY;
     let mut patterns = Vec::new();
     let mut env_names = Vec::new();
     let mut paths = (Vec::new(), Vec::new());
@@ -137,7 +132,7 @@ pub fn declaration(name: &str, body: &Yaml, base_dir: &Path) -> Result<TypeDecla
                 if digest.len() != 64 || !digest.chars().all(|c| c.is_ascii_hexdigit()) {
                     return Err(at(value.mark, "sha256 must be 64 hexadecimal digits".into()));
                 }
-                declaration.sha256 = Some(digest.to_ascii_lowercase());
+                sha256 = Some(digest.to_ascii_lowercase());
             }
             "grants" => {
                 for item in list(value).map_err(|m| at(value.mark, m))? {
@@ -161,14 +156,13 @@ pub fn declaration(name: &str, body: &Yaml, base_dir: &Path) -> Result<TypeDecla
             }
             "paths" => paths = path_patterns(value).map_err(|(m, message)| at(m, message))?,
             "overrides" => {
-                declaration.overrides_builtin = match text(value).map_err(|m| at(value.mark, m))?.to_ascii_lowercase().as_str() {
-                    "true" | "yes" => true,
-                    "false" | "no" => false,
-                    other => return Err(at(value.mark, format!("overrides must be true or false, found `{other}`"))),
-                }
+                let word = text(value).map_err(|m| at(value.mark, m))?;
+                overrides_builtin = crate::yaml::parse_bool(&word).ok_or_else(|| {
+                    at(value.mark, format!("overrides must be true or false, found `{word}`"))
+                })?;
             }
             "limits" => {
-                declaration.limits = limits(value)
+                type_limits = limits(value)
                     .map_err(|(m, message)| at(m, message))?
                     .apply(Limits::THIRD_PARTY)
             }
@@ -207,13 +201,18 @@ pub fn declaration(name: &str, body: &Yaml, base_dir: &Path) -> Result<TypeDecla
             ));
         }
     }
-    declaration.source = ComponentSource::File(base_dir.join(wasm));
     let mut grants = Grants::new(granted).with_command_patterns(patterns);
     grants.env_names = env_names;
     grants.read_paths = read_paths;
     grants.write_paths = write_paths;
-    declaration.grants = grants;
-    Ok(declaration)
+    Ok(TypeDeclaration {
+        name: name.to_string(),
+        source: ComponentSource::File(base_dir.join(wasm)),
+        sha256,
+        grants,
+        limits: type_limits,
+        overrides_builtin,
+    })
 }
 
 /// `paths: {read: [PATTERN, ...], write: [PATTERN, ...]}`; every pattern an
@@ -366,7 +365,7 @@ pub fn validator_dir(dir: &Path) -> Result<Vec<TypeDeclaration>, String> {
         })?;
         let located =
             |(mark, message): Problem| format!("{}:{}: {message}", sidecar.display(), mark);
-        let body = super::yaml::parse(&text, Default::default())
+        let body = crate::yaml::parse(&text, Default::default())
             .map_err(|e| located((e.mark, e.message)))?
             .ok_or_else(|| format!("{}: the declaration is empty", sidecar.display()))?;
         let mut body = body;

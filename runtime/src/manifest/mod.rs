@@ -11,18 +11,17 @@ mod arguments;
 mod declarations;
 pub mod resources;
 pub mod version_entry;
-pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::yaml::{self, Mark, Yaml, YamlKind, YamlLimits};
 pub use arguments::Argument;
 pub use declarations::{validator_dir, LimitSettings};
 pub use resources::ResourceRoots;
 pub use version_entry::{ValueKind, VersionEntry, VersionValue};
-use yaml::{Mark, Yaml, YamlKind, YamlLimits};
 
 use crate::host::{
     self, BlockShape, ComponentHost, LoadError, Outcome, TypeDeclaration, ValidatorType,
@@ -188,7 +187,10 @@ impl TypeRegistry {
             ));
         }
         if let Some(existing) = self.types.get(&name) {
-            if !is_builtin && existing.origin != "built in" && !declaration.overrides_builtin {
+            if !is_builtin
+                && existing.origin != host::Origin::BuiltIn
+                && !declaration.overrides_builtin
+            {
                 return Err(format!(
                     "validator type `{name}` is declared twice ({} and the new one)",
                     existing.origin

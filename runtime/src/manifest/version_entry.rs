@@ -19,8 +19,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::yaml::{self, Mark, Yaml, YamlKind, YamlLimits};
 use super::{Location, Manifest, ManifestError};
+use crate::yaml::{self, Mark, Yaml, YamlKind, YamlLimits};
 
 /// The longest chain of entries followed; real catalogs need one.
 const MAX_CHAIN: usize = 16;

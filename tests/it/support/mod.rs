@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use kiln::host::HostOptions;
 use kiln::interpreter::{Quiet, RunSummary};
 use kiln::manifest::{LoadOptions, Manifest, ManifestError};
-use kiln::scripted::ScriptedRemote;
+use kiln::remote::scripted::ScriptedRemote;
 use kiln::Kiln;
 
 pub fn kiln() -> &'static Kiln {

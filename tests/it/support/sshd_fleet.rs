@@ -27,7 +27,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use kiln::target::ssh::{HostSpec, SshOptions};
+use kiln::remote::ssh::{HostSpec, SshOptions};
 
 const SSHD: &str = "/usr/sbin/sshd";
 

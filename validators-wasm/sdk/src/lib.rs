@@ -201,7 +201,9 @@ pub fn leaf_plan(summary: impl Into<String>) -> Plan {
     }
 }
 
-/// Parses a boolean-ish spec scalar the way YAML 1.1 users write them.
+/// Parses a boolean-ish spec scalar the way YAML 1.1 users write them: the
+/// same words kiln itself accepts in manifests and config files
+/// (`kiln::yaml::parse_bool`).
 pub fn parse_bool(text: &str) -> Option<bool> {
     match text.to_ascii_lowercase().as_str() {
         "true" | "yes" | "on" | "1" => Some(true),

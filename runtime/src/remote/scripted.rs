@@ -4,7 +4,7 @@
 //! keeps written files in memory.
 //!
 //! ```
-//! use kiln::scripted::ScriptedRemote;
+//! use kiln::remote::scripted::ScriptedRemote;
 //! use kiln::remote::CommandOutput;
 //! let remote = ScriptedRemote::new("centos")
 //!     .on("rpm -q", [CommandOutput::failure(1, "not installed"), CommandOutput::success("")]);

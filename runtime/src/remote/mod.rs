@@ -1,10 +1,26 @@
-//! The `Remote` trait: everything kiln needs from a target (a disk image
-//! through libguestfs, a host over SSH, or the in-memory scripted remote the
-//! tests use), plus the shell quoting every target shares. Distro names
-//! and families are [`crate::distro`]'s.
+//! Everything on the far side of the [`Remote`] trait. This file holds the
+//! trait and the values that cross it (commands with their output limits,
+//! file reads and writes with their size, symlink and time limits, command
+//! output and errors); the submodules hold what the remotes share and each
+//! kind of remote:
+//! - [`shell`]: quoting for the POSIX shell every target runs commands in;
+//! - [`distro`]: distro families and os-release, the one place;
+//! - [`scripted`]: the in-memory remote the tests pin exact semantics with;
+//! - [`ssh`]: hosts over OpenSSH;
+//! - [`image`]: disk images through libguestfs (feature `image-target`).
 //!
-//! Validators never see a target directly: the component host turns their
+//! Validators never see a remote directly: the component host turns their
 //! `run-command`, `write-file` and `read-file` imports into calls here.
+
+pub mod distro;
+#[cfg(feature = "image-target")]
+pub mod image;
+pub mod scripted;
+pub mod shell;
+pub mod ssh;
+
+pub use distro::family_of;
+pub use shell::shell_quote;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -286,34 +302,9 @@ pub trait Remote: Send {
     fn metadata(&mut self, read: &FileRead<'_>) -> Result<Option<FileMetadata>, RemoteError>;
 }
 
-/// Quotes `word` for a POSIX shell so that it is passed as one literal word.
-pub fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:+,@%".contains(&b));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
-
-/// Family knowledge lives in [`crate::distro`]; re-exported here for the
-/// callers that know it as part of the remote's vocabulary.
-pub use crate::distro::family_of;
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quoting_keeps_hostile_values_literal() {
-        assert_eq!(shell_quote("plain-word_1.0"), "plain-word_1.0");
-        assert_eq!(shell_quote("a b"), "'a b'");
-        assert_eq!(shell_quote("x'; rm -rf /; '"), r"'x'\''; rm -rf /; '\'''");
-        assert_eq!(shell_quote(""), "''");
-    }
 
     #[test]
     fn shell_line_passes_env_as_quoted_assignments() {

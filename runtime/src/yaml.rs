@@ -1,7 +1,8 @@
-//! A YAML reader that keeps positions. Manifest errors must name a line and a
-//! column, and serde's YAML values forget where they came from, so the
-//! manifest is read here from yaml-rust2's event stream into a small tree of
-//! [`Yaml`] nodes, each with its [`Mark`].
+//! The one YAML reader, keeping positions. Errors must name a line and a
+//! column, and serde's YAML values forget where they came from, so every
+//! YAML file kiln reads (manifests, version entries, declaration sidecars,
+//! inventories) is read here from yaml-rust2's event stream into a small tree
+//! of [`Yaml`] nodes, each with its [`Mark`].
 //!
 //! Every scalar stays a string, as Sahara treated them (`default: 1` is "1");
 //! only an unquoted `~`, `null` or empty value is [`YamlKind::Null`].
@@ -272,7 +273,7 @@ impl Builder {
                 Event::DocumentStart => {
                     self.documents += 1;
                     if self.documents > 1 {
-                        return Err(YamlError { mark, message: "the file holds more than one YAML document; a manifest is one document".into() });
+                        return Err(YamlError { mark, message: "the file holds more than one YAML document; kiln reads one document per file".into() });
                     }
                 }
                 Event::Scalar(text, style, anchor, _tag) => {
@@ -407,6 +408,18 @@ fn count_nodes(node: &Yaml) -> usize {
                 .map(|(k, v)| count_nodes(k) + count_nodes(v))
                 .sum::<usize>()
         }
+    }
+}
+
+/// A boolean as people write one in kiln's inputs (manifests, declarations,
+/// config files): `true`/`yes`/`on`/`1` or `false`/`no`/`off`/`0`, in any
+/// case. The one definition in kiln; the SDK's `parse_bool` accepts the same
+/// words, so a spec and a manifest never disagree about `yes`.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
     }
 }
 

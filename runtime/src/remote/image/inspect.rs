@@ -12,8 +12,10 @@
 
 use std::collections::HashMap;
 
-use super::{pick_root, Guest, ImageError};
-use crate::distro::OsRelease;
+use std::path::Path;
+
+use super::{Guest, ImageError};
+use crate::remote::distro::OsRelease;
 
 /// Which inspection found the guest's OS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +234,31 @@ fn fstab_entries(fstab: &str) -> Vec<FstabEntry<'_>> {
         .collect()
 }
 
+/// Picks the root to use from what inspection found.
+fn pick_root(
+    image: &Path,
+    mut roots: Vec<String>,
+    wanted: Option<&str>,
+) -> Result<String, ImageError> {
+    roots.sort();
+    match (wanted, roots.len()) {
+        (_, 0) => Err(ImageError::NoOperatingSystem {
+            path: image.to_path_buf(),
+        }),
+        (Some(wanted), _) if roots.iter().any(|r| r == wanted) => Ok(wanted.to_string()),
+        (Some(wanted), _) => Err(ImageError::RootNotFound {
+            path: image.to_path_buf(),
+            wanted: wanted.to_string(),
+            roots,
+        }),
+        (None, 1) => Ok(roots.remove(0)),
+        (None, _) => Err(ImageError::SeveralOperatingSystems {
+            path: image.to_path_buf(),
+            roots,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,6 +315,30 @@ server:/export /mnt/nfs nfs defaults 0 0
         assert_eq!(
             fstab_entries("# UNCONFIGURED FSTAB FOR BASE SYSTEM\n"),
             vec![]
+        );
+    }
+
+    #[test]
+    fn root_choice_needs_exactly_one_or_a_name() {
+        let image = Path::new("x.qcow2");
+        let two = vec!["/dev/sdb1".to_string(), "/dev/sda1".to_string()];
+        assert_eq!(
+            pick_root(image, vec!["/dev/sda1".into()], None).unwrap(),
+            "/dev/sda1"
+        );
+        assert_eq!(
+            pick_root(image, two.clone(), Some("/dev/sdb1")).unwrap(),
+            "/dev/sdb1"
+        );
+        let several = pick_root(image, two.clone(), None).unwrap_err().to_string();
+        assert_eq!(several, "x.qcow2 holds several operating systems (/dev/sda1, /dev/sdb1); choose one as the root file system");
+        assert!(pick_root(image, two, Some("/dev/sdc1"))
+            .unwrap_err()
+            .to_string()
+            .contains("/dev/sda1, /dev/sdb1"));
+        assert_eq!(
+            pick_root(image, vec![], None).unwrap_err().to_string(),
+            "no operating system found in x.qcow2"
         );
     }
 }

@@ -1,0 +1,311 @@
+//! Booting the libguestfs appliance: the choice between hardware
+//! acceleration and software emulation (with `Auto`'s fallback, remembered
+//! for the process and, in the cache root, until the machine reboots), the
+//! handle's configuration (network, process group, backend settings, the
+//! launch token on qemu's command line) and the boot watchdog that kills an
+//! appliance which will never come up. It is separate because launching is
+//! the one slow, host-dependent step of a session, and its policy (deadlines,
+//! fallback, memo) is easier to judge read on its own.
+
+use std::fs::{self, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::cleanup::{find_qemu, LiveToken};
+use super::guestfs_quirks::{describe, silence_error_printing};
+use super::{Accel, ImageError, ImageOptions};
+use crate::interrupt;
+use crate::text::first_line;
+
+pub(super) struct Drive {
+    pub(super) path: PathBuf,
+    pub(super) format: String,
+    pub(super) readonly: bool,
+}
+
+/// A healthy accelerated appliance boots in a few seconds; on hosts where
+/// KVM is broken (nested, some CI) qemu boots the firmware and then hangs in
+/// the kernel, so without a deadline `Auto` would wait forever.
+/// A false alarm only costs speed (software emulation still works), so the
+/// deadline is short.
+const HARDWARE_BOOT_DEADLINE: Duration = Duration::from_secs(20);
+/// Software emulation boots in 13–20 s on a 2-core host; this only catches
+/// appliances that will never come up.
+const SOFTWARE_BOOT_DEADLINE: Duration = Duration::from_secs(600);
+
+/// Set once hardware acceleration failed in this process, so later sessions
+/// do not pay the deadline again.
+static HARDWARE_ACCEL_FAILED: AtomicBool = AtomicBool::new(false);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Emulation {
+    Hardware,
+    Software,
+}
+
+pub(super) fn launch_appliance(
+    image: &Path,
+    drive: &Drive,
+    options: &ImageOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(guestfs::Handle, LiveToken), ImageError> {
+    let first = first_emulation(image, options.accel, progress)?;
+    match launch_with(drive, options.network, first) {
+        Ok(launched) => Ok(launched),
+        // An interrupted boot says nothing about hardware acceleration.
+        Err(_) if interrupt::requested().is_some() => Err(ImageError::Interrupted {
+            path: image.to_path_buf(),
+        }),
+        Err(failure) if first == Emulation::Hardware && options.accel == Accel::Auto => {
+            HARDWARE_ACCEL_FAILED.store(true, Ordering::Relaxed);
+            remember_hardware_failure();
+            progress(&format!(
+                "hardware acceleration failed ({}); using software emulation",
+                failure.reason
+            ));
+            launch_with(drive, options.network, Emulation::Software)
+                .map_err(|f| f.into_error(image))
+        }
+        Err(failure) => Err(failure.into_error(image)),
+    }
+}
+
+/// Which emulation to try first, reporting why hardware acceleration is
+/// skipped when `Auto` skips it.
+fn first_emulation(
+    image: &Path,
+    accel: Accel,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Emulation, ImageError> {
+    let kvm = kvm_usable();
+    match accel {
+        Accel::Tcg => Ok(Emulation::Software),
+        Accel::Kvm => match kvm {
+            Ok(()) => Ok(Emulation::Hardware),
+            Err(reason) => Err(ImageError::NoHardwareAcceleration {
+                path: image.to_path_buf(),
+                reason,
+            }),
+        },
+        Accel::Auto if user_forces_tcg() => Ok(Emulation::Software),
+        Accel::Auto => {
+            if let Err(reason) = kvm {
+                progress(&format!(
+                    "hardware acceleration unavailable ({reason}); using software emulation"
+                ));
+                Ok(Emulation::Software)
+            } else if HARDWARE_ACCEL_FAILED.load(Ordering::Relaxed) {
+                progress(
+                    "hardware acceleration failed earlier in this run; using software emulation",
+                );
+                Ok(Emulation::Software)
+            } else if let Some(memo) = remembered_hardware_failure() {
+                progress(&format!(
+                    "hardware acceleration failed earlier since this machine booted (remembered in {}); \
+                     using software emulation (--accel kvm tries it again)",
+                    memo.display()
+                ));
+                Ok(Emulation::Software)
+            } else {
+                Ok(Emulation::Hardware)
+            }
+        }
+    }
+}
+
+/// Where a failed hardware launch is remembered until the machine reboots,
+/// so that later runs do not each pay the boot deadline: the file holds the
+/// kernel's boot id. It lives in kiln's one cache root
+/// ([`crate::dirs::cache_root`]).
+fn accel_memo_path() -> Option<PathBuf> {
+    let cache = crate::dirs::cache_root()?;
+    Some(cache.join("hardware-accel-failed"))
+}
+
+fn boot_id() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|id| id.trim().to_string())
+}
+
+/// The memo file, when it says hardware acceleration failed since this boot.
+fn remembered_hardware_failure() -> Option<PathBuf> {
+    let path = accel_memo_path()?;
+    let recorded = fs::read_to_string(&path).ok()?;
+    (Some(recorded.trim().to_string()) == boot_id()).then_some(path)
+}
+
+/// Best effort: a memo that cannot be written only costs the next run the deadline.
+fn remember_hardware_failure() {
+    if let (Some(path), Some(id)) = (accel_memo_path(), boot_id()) {
+        if let Some(dir) = path.parent() {
+            let _ = fs::create_dir_all(dir);
+        }
+        let _ = fs::write(path, id + "\n");
+    }
+}
+
+fn kvm_usable() -> Result<(), String> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .map(|_| ())
+        .map_err(|e| format!("/dev/kvm: {e}"))
+}
+
+/// The user already asked libguestfs for software emulation.
+fn user_forces_tcg() -> bool {
+    std::env::var("LIBGUESTFS_BACKEND_SETTINGS")
+        .map(|settings| settings.split(':').any(|s| s == "force_tcg"))
+        .unwrap_or(false)
+}
+
+struct LaunchFailure {
+    reason: String,
+}
+
+impl LaunchFailure {
+    fn into_error(self, image: &Path) -> ImageError {
+        ImageError::Launch {
+            path: image.to_path_buf(),
+            reason: self.reason,
+        }
+    }
+}
+
+fn launch_with(
+    drive: &Drive,
+    network: bool,
+    emulation: Emulation,
+) -> Result<(guestfs::Handle, LiveToken), LaunchFailure> {
+    let fail = |operation: &str, e: guestfs::Error| LaunchFailure {
+        reason: format!("{operation}: {}", describe(&e)),
+    };
+    let handle = guestfs::Handle::create().map_err(|e| fail("create", e))?;
+    silence_error_printing(&handle);
+    let token = LiveToken::new();
+    configure(&handle, drive, network, emulation, &token.0).map_err(|e| fail("configure", e))?;
+    let deadline = match emulation {
+        Emulation::Hardware => HARDWARE_BOOT_DEADLINE,
+        Emulation::Software => SOFTWARE_BOOT_DEADLINE,
+    };
+    if interrupt::requested().is_some() {
+        return Err(LaunchFailure {
+            reason: interrupt::reason(),
+        });
+    }
+    let watchdog = BootWatchdog::start(token.0.clone(), deadline);
+    let launched = handle.launch();
+    let overran = watchdog.stop();
+    match launched {
+        Ok(()) => Ok((handle, token)),
+        Err(_) if overran => Err(LaunchFailure {
+            reason: format!("appliance did not boot within {} s", deadline.as_secs()),
+        }),
+        Err(e) => Err(LaunchFailure {
+            reason: summarize_launch_error(&describe(&e)),
+        }),
+    }
+}
+
+fn configure(
+    handle: &guestfs::Handle,
+    drive: &Drive,
+    network: bool,
+    emulation: Emulation,
+    token: &str,
+) -> Result<(), guestfs::Error> {
+    handle.set_network(network)?;
+    // qemu (and supermin) in a process group of their own: Ctrl-C at the
+    // terminal reaches kiln alone, which then kills the appliance itself
+    // and closes the handle in order, instead of libguestfs finding its
+    // qemu gone at some later call (`call launch before using this
+    // function`). libguestfs's recovery process still kills qemu if kiln
+    // itself is killed.
+    handle.set_pgroup(true)?;
+    // Closing a handle normally unmounts and syncs first; a read-only
+    // session has nothing to keep, so its close just stops the appliance.
+    handle.set_autosync(!drive.readonly)?;
+    let mut settings = handle.get_backend_settings()?;
+    settings.retain(|s| s != "force_tcg");
+    if emulation == Emulation::Software {
+        settings.push("force_tcg".into());
+    }
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    handle.set_backend_settings(&settings)?;
+    // The token lands on qemu's command line, which lets the watchdog find
+    // this appliance's qemu among others the process may run.
+    let append = match handle.get_append()? {
+        Some(existing) => format!("{existing} {token}"),
+        None => token.to_string(),
+    };
+    handle.set_append(Some(&append))?;
+    let path = drive.path.to_string_lossy();
+    handle.add_drive(
+        &path,
+        guestfs::AddDriveOptArgs {
+            readonly: Some(drive.readonly),
+            format: Some(&drive.format),
+            ..Default::default()
+        },
+    )
+}
+
+/// Kills an appliance's qemu that has run longer than the deadline without
+/// the launch completing, or once a signal asked kiln to stop (the signal
+/// thread may have looked before qemu existed), so `launch` returns instead
+/// of hanging.
+struct BootWatchdog {
+    stop: mpsc::Sender<()>,
+    thread: thread::JoinHandle<bool>,
+}
+
+impl BootWatchdog {
+    fn start(token: String, deadline: Duration) -> BootWatchdog {
+        let (stop, stopped) = mpsc::channel();
+        let thread = thread::spawn(move || {
+            let mut first_seen: Option<Instant> = None;
+            while let Err(mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(Duration::from_millis(250))
+            {
+                let Some(pid) = find_qemu(&token) else {
+                    continue;
+                };
+                // The clock starts when qemu does: building the appliance
+                // (supermin) before that can take a while on a first run.
+                let since = *first_seen.get_or_insert_with(Instant::now);
+                if interrupt::requested().is_some() {
+                    // SAFETY: sending a signal to a process id; no memory involved.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    return false;
+                }
+                if since.elapsed() > deadline {
+                    // SAFETY: sending a signal to a process id; no memory involved.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    return true;
+                }
+            }
+            false
+        });
+        BootWatchdog { stop, thread }
+    }
+
+    /// Stops watching; true when the watchdog killed the appliance.
+    fn stop(self) -> bool {
+        let _ = self.stop.send(());
+        self.thread.join().unwrap_or(false)
+    }
+}
+
+/// libguestfs's launch error is a paragraph of debugging advice; keep the
+/// first line and point at the switch that shows the appliance log.
+fn summarize_launch_error(message: &str) -> String {
+    format!(
+        "{} (set LIBGUESTFS_DEBUG=1 to see the appliance log)",
+        first_line(message)
+    )
+}
