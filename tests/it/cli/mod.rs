@@ -20,13 +20,8 @@ use std::process::{Command, Output};
 use support::{component, repo_root, Fixture};
 
 fn kiln(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        // Never the machine's /etc/sahara/sahara.conf or /etc/kiln/kiln.conf.
-        .env("KILN_DEFAULT_CONFIG", "")
-        .current_dir(repo_root())
-        .output()
-        .expect("kiln runs")
+    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    kiln_os(&args)
 }
 
 fn kiln_os(args: &[&OsStr]) -> Output {
