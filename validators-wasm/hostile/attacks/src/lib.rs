@@ -1,6 +1,6 @@
 //! A hostile validator type for kiln's sandbox tests: its spec names one
 //! attack (`attack: NAME`) and its parameters, so that each case of
-//! `tests/it/hostile.rs` is one manifest entry. Every attack tries what a
+//! `tests/it/hostile/` is one manifest entry. Every attack tries what a
 //! hostile author would, ignores refusals where ignoring them could help
 //! it, and reports what it got: `run` fails with `REPORT: ...` listing the
 //! answers, or passes noting each answer as a change, so a test can see
