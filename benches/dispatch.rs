@@ -9,7 +9,7 @@
 //!   cargo bench --bench dispatch            # ITERATIONS=N to change the count
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -205,10 +205,18 @@ impl RunScope for BenchScope {
 }
 
 /// A copy of the CDH 5.11.0 corpus manifest with empty stand-ins for the
-/// scripts its RESOURCES file lists.
+/// scripts its RESOURCES file lists. The corpus lives outside the
+/// repository: `KILN_SAHARA_CORPUS` names it, as for the tests.
 fn cdh_manifest() -> (PathBuf, tempfile::TempDir) {
-    let corpus =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/sahara/cdh/v5_11_0");
+    let corpus = std::env::var_os("KILN_SAHARA_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            eprintln!(
+                "set KILN_SAHARA_CORPUS to Sahara's corpus (…/corpus/sahara) to run this benchmark"
+            );
+            std::process::exit(2)
+        })
+        .join("cdh/v5_11_0");
     let dir = tempfile::tempdir().expect("a temp dir");
     let manifest = dir.path().join("image.yaml");
     std::fs::copy(corpus.join("image.yaml"), &manifest).expect("the CDH corpus manifest");
