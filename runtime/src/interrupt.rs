@@ -62,16 +62,6 @@ impl Stop {
     }
 }
 
-impl Stop {
-    /// A target's result in reports and tables after this stop.
-    pub fn result(self) -> &'static str {
-        match self {
-            Stop::Signal(_) => "interrupted",
-            Stop::Timeout(_) => "timed-out",
-        }
-    }
-}
-
 impl std::fmt::Display for Stop {
     /// What stopped the run, as messages and reports say it: `interrupted`
     /// or `timed out after 90s`.
@@ -239,7 +229,6 @@ mod tests {
         let timeout = Stop::Timeout(Duration::from_secs(90));
         assert_eq!(timeout.to_string(), "timed out after 90s");
         assert_eq!(timeout.exit_code(), 124);
-        assert_eq!(timeout.result(), "timed-out");
         let signal = Stop::Signal(libc::SIGTERM);
         assert_eq!(signal.to_string(), "interrupted");
         assert_eq!(signal.exit_code(), 143);
