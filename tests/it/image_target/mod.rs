@@ -526,16 +526,10 @@ fn sigterm_removes_the_overlay() {
 /// The qemu processes whose command line names a file under `dir` (a
 /// reconciling session's overlay lives beside its image).
 fn qemu_pids_under(dir: &Path) -> Vec<libc::pid_t> {
-    let needle = dir.to_string_lossy().into_owned();
-    fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| {
-            let pid: libc::pid_t = entry.file_name().to_str()?.parse().ok()?;
-            let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            (cmdline.contains("qemu") && cmdline.contains(&needle)).then_some(pid)
-        })
+    support::processes_mentioning(&dir.to_string_lossy())
+        .into_iter()
+        .filter(|(_, command)| command.contains("qemu"))
+        .map(|(pid, _)| pid as libc::pid_t)
         .collect()
 }
 

@@ -131,21 +131,6 @@ impl Interruptible {
     }
 }
 
-/// Processes whose command line mentions `needle` (an appliance's qemu
-/// names its overlay or image, which live in the test's directory).
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-        .filter_map(|e| {
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            text.contains(needle).then_some(text)
-        })
-        .collect()
-}
-
 fn names_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -207,12 +192,13 @@ fn assert_stopped_cleanly(
     // a loaded machine's scheduling.
     let needle = dir.to_string_lossy().into_owned();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !processes_mentioning(&needle).is_empty() && std::time::Instant::now() < deadline {
+    while !support::processes_mentioning(&needle).is_empty() && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(
-        processes_mentioning(&needle),
-        Vec::<String>::new(),
+        support::processes_mentioning(&needle),
+        Vec::<(u32, String)>::new(),
         "{phase}: a process still uses the test's files"
     );
     assert_eq!(
@@ -313,9 +299,9 @@ fn interrupts_leave_the_image_unchanged_at_every_phase() {
     let mut run = Interruptible::start(&image, &tmp, None, &["demo", "1.0"]);
     let needle = dir.path().to_string_lossy().into_owned();
     run.wait_until(Duration::from_secs(300), |_| {
-        processes_mentioning(&needle)
+        support::processes_mentioning(&needle)
             .iter()
-            .any(|p| p.contains("qemu"))
+            .any(|(_, command)| command.contains("qemu"))
     });
     run.signal(libc::SIGTERM, false);
     let (code, text) = run.finish();

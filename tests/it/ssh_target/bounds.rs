@@ -57,7 +57,7 @@ fn assert_no_yes_left(target: &mut SshRemote, marker: &str) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(processes_matching(&format!("yes {marker}")).is_empty());
+    assert!(processes_mentioning(&format!("yes {marker}")).is_empty());
 }
 
 #[test]

@@ -13,7 +13,8 @@ use kiln::remote::ssh::{HostSpec, SshError, SshOptions, SshRemote};
 use kiln::remote::{
     FileKind, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
 };
-use sshd_fleet::{processes_matching, Fleet, UNPRIVILEGED_USER};
+use sshd_fleet::{Fleet, UNPRIVILEGED_USER};
+use support::processes_mentioning;
 
 mod bounds;
 
@@ -404,7 +405,7 @@ fn command_timeout_kills_the_command() {
     assert!(matches!(error, RemoteError::Timeout { .. }), "{error}");
     // The remote `timeout` reaps the orphaned sleep shortly after kiln gave up.
     let deadline = Instant::now() + Duration::from_secs(15);
-    while !processes_matching("sleep 31337").is_empty() {
+    while !processes_mentioning("sleep 31337").is_empty() {
         assert!(
             Instant::now() < deadline,
             "the timed-out command is still running"

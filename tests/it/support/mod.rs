@@ -129,3 +129,20 @@ pub fn sahara_corpus() -> PathBuf {
     );
     dir
 }
+
+/// The processes whose command line mentions `needle`, each as its pid and
+/// its command line (arguments joined by spaces): how tests check that no
+/// qemu, ssh or timed-out command stayed behind.
+pub fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            text.contains(needle).then_some((pid, text))
+        })
+        .collect()
+}

@@ -603,19 +603,3 @@ fn mounts_under(dir: &Path) -> Vec<String> {
         .filter(|mount| mount.starts_with(&prefix))
         .collect()
 }
-
-/// Processes whose command line contains `needle`, for checking that a
-/// timed-out command did not stay behind.
-pub fn processes_matching(needle: &str) -> Vec<u32> {
-    fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let pid = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
-            let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
-            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            text.contains(needle).then_some(pid)
-        })
-        .collect()
-}
