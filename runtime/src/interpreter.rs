@@ -202,7 +202,7 @@ pub fn resolve_arguments(
             (None, Some(default)) => default.clone(),
             (None, None) => continue,
         };
-        if !argument.choices.is_empty() && !argument.choices.contains(&value) {
+        if !argument.allows(&value) {
             return Err(RunError::Arguments(format!(
                 "Value for argument {} must be one of {} (got `{value}`)",
                 argument.name,

@@ -20,6 +20,14 @@ pub struct Argument {
     pub mark: Mark,
 }
 
+impl Argument {
+    /// Whether `value` is one this argument takes: any value when it
+    /// declares no choices, else one of them.
+    pub fn allows(&self, value: &str) -> bool {
+        self.choices.is_empty() || self.choices.iter().any(|choice| choice == value)
+    }
+}
+
 const RESERVED: [&str; 2] = ["distro", "test_only"];
 const FIELDS: [&str; 5] = ["description", "default", "required", "choices", "hidden"];
 
@@ -134,7 +142,7 @@ fn argument(name: &str, mark: Mark, props: &Yaml) -> Result<Argument, Problem> {
         ));
     }
     if let Some(default) = &argument.default {
-        if !argument.choices.is_empty() && !argument.choices.contains(default) {
+        if !argument.allows(default) {
             let default_mark = props.get("default").map(|d| d.mark).unwrap_or(mark);
             return Err(at(
                 default_mark,

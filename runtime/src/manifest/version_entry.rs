@@ -284,7 +284,7 @@ pub(super) fn apply(manifest: &mut Manifest, mut entry: VersionEntry) -> Result<
                 ),
             });
         };
-        if !argument.choices.is_empty() && !argument.choices.contains(&value.value) {
+        if !argument.allows(&value.value) {
             return Err(ManifestError::Spec {
                 location: value.location.clone(),
                 message: format!(
