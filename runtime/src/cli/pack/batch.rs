@@ -148,6 +148,9 @@ impl BatchRun<'_> {
             return Ok(self.stopped(stop, images, outcomes, reporter));
         }
         self.commit(batch, &mut outcomes, started);
+        if let Some(stop) = kiln::interrupt::requested() {
+            return Ok(self.stopped_in_commit(stop, outcomes, reporter));
+        }
         Ok(self.close(outcomes, started, reporter))
     }
 
@@ -439,6 +442,42 @@ impl BatchRun<'_> {
                 .map(|i| shown_path(i))
                 .collect::<Vec<_>>()
                 .join(", ")
+        );
+        stopped_with(stop, &message, self.style, reporter)
+    }
+
+    /// After a stop during the commits: the images renamed into place
+    /// before it stand, the rest are unchanged, and the message names both.
+    fn stopped_in_commit(
+        &self,
+        stop: kiln::interrupt::Stop,
+        outcomes: Vec<ImageOutcome>,
+        reporter: &mut Reporter,
+    ) -> i32 {
+        let (written, unchanged): (Vec<_>, Vec<_>) = outcomes
+            .iter()
+            .partition(|o| o.result == TargetResult::Passed && !self.args.test_only);
+        let names = |list: &[&ImageOutcome]| {
+            list.iter()
+                .map(|o| shown_path(&o.image))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for outcome in &outcomes {
+            self.report(outcome, reporter);
+        }
+        let message = format!(
+            "{stop} during the commits; written: {}; unchanged: {}",
+            if written.is_empty() {
+                "none".into()
+            } else {
+                names(&written)
+            },
+            if unchanged.is_empty() {
+                "none".into()
+            } else {
+                names(&unchanged)
+            },
         );
         stopped_with(stop, &message, self.style, reporter)
     }
