@@ -289,6 +289,22 @@ impl Reporter {
         });
     }
 
+    /// The last target added did not get its result after its validators
+    /// ran (an image whose commit failed, a batch stopped before its
+    /// commit): it did not pass, and `message` says why.
+    pub fn not_kept(&mut self, message: &str) {
+        if let Some(target) = self.targets.last_mut() {
+            target.passed = false;
+            if target.error.is_none() {
+                target.error = Some(ErrorReport {
+                    validator: None,
+                    location: None,
+                    message: shown(message),
+                });
+            }
+        }
+    }
+
     /// A target that failed before any validator ran (`unreachable`, `error`).
     pub fn add_failed(
         &mut self,

@@ -26,6 +26,7 @@ use kiln::remote::image::{Accel, ImageOptions, ImageRemote};
 use kiln::remote::{FileRead, Remote};
 use support::{demo_image, repo_root, sha256_file};
 
+mod batch;
 mod stops;
 
 /// Acceleration for these tests: `KILN_TEST_ACCEL`, default tcg (hardware

@@ -406,3 +406,76 @@ fn a_timed_out_pack_leaves_the_image_byte_identical() {
         &clean,
     );
 }
+
+/// Ctrl-C (SIGINT to the process group) while the second image of a batch
+/// runs its script: the first image's run had passed, but a batch commits
+/// only after its last image, so both images keep every byte; no qemu,
+/// overlay or temporary file stays, and kiln exits 130 saying every image
+/// is unchanged.
+#[test]
+fn an_interrupted_batch_leaves_every_image_unchanged() {
+    use std::time::Duration;
+    let StopScene {
+        dir,
+        image,
+        tmp,
+        clean,
+        manifest_dir,
+        ..
+    } = StopScene::new("/etc/kiln-batch");
+    let second = dir.path().join("second.qcow2");
+    std::fs::copy(demo_image(), &second).unwrap();
+    let second_clean = sha256_file(&second);
+    let manifest = manifest_dir.join("batch.yaml");
+    std::fs::write(
+        &manifest,
+        "validators:\n  - script:\n      step:\n        inline: |\n          echo changed > /etc/kiln-batch\n          sleep 20\n",
+    )
+    .unwrap();
+    let mut run = Interruptible::start(
+        &image,
+        &tmp,
+        None,
+        &[
+            "--image",
+            second.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ],
+    );
+    let mut second_started = false;
+    run.wait_until(Duration::from_secs(600), |line| {
+        second_started |= line.contains("image 2/2: ");
+        second_started && line.contains("validators[0].script: apply")
+    });
+    run.signal(libc::SIGINT, true);
+    let (code, text) = run.finish();
+    assert_eq!(code, Some(130), "{text}");
+    assert!(
+        text.contains("kiln: interrupted; every image unchanged ("),
+        "{text}"
+    );
+    assert!(!text.contains("committing"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    assert_eq!(sha256_file(&image), clean, "the first image changed");
+    assert_eq!(
+        sha256_file(&second),
+        second_clean,
+        "the second image changed"
+    );
+    let needle = dir.path().to_string_lossy().into_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !support::processes_mentioning(&needle).is_empty() && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        support::processes_mentioning(&needle),
+        Vec::<(u32, String)>::new()
+    );
+    assert_eq!(
+        names_in(dir.path()),
+        ["demo.qcow2", "manifest", "second.qcow2", "tmp"]
+    );
+    assert_eq!(names_in(&tmp), Vec::<String>::new());
+}

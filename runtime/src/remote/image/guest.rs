@@ -102,7 +102,7 @@ impl Guest {
     /// when it finds its qemu or daemon gone (a failed call on a live
     /// appliance leaves the handle ready), and only a relaunch, which a
     /// session never does, would bring it back.
-    fn appliance_gone(&self) -> bool {
+    pub(super) fn appliance_gone(&self) -> bool {
         !self.handle.is_ready().unwrap_or(false)
     }
 

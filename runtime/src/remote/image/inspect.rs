@@ -9,6 +9,13 @@
 //! unchanged, and an fstab whose other entries name file systems by UUID or
 //! LABEL. Whatever falls outside that goes to libguestfs's inspection,
 //! so both paths give the same answer where the quick one answers at all.
+//!
+//! In an image batch (see `batch`) the appliance holds several images'
+//! drives, so both inspections look only at one drive: the quick path
+//! probes that drive's partitions and resolves fstab UUIDs and labels among
+//! them (copies of one image share every UUID), and libguestfs's roots and
+//! mount points must lie on it (an LVM logical volume counts as on the
+//! drives holding its volume group's physical volumes).
 
 use std::collections::HashMap;
 
@@ -58,28 +65,49 @@ const MOUNTED_TYPES: &[&str] = &["ext2", "ext3", "ext4", "xfs", "vfat", "btrfs"]
 impl Guest {
     /// The guest's OS through the quick path when it applies (and `full`
     /// is not asked for), otherwise through libguestfs's inspection.
+    /// `drive` (`/dev/sdb`) limits the search to one of several drives;
+    /// `None` looks at all of them (a session of one image).
     pub(super) fn inspect(
         &self,
         wanted_root: Option<&str>,
         full: bool,
+        drive: Option<&str>,
     ) -> Result<Inspection, ImageError> {
         let quick = if full {
             None
         } else {
-            self.quick_inspection(wanted_root)
+            self.quick_inspection(wanted_root, drive)
         };
         match quick {
             Some(found) => Ok(found),
-            None => self.full_inspection(wanted_root),
+            None => self.full_inspection(wanted_root, drive),
         }
     }
 
-    fn full_inspection(&self, wanted_root: Option<&str>) -> Result<Inspection, ImageError> {
-        let roots = self.call("inspect_os", |g| g.inspect_os())?;
+    fn full_inspection(
+        &self,
+        wanted_root: Option<&str>,
+        drive: Option<&str>,
+    ) -> Result<Inspection, ImageError> {
+        let mut roots = self.call("inspect_os", |g| g.inspect_os())?;
+        if let Some(drive) = drive {
+            roots.retain(|root| self.is_on_drive(root, drive));
+        }
         let root = pick_root(&self.image, roots, wanted_root)?;
         let mountpoints = self.call("inspect_get_mountpoints", |g| {
             g.inspect_get_mountpoints(&root)
         })?;
+        if let Some(drive) = drive {
+            if let Some(device) = mountpoints.values().find(|d| !self.is_on_drive(d, drive)) {
+                return Err(ImageError::NotSeparable {
+                    path: self.image.clone(),
+                    reason: format!(
+                        "its fstab names {device}, which is not on its own drive {drive} \
+                         (another image in the batch has a file system with the same UUID or label)"
+                    ),
+                });
+            }
+        }
         let distro = self.call("inspect_get_distro", |g| g.inspect_get_distro(&root))?;
         Ok(Inspection {
             root,
@@ -91,17 +119,61 @@ impl Guest {
 
     /// The quick path; `None` whenever the guest is outside it (see the
     /// module header) or any step fails, leaving nothing mounted.
-    fn quick_inspection(&self, wanted_root: Option<&str>) -> Option<Inspection> {
-        let found = self.probe_for_root(wanted_root);
+    fn quick_inspection(
+        &self,
+        wanted_root: Option<&str>,
+        drive: Option<&str>,
+    ) -> Option<Inspection> {
+        let found = self.probe_for_root(wanted_root, drive);
         let _ = self.handle.umount_all();
         found
     }
 
-    fn probe_for_root(&self, wanted_root: Option<&str>) -> Option<Inspection> {
-        let mut devices = self.handle.list_partitions().ok()?;
-        if devices.is_empty() {
-            devices = self.handle.list_devices().ok()?;
+    /// The partitions to probe (the drives themselves when there are none),
+    /// only `drive`'s when given.
+    fn candidate_devices(&self, drive: Option<&str>) -> Option<Vec<String>> {
+        let mut partitions = self.handle.list_partitions().ok()?;
+        if let Some(drive) = drive {
+            partitions.retain(|p| self.handle.part_to_dev(p).ok().as_deref() == Some(drive));
+            if partitions.is_empty() {
+                return Some(vec![drive.to_string()]);
+            }
         }
+        if partitions.is_empty() {
+            return self.handle.list_devices().ok();
+        }
+        Some(partitions)
+    }
+
+    /// Whether `device` (a partition, a whole drive or an LVM logical
+    /// volume) lies on `drive`.
+    pub(super) fn is_on_drive(&self, device: &str, drive: &str) -> bool {
+        if device == drive {
+            return true;
+        }
+        if let Ok(parent) = self.handle.part_to_dev(device) {
+            return parent == drive;
+        }
+        self.logical_volume_drives(device)
+            .is_some_and(|drives| drives.iter().all(|d| d == drive))
+    }
+
+    /// The drives holding an LVM logical volume's physical volumes.
+    fn logical_volume_drives(&self, device: &str) -> Option<Vec<String>> {
+        let canonical = self.handle.lvm_canonical_lv_name(device).ok()?;
+        let group = canonical.strip_prefix("/dev/")?.split('/').next()?;
+        let members = self.handle.vgpvuuids(group).ok()?;
+        let mut drives = Vec::new();
+        for pv in self.handle.pvs().ok()? {
+            if members.contains(&self.handle.pvuuid(&pv).ok()?) {
+                drives.push(self.handle.part_to_dev(&pv).unwrap_or(pv));
+            }
+        }
+        (!drives.is_empty()).then_some(drives)
+    }
+
+    fn probe_for_root(&self, wanted_root: Option<&str>, drive: Option<&str>) -> Option<Inspection> {
+        let devices = self.candidate_devices(drive)?;
         let mut candidates = Vec::new();
         for device in devices {
             let kind = self.handle.vfs_type(&device).unwrap_or_default();
@@ -126,7 +198,7 @@ impl Guest {
         }
         let [(root, os_release, fstab)] = <[_; 1]>::try_from(systems).ok()?;
         let distro = same_name_distro(&os_release)?;
-        let mountpoints = self.mountpoints(&root, &fstab)?;
+        let mountpoints = self.mountpoints(&root, &fstab, drive)?;
         Some(Inspection {
             root,
             distro,
@@ -165,20 +237,49 @@ impl Guest {
     /// Resolves the fstab's block file systems to devices; `None` when an
     /// entry names its device in a way the quick path does not translate
     /// (a guest device name like /dev/vda2), or when "/" is not `root`.
-    fn mountpoints(&self, root: &str, fstab: &str) -> Option<HashMap<String, String>> {
+    fn mountpoints(
+        &self,
+        root: &str,
+        fstab: &str,
+        drive: Option<&str>,
+    ) -> Option<HashMap<String, String>> {
         let mut mountpoints = HashMap::from([("/".to_string(), root.to_string())]);
         for entry in fstab_entries(fstab) {
-            let device = match entry.source {
-                Source::Uuid(uuid) => self.handle.findfs_uuid(uuid).ok()?,
-                Source::Label(label) => self.handle.findfs_label(label).ok()?,
-                Source::Other(_) => return None,
-            };
+            let device = self.find_file_system(&entry.source, drive)?;
             if entry.mountpoint == "/" && device != root {
                 return None;
             }
             mountpoints.insert(entry.mountpoint.to_string(), device);
         }
         Some(mountpoints)
+    }
+}
+
+impl Guest {
+    /// The device holding the file system an fstab entry names. With a
+    /// `drive`, only that drive's: `findfs` answers with any drive's match,
+    /// and copies of one image share every UUID and label.
+    fn find_file_system(&self, source: &Source<'_>, drive: Option<&str>) -> Option<String> {
+        let found = match source {
+            Source::Uuid(uuid) => self.handle.findfs_uuid(uuid).ok()?,
+            Source::Label(label) => self.handle.findfs_label(label).ok()?,
+            Source::Other(_) => return None,
+        };
+        let Some(drive) = drive else {
+            return Some(found);
+        };
+        if self.is_on_drive(&found, drive) {
+            return Some(found);
+        }
+        self.candidate_devices(Some(drive))?
+            .into_iter()
+            .find(|device| match source {
+                Source::Uuid(uuid) => self.handle.vfs_uuid(device).ok().as_deref() == Some(uuid),
+                Source::Label(label) => {
+                    self.handle.vfs_label(device).ok().as_deref() == Some(label)
+                }
+                Source::Other(_) => false,
+            })
     }
 }
 

@@ -48,12 +48,12 @@ enum Emulation {
 
 pub(super) fn launch_appliance(
     image: &Path,
-    drive: &Drive,
+    drives: &[Drive],
     options: &ImageOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(guestfs::Handle, LiveToken), ImageError> {
     let first = first_emulation(image, options.accel, progress)?;
-    match launch_with(drive, options.network, first) {
+    match launch_with(drives, options.network, first) {
         Ok(launched) => Ok(launched),
         // An interrupted boot says nothing about hardware acceleration.
         Err(_) if interrupt::requested().is_some() => Err(ImageError::Interrupted {
@@ -66,7 +66,7 @@ pub(super) fn launch_appliance(
                 "hardware acceleration failed ({}); using software emulation",
                 failure.reason
             ));
-            launch_with(drive, options.network, Emulation::Software)
+            launch_with(drives, options.network, Emulation::Software)
                 .map_err(|f| f.into_error(image))
         }
         Err(failure) => Err(failure.into_error(image)),
@@ -178,7 +178,7 @@ impl LaunchFailure {
 }
 
 fn launch_with(
-    drive: &Drive,
+    drives: &[Drive],
     network: bool,
     emulation: Emulation,
 ) -> Result<(guestfs::Handle, LiveToken), LaunchFailure> {
@@ -188,7 +188,7 @@ fn launch_with(
     let handle = guestfs::Handle::create().map_err(|e| fail("create", e))?;
     silence_error_printing(&handle);
     let token = LiveToken::new();
-    configure(&handle, drive, network, emulation, &token.0).map_err(|e| fail("configure", e))?;
+    configure(&handle, drives, network, emulation, &token.0).map_err(|e| fail("configure", e))?;
     let deadline = match emulation {
         Emulation::Hardware => HARDWARE_BOOT_DEADLINE,
         Emulation::Software => SOFTWARE_BOOT_DEADLINE,
@@ -212,9 +212,11 @@ fn launch_with(
     }
 }
 
+/// Configures the handle and adds `drives` in order: the guest sees them
+/// as /dev/sda, /dev/sdb, … (an image batch launches once for several).
 fn configure(
     handle: &guestfs::Handle,
-    drive: &Drive,
+    drives: &[Drive],
     network: bool,
     emulation: Emulation,
     token: &str,
@@ -229,7 +231,7 @@ fn configure(
     handle.set_pgroup(true)?;
     // Closing a handle normally unmounts and syncs first; a read-only
     // session has nothing to keep, so its close just stops the appliance.
-    handle.set_autosync(!drive.readonly)?;
+    handle.set_autosync(drives.iter().any(|drive| !drive.readonly))?;
     let mut settings = handle.get_backend_settings()?;
     settings.retain(|s| s != "force_tcg");
     if emulation == Emulation::Software {
@@ -244,6 +246,13 @@ fn configure(
         None => token.to_string(),
     };
     handle.set_append(Some(&append))?;
+    for drive in drives {
+        add_drive(handle, drive)?;
+    }
+    Ok(())
+}
+
+fn add_drive(handle: &guestfs::Handle, drive: &Drive) -> Result<(), guestfs::Error> {
     let path = drive.path.to_string_lossy();
     handle.add_drive(
         &path,

@@ -29,6 +29,7 @@
 //! `--selinux-relabel` decides in `selinux`, and the workarounds for the
 //! `guestfs` crate in `guestfs_quirks`.
 
+mod batch;
 mod cleanup;
 mod command;
 mod disk;
@@ -40,7 +41,7 @@ mod layout;
 mod selinux;
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::interrupt;
@@ -48,6 +49,7 @@ use crate::remote::{
     CommandOutput, FileMetadata, FileRead, FileWrite, Remote, RemoteCommand, RemoteError,
 };
 use crate::text::script_summary;
+pub use batch::{BatchMember, ImageBatch};
 use cleanup::{check_interrupt, interrupted_or, prepare_for_interrupts, TempPath};
 use command::timed_out;
 pub use command::CommandChannel;
@@ -165,12 +167,19 @@ pub enum ImageError {
         tool: String,
         message: String,
     },
+    /// Several images of one batch hold LVM volume groups of one name,
+    /// which one appliance cannot tell apart; nothing was run.
+    #[error("LVM volume group `{group}` appears on more than one of the images {}; one appliance cannot tell same-named volume groups apart, so pack these images in separate runs", .images.iter().map(|i| i.display().to_string()).collect::<Vec<_>>().join(", "))]
+    SharedVolumeGroup { group: String, images: Vec<PathBuf> },
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
     /// `--selinux-relabel` changes the guest, which a test-only session
     /// never does.
     #[error("{}: an SELinux relabel changes the image; it does not go with a test-only run", .path.display())]
     RelabelInTestOnly { path: PathBuf },
+    /// The image cannot share an appliance with the others in its batch.
+    #[error("{}: cannot be packed in one appliance with the other images: {reason}; pack it in a run of its own", .path.display())]
+    NotSeparable { path: PathBuf, reason: String },
     /// SIGINT or SIGTERM arrived, or `--timeout` passed (see
     /// [`crate::interrupt`]); nothing was written to the image.
     #[error("{}: {}", .path.display(), interrupt::reason())]
@@ -206,6 +215,71 @@ struct PendingWrites {
     _lock: ImageLock,
 }
 
+impl PendingWrites {
+    /// Writes the overlay back atomically (see [`write_result`]); the
+    /// appliance must have shut down. Dropping `self` afterwards deletes
+    /// the overlay and releases the lock.
+    fn write_back(&self, image: &Path, layout: &ImageLayout) -> Result<PathBuf, ImageError> {
+        check_interrupt(image)?;
+        let target = self.output.clone().unwrap_or_else(|| image.to_path_buf());
+        write_result(image, &self.overlay.path, layout, &target)?;
+        Ok(target)
+    }
+}
+
+/// An image checked and ready to be added to an appliance: its layout, and
+/// for a reconciling session its lock and overlay.
+struct PreparedImage {
+    layout: ImageLayout,
+    writes: Option<PendingWrites>,
+    drive: Drive,
+}
+
+impl PreparedImage {
+    /// Locks `image` (reconciling only), reads its layout and creates its
+    /// overlay. The lock comes before anything else so that a refused
+    /// session touches nothing.
+    fn prepare(
+        image: &Path,
+        test_only: bool,
+        output: Option<&Path>,
+    ) -> Result<PreparedImage, ImageError> {
+        let lock = if test_only {
+            None
+        } else {
+            Some(ImageLock::acquire(image)?)
+        };
+        let layout = detect_layout(image)?;
+        let format = layout.format.clone();
+        check_interrupt(image)?;
+        let writes = match lock {
+            None => None,
+            Some(lock) => Some(PendingWrites {
+                overlay: create_overlay(image, &format, output)?,
+                output: output_path(image, output)?,
+                _lock: lock,
+            }),
+        };
+        let drive = match &writes {
+            None => Drive {
+                path: image.to_path_buf(),
+                format,
+                readonly: true,
+            },
+            Some(w) => Drive {
+                path: w.overlay.path.clone(),
+                format: "qcow2".into(),
+                readonly: false,
+            },
+        };
+        Ok(PreparedImage {
+            layout,
+            writes,
+            drive,
+        })
+    }
+}
+
 impl ImageRemote {
     /// Opens `options.image`: checks the file, locks it (reconciling
     /// sessions), creates the overlay, boots the appliance and mounts the
@@ -226,53 +300,32 @@ impl ImageRemote {
         image: PathBuf,
         progress: &mut dyn FnMut(&str),
     ) -> Result<ImageRemote, ImageError> {
-        // The lock comes before anything else so that a refused session
-        // touches nothing.
-        let lock = if options.test_only {
-            None
-        } else {
-            Some(ImageLock::acquire(&image)?)
-        };
-        let layout = detect_layout(&image)?;
-        let format = layout.format.clone();
-        check_interrupt(&image)?;
-        let writes = match lock {
-            None => None,
-            Some(lock) => Some(PendingWrites {
-                overlay: create_overlay(&image, &format, options.output.as_deref())?,
-                output: output_path(&image, options.output.as_deref())?,
-                _lock: lock,
-            }),
-        };
-        let drive = match &writes {
-            None => Drive {
-                path: image.clone(),
-                format: format.clone(),
-                readonly: true,
-            },
-            Some(w) => Drive {
-                path: w.overlay.path.clone(),
-                format: "qcow2".into(),
-                readonly: false,
-            },
-        };
+        let prepared =
+            PreparedImage::prepare(&image, options.test_only, options.output.as_deref())?;
         interrupt::test_pause("launch");
         check_interrupt(&image)?;
-        let (handle, token) = launch_appliance(&image, &drive, options, progress)?;
+        let (handle, token) = launch_appliance(
+            &image,
+            std::slice::from_ref(&prepared.drive),
+            options,
+            progress,
+        )?;
         let guest = Guest::new(handle, token, image.clone(), options);
         check_interrupt(&image)?;
-        let found = guest.inspect(options.root_filesystem.as_deref(), options.full_inspection)?;
+        let found = guest.inspect(
+            options.root_filesystem.as_deref(),
+            options.full_inspection,
+            None,
+        )?;
         guest.mount_filesystems(found.mountpoints, progress)?;
         check_interrupt(&image)?;
-        let distro = found.distro;
-        let inspector = found.inspector;
         Ok(ImageRemote {
             guest: Some(guest),
             image,
-            layout,
-            distro,
-            inspector,
-            writes,
+            layout: prepared.layout,
+            distro: found.distro,
+            inspector: found.inspector,
+            writes: prepared.writes,
         })
     }
 
@@ -325,9 +378,7 @@ impl ImageRemote {
             check_interrupt(&self.image)?;
             guest.shut_down()?;
         }
-        check_interrupt(&self.image)?;
-        let target = writes.output.clone().unwrap_or_else(|| self.image.clone());
-        write_result(&self.image, &writes.overlay.path, &self.layout, &target)?;
+        let target = writes.write_back(&self.image, &self.layout)?;
         // `writes` drops here: the overlay is deleted and the lock released.
         Ok(CommitSummary {
             written: Some(target),
@@ -364,6 +415,12 @@ impl ImageRemote {
     /// Closes the appliance and deletes the overlay; the image stays as it was.
     pub fn discard(self) {
         drop(self);
+    }
+
+    /// The running guest, handed back to an [`ImageBatch`] once this
+    /// image's run is over; `None` when the session had already closed it.
+    fn take_guest(&mut self) -> Option<Guest> {
+        self.guest.take()
     }
 
     fn guest(&self) -> Result<&Guest, RemoteError> {

@@ -1,7 +1,9 @@
 //! `kiln pack`: sahara-image-pack's interface over the disk-image target.
 //! Opens the image (read-only for `--test-only`, through an overlay
 //! otherwise), runs the manifest, and commits only when every validator
-//! passed; anything else leaves the image as it was.
+//! passed; anything else leaves the image as it was. Several `--image`s
+//! go through one appliance boot (`batch`), each with its own run, commit
+//! and result.
 
 use std::path::PathBuf;
 
@@ -21,6 +23,7 @@ as --NAME VALUE. `kiln pack PLUGIN VERSION --help` lists the plugin's arguments.
 Examples:
   kiln pack --image debian.qcow2 demo 1.0
   kiln pack --image debian.qcow2 --test-only demo 1.0
+  kiln pack --image a.qcow2 --image b.qcow2 --image c.qcow2 demo 1.0
   kiln pack --image CentOS.qcow2 --config-file etc/sahara/sahara.conf cdh 5.7.0 --java_distro openjdk
   kiln pack --image base.qcow2 --output packed.qcow2 my/image.yaml --motd hello
   kiln pack --image base.qcow2 --manifest my/image.yaml --arg motd=hello";
@@ -28,9 +31,12 @@ Examples:
 #[derive(Args, Clone)]
 pub struct PackArgs {
     /// The disk image to pack or check (qcow2 or raw). It is changed only
-    /// when every validator passes. [default: a config file's `[DEFAULT] image`]
+    /// when every validator passes. Repeat it to pack several images with
+    /// the same manifest and arguments in one appliance boot: each image
+    /// gets its own run, commit and result, and kiln exits 0 only when
+    /// every one passed. [default: a config file's `[DEFAULT] image`]
     #[arg(long, value_name = "PATH")]
-    image: Option<PathBuf>,
+    image: Vec<PathBuf>,
 
     /// The root file system to use when the image holds several systems
     /// (for example /dev/sda2).
@@ -48,7 +54,8 @@ pub struct PackArgs {
     notest_only: bool,
 
     /// Write the packed image to NEW and leave --image untouched. NEW
-    /// must be another file than --image.
+    /// must be another file than --image; with several images there is no
+    /// one result to name, so it is refused.
     #[arg(long, value_name = "NEW", conflicts_with = "test_only")]
     output: Option<PathBuf>,
 
@@ -106,7 +113,7 @@ enum AccelArg {
 
 pub fn run(common: &Common, style: Style, args: &PackArgs) -> Result<i32> {
     let mut reporter = Reporter::new("pack", &args.target.output, args.test_only);
-    if let Some(image) = &args.image {
+    for image in &args.image {
         reporter.plan("image", &image_name(image));
     }
     let result = reporter
@@ -123,15 +130,7 @@ fn image_name(image: &std::path::Path) -> String {
 fn pack(common: &Common, style: Style, args: &PackArgs, reporter: &mut Reporter) -> Result<i32> {
     // Refusals that need no manifest come first: nothing is loaded,
     // nothing launched.
-    if let (Some(image), Some(output)) = (&args.image, &args.output) {
-        if same_file(image, output) {
-            anyhow::bail!(
-                "--output {} is the image itself ({}); name a new file, or leave --output out to pack the image in place",
-                output.display(),
-                image.display()
-            );
-        }
-    }
+    refuse_image_choices(&args.image, args.output.as_deref())?;
     let prepared = prepare(common, &args.target, "pack")?;
     let Some(Prepared {
         kiln,
@@ -144,9 +143,9 @@ fn pack(common: &Common, style: Style, args: &PackArgs, reporter: &mut Reporter)
     };
     reporter.manifest_loaded(&manifest, &arguments);
     let args = &with_config_defaults(args, &config, reporter)?;
-    let Some(image) = &args.image else {
+    if args.image.is_empty() {
         anyhow::bail!("--image PATH is required: the disk image to pack (or `image` in a config file's [DEFAULT])");
-    };
+    }
     let accel = match (args.accel, config.accel.as_deref()) {
         (Some(accel), _) => accel,
         (None, None) => AccelArg::Auto,
@@ -155,8 +154,40 @@ fn pack(common: &Common, style: Style, args: &PackArgs, reporter: &mut Reporter)
         })?,
     };
     image_target::pack(
-        common, style, args, &kiln, &manifest, &arguments, image, accel, reporter,
+        common, style, args, &kiln, &manifest, &arguments, accel, reporter,
     )
+}
+
+/// `--image` and `--output` refusals: one result file cannot take several
+/// images, one image cannot be packed twice in one appliance, and
+/// `--output` must not be the image itself.
+fn refuse_image_choices(images: &[PathBuf], output: Option<&std::path::Path>) -> Result<()> {
+    if let (true, Some(output)) = (images.len() > 1, output) {
+        anyhow::bail!(
+            "--output {} names one result, but {} images were given; leave --output out to pack each image in place",
+            output.display(),
+            images.len()
+        );
+    }
+    for (index, image) in images.iter().enumerate() {
+        if let Some(earlier) = images[..index].iter().find(|e| same_file(e, image)) {
+            anyhow::bail!(
+                "--image {} is the same file as --image {}; each image can be packed only once per run",
+                image.display(),
+                earlier.display()
+            );
+        }
+    }
+    if let ([image], Some(output)) = (images, output) {
+        if same_file(image, output) {
+            anyhow::bail!(
+                "--output {} is the image itself ({}); name a new file, or leave --output out to pack the image in place",
+                output.display(),
+                image.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The arguments with sahara.conf's `[DEFAULT] image` and `test_only`
@@ -168,10 +199,10 @@ fn with_config_defaults(
     reporter: &mut Reporter,
 ) -> Result<PackArgs> {
     let mut resolved = args.clone();
-    if resolved.image.is_none() {
+    if resolved.image.is_empty() {
         if let Some(image) = &config.image {
             reporter.plan("image", &image_name(image));
-            resolved.image = Some(image.clone());
+            resolved.image = vec![image.clone()];
         }
     }
     if !args.test_only && !args.notest_only {
@@ -184,15 +215,7 @@ fn with_config_defaults(
             output.display()
         );
     }
-    if let (Some(image), Some(output)) = (&resolved.image, &resolved.output) {
-        if same_file(image, output) {
-            anyhow::bail!(
-                "--output {} is the image itself ({}); name a new file, or leave --output out to pack the image in place",
-                output.display(),
-                image.display()
-            );
-        }
-    }
+    refuse_image_choices(&resolved.image, resolved.output.as_deref())?;
     Ok(resolved)
 }
 
@@ -220,6 +243,9 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
 }
 
 #[cfg(feature = "image-target")]
+mod batch;
+
+#[cfg(feature = "image-target")]
 mod image_target {
     use super::*;
     use kiln::interpreter::RunSummary;
@@ -237,10 +263,28 @@ mod image_target {
         kiln: &Kiln,
         manifest: &Manifest,
         arguments: &BTreeMap<String, String>,
-        image: &Path,
         accel: AccelArg,
         reporter: &mut Reporter,
     ) -> Result<i32> {
+        let options = image_options(args, accel);
+        let image = match &args.image[..] {
+            [image] => image,
+            images => {
+                let run = super::batch::BatchRun {
+                    common,
+                    style,
+                    args,
+                    kiln,
+                    manifest,
+                    arguments,
+                };
+                return run.pack(images, &options, reporter);
+            }
+        };
+        let options = ImageOptions {
+            image: image.clone(),
+            ..options
+        };
         let started = reporter.started();
         // Lines name the image and the manifest, and pass on what opening
         // the image noted: escaped as a whole.
@@ -255,23 +299,6 @@ mod image_target {
             } else {
                 print_line(&line);
             }
-        };
-        let options = ImageOptions {
-            image: image.to_path_buf(),
-            root_filesystem: args.root_filesystem.clone(),
-            test_only: args.test_only,
-            accel: match accel {
-                AccelArg::Auto => Accel::Auto,
-                AccelArg::Kvm => Accel::Kvm,
-                AccelArg::Tcg => Accel::Tcg,
-            },
-            output: args.output.clone(),
-            network: !args.no_network,
-            command_channel: match args.commands {
-                CommandsArg::Chroot => CommandChannel::SessionChroot,
-                CommandsArg::Sh => CommandChannel::DaemonSh,
-            },
-            full_inspection: args.full_inspection,
         };
         let mode = if args.test_only {
             "checking (read-only)"
@@ -441,6 +468,28 @@ mod image_target {
         Ok(if summary.passed() { 0 } else { 1 })
     }
 
+    /// The session options every image of the run shares (`image` is
+    /// filled in per image).
+    pub(super) fn image_options(args: &PackArgs, accel: AccelArg) -> ImageOptions {
+        ImageOptions {
+            image: PathBuf::new(),
+            root_filesystem: args.root_filesystem.clone(),
+            test_only: args.test_only,
+            accel: match accel {
+                AccelArg::Auto => Accel::Auto,
+                AccelArg::Kvm => Accel::Kvm,
+                AccelArg::Tcg => Accel::Tcg,
+            },
+            output: args.output.clone(),
+            network: !args.no_network,
+            command_channel: match args.commands {
+                CommandsArg::Chroot => CommandChannel::SessionChroot,
+                CommandsArg::Sh => CommandChannel::DaemonSh,
+            },
+            full_inspection: args.full_inspection,
+        }
+    }
+
     /// After SIGINT/SIGTERM or `--timeout` (see `kiln::interrupt`): says
     /// what became of the image and gives the exit status (130, 143, 124),
     /// else `None`. The session has cleaned up by then: no qemu, overlay or
@@ -456,6 +505,17 @@ mod image_target {
             Some(path) => format!("{stop} after the commit; {} was written", shown_path(path)),
             None => format!("{stop}; {} unchanged", shown_path(image)),
         };
+        Some(stopped_with(stop, &message, style, reporter))
+    }
+
+    /// Says `message` about a stop, closes with TIMED OUT after
+    /// `--timeout`, records it in the report and gives the exit status.
+    pub(super) fn stopped_with(
+        stop: kiln::interrupt::Stop,
+        message: &str,
+        style: Style,
+        reporter: &mut Reporter,
+    ) -> i32 {
         eprintln!("kiln: {message}");
         if let kiln::interrupt::Stop::Timeout(limit) = stop {
             // A deadline is a result a CI job reads, not a keypress: the
@@ -472,13 +532,13 @@ mod image_target {
                 &closing("TIMED OUT"),
             );
         }
-        reporter.stopped(&stop, &message);
-        Some(stop.exit_code())
+        reporter.stopped(&stop, message);
+        stop.exit_code()
     }
 
     /// The pack's records with the verify pass's outcome: a pack whose
     /// result does not pass its own test-only run has failed.
-    fn merge_verify(mut pack: RunSummary, verify: RunSummary) -> RunSummary {
+    pub(super) fn merge_verify(mut pack: RunSummary, verify: RunSummary) -> RunSummary {
         pack.commands += verify.commands;
         pack.elapsed += verify.elapsed;
         if let Err(error) = verify.outcome {
@@ -500,7 +560,6 @@ mod image_target {
         _: &kiln::Kiln,
         _: &kiln::manifest::Manifest,
         _: &std::collections::BTreeMap<String, String>,
-        _: &std::path::Path,
         _: AccelArg,
         _: &mut Reporter,
     ) -> Result<i32> {
