@@ -298,9 +298,11 @@ fn size_appliance(handle: &guestfs::Handle) -> Result<(), guestfs::Error> {
 
 /// Software emulation runs each vCPU as a host thread; when they outnumber
 /// the cores left free, a vCPU holding a guest kernel lock waits for the
-/// host to run it while the others spin (measured: dpkg's install 2.2x
-/// slower with 2 vCPUs on a loaded 2-core host), so half the host's cores,
-/// and beyond four the package manager has nothing to run on them.
+/// host to run it while the others spin. On a loaded 2-core host a second
+/// vCPU made apt's work cost 11 % more CPU, and its wall time moved either
+/// way (0.87x side by side with one vCPU, 2.2x in an unpaired run): what it
+/// gains is CPU taken from the host's other work (BENCHMARKS.md, issue 14). Hence half the host's cores, and
+/// beyond four the package manager has nothing to run on them.
 const MAX_VCPUS: usize = 4;
 /// apt's package cache is ~40 MB and dpkg's unpacking lives in the page
 /// cache; 2 GB leaves both room without taking much from a shared host.
