@@ -27,6 +27,7 @@ use kiln::remote::{
 use sha2::{Digest, Sha256};
 use support::demo_image;
 
+mod appliance;
 mod bounds;
 
 /// A private copy of the demo image in a fresh temp dir.

@@ -6,6 +6,16 @@
 //! appliance which will never come up. It is separate because launching is
 //! the one slow, host-dependent step of a session, and its policy (deadlines,
 //! fallback, memo) is easier to judge read on its own.
+//!
+//! It also sizes a reconciling session's appliance ([`size_appliance`]) and
+//! opens its writable drive with libguestfs's `cachemode: unsafe`
+//! ([`drive_cachemode`]). That drive is always kiln's throwaway overlay:
+//! it is committed only after every validator passed, by a clean appliance
+//! shutdown (qemu writes out what it holds when it exits) and then
+//! `qemu-img convert` plus kiln's own fsync of the result. A host or
+//! appliance crash before that discards the overlay, so the guest's fsyncs
+//! (dpkg issues one per unpacked file) buy no durability and qemu may
+//! ignore them; virt-builder runs its appliance the same way.
 
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -246,6 +256,9 @@ fn configure(
         None => token.to_string(),
     };
     handle.set_append(Some(&append))?;
+    if drives.iter().any(|drive| !drive.readonly) {
+        size_appliance(handle)?;
+    }
     for drive in drives {
         add_drive(handle, drive)?;
     }
@@ -259,9 +272,70 @@ fn add_drive(handle: &guestfs::Handle, drive: &Drive) -> Result<(), guestfs::Err
         guestfs::AddDriveOptArgs {
             readonly: Some(drive.readonly),
             format: Some(&drive.format),
+            cachemode: drive_cachemode(drive),
             ..Default::default()
         },
     )
+}
+
+/// `unsafe` for the writable drive, which is always kiln's throwaway
+/// overlay: qemu then ignores the guest's flushes (every fsync dpkg issues
+/// per file), and what the guest wrote still reaches the overlay file when
+/// qemu exits cleanly at shutdown, before the commit reads it. If the host
+/// or the appliance dies first, the overlay is discarded anyway and the
+/// image was never touched; the commit flushes the file it writes itself.
+/// virt-builder runs its appliance the same way. A read-only drive keeps
+/// libguestfs's default: it gets libguestfs's own snapshot overlay.
+fn drive_cachemode(drive: &Drive) -> Option<&'static str> {
+    (!drive.readonly).then_some("unsafe")
+}
+
+/// libguestfs's default appliance has one vCPU and 1280 MB (or what
+/// `LIBGUESTFS_MEMSIZE` says). A reconciling session runs the package
+/// manager, so it gets a vCPU per two host cores (up to [`MAX_VCPUS`]) and,
+/// when the host has memory to spare, [`PACKING_MEMSIZE_MB`]. A test-only
+/// session keeps libguestfs's defaults: it only checks.
+fn size_appliance(handle: &guestfs::Handle) -> Result<(), guestfs::Error> {
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    handle.set_smp(vcpus_for(cores))?;
+    if std::env::var_os("LIBGUESTFS_MEMSIZE").is_none() {
+        let current = handle.get_memsize()?;
+        handle.set_memsize(memsize_for(current, host_memory_mb()))?;
+    }
+    Ok(())
+}
+
+/// Software emulation runs each vCPU as a host thread; when they outnumber
+/// the cores left free, a vCPU holding a guest kernel lock waits for the
+/// host to run it while the others spin. On a loaded 2-core host a second
+/// vCPU made apt's work cost 11 % more CPU, and its wall time moved either
+/// way (0.87x side by side with one vCPU, 2.2x in an unpaired run): what it
+/// gains is CPU taken from the host's other work (BENCHMARKS.md, issue 14). Hence half the host's cores, and
+/// beyond four the package manager has nothing to run on them.
+const MAX_VCPUS: usize = 4;
+/// apt's package cache is ~40 MB and dpkg's unpacking lives in the page
+/// cache; 2 GB leaves both room without taking much from a shared host.
+const PACKING_MEMSIZE_MB: i32 = 2048;
+
+fn vcpus_for(host_cores: usize) -> i32 {
+    (host_cores / 2).clamp(1, MAX_VCPUS) as i32
+}
+
+/// [`PACKING_MEMSIZE_MB`] when it is at most an eighth of the host's
+/// memory, never less than libguestfs's own choice.
+fn memsize_for(default_mb: i32, host_mb: Option<u64>) -> i32 {
+    match host_mb {
+        Some(host) if host / 8 >= PACKING_MEMSIZE_MB as u64 => default_mb.max(PACKING_MEMSIZE_MB),
+        _ => default_mb,
+    }
+}
+
+/// The host's total memory from /proc/meminfo, in MB.
+fn host_memory_mb() -> Option<u64> {
+    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
 }
 
 /// Kills an appliance's qemu that has run longer than the deadline without
@@ -317,4 +391,47 @@ fn summarize_launch_error(message: &str) -> String {
         "{} (set LIBGUESTFS_DEBUG=1 to see the appliance log)",
         first_line(message)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vcpus_leave_half_the_host_free_up_to_four() {
+        assert_eq!(vcpus_for(1), 1);
+        assert_eq!(vcpus_for(2), 1);
+        assert_eq!(vcpus_for(4), 2);
+        assert_eq!(vcpus_for(8), 4);
+        assert_eq!(vcpus_for(64), 4);
+    }
+
+    #[test]
+    fn memory_grows_only_on_hosts_with_room_and_never_shrinks() {
+        assert_eq!(memsize_for(1280, Some(24 * 1024)), 2048);
+        assert_eq!(memsize_for(1280, Some(16 * 1024)), 2048);
+        assert_eq!(memsize_for(1280, Some(8 * 1024)), 1280, "an eighth is 1 GB");
+        assert_eq!(memsize_for(1280, None), 1280);
+        assert_eq!(
+            memsize_for(4096, Some(64 * 1024)),
+            4096,
+            "a larger default stays"
+        );
+    }
+
+    #[test]
+    fn only_the_writable_overlay_ignores_flushes() {
+        let drive = |readonly| Drive {
+            path: PathBuf::from("/x"),
+            format: "qcow2".into(),
+            readonly,
+        };
+        assert_eq!(drive_cachemode(&drive(false)), Some("unsafe"));
+        assert_eq!(drive_cachemode(&drive(true)), None);
+    }
+
+    #[test]
+    fn host_memory_is_read() {
+        assert!(host_memory_mb().is_some_and(|mb| mb > 0));
+    }
 }
