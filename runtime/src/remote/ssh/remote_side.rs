@@ -26,6 +26,10 @@ pub(super) const NOT_REGULAR_EXIT: i32 = 68;
 /// reports the timeout first and the remote side only cleans up orphans.
 const REMOTE_TIMEOUT_GRACE: Duration = Duration::from_secs(5);
 
+/// How long the remote `timeout(1)` of a session's command waits after its
+/// TERM before it KILLs (`-k`).
+pub(super) const KILL_AFTER: Duration = Duration::from_secs(2);
+
 /// A shell function for exact-path calls: walks `$1` from the root and
 /// exits with [`SYMLINK_EXIT`], printing "COMPONENT -> WHERE", at the first
 /// component that is a symlink; `$2` is `self` to check the last component
@@ -200,6 +204,32 @@ pub(super) fn remote_line(
         line = format!("sudo -n -- {line}");
     }
     line
+}
+
+/// The line a session runs for `command` (the session already runs as
+/// root): the command's own quoted line, bounded to its output limit, under
+/// `timeout` at its limit (and the host has it): the host ends the command
+/// at its deadline and answers, so the session outlives the timeout.
+pub(super) fn session_line(
+    command: &RemoteCommand,
+    limit: Option<Duration>,
+    has_timeout: bool,
+) -> String {
+    let mut line = command.to_shell_line();
+    if let Some(output_limit) = command.output_limit {
+        line = bounded_line(&line, output_limit, false);
+    }
+    if let (Some(limit), true) = (limit, has_timeout) {
+        let seconds = remote_seconds(limit).as_secs();
+        line = format!("timeout -k {} {seconds} {line}", KILL_AFTER.as_secs());
+    }
+    line
+}
+
+/// The whole seconds the remote `timeout(1)` is given for `limit` (busybox
+/// takes no fractions).
+pub(super) fn remote_seconds(limit: Duration) -> Duration {
+    Duration::from_secs(limit.as_secs_f64().ceil() as u64)
 }
 
 /// `line` with its stdout and stderr each passed through `head -c
