@@ -298,6 +298,11 @@ fn one_command_cost(fleet: &Fleet) {
             .unwrap()
     };
     let (none, many) = (best(0), best(COMMANDS));
+    println!(
+        "connect and close (login, probe, session; library, best of 3): {:.1} ms wall, {:.1} ms client CPU",
+        none.0.as_secs_f64() * 1000.0,
+        none.1.as_secs_f64() * 1000.0
+    );
     let per = |a: Duration, b: Duration| {
         (b.as_secs_f64() - a.as_secs_f64()) * 1000.0 / f64::from(COMMANDS)
     };

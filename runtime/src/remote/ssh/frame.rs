@@ -61,9 +61,10 @@ while IFS=' ' read -r seq clen ilen tlen; do
     /bin/sh -c "$then" </dev/null >"$d/o" 2>"$d/e"
     s=$?
   fi
-  rm -f "$d/i"
-  set -- $(wc -c "$d/o" "$d/e")
-  printf 'KILN-REPLY %s %s %s %s %s\n' "$seq" "$step" "$s" "$1" "$3"
+  [ "$in" = /dev/null ] || rm -f "$d/i"
+  wc -c "$d/o" "$d/e" >"$d/n"
+  { read -r olen x; read -r elen x; } <"$d/n"
+  printf 'KILN-REPLY %s %s %s %s %s\n' "$seq" "$step" "$s" "$olen" "$elen"
   cat "$d/o" "$d/e"
 done
 "##;

@@ -52,7 +52,10 @@ impl SshRemote {
     /// The live session, started (over a fresh login if the connection
     /// dropped) when there is none.
     fn session(&mut self) -> Result<&mut Session, RemoteError> {
-        if !self.session.as_mut().is_some_and(Session::alive) {
+        // A session outlives its master only for a moment, and is of no
+        // use then.
+        let usable = self.master_alive() && self.session.as_mut().is_some_and(Session::alive);
+        if !usable {
             self.session = None;
             self.ensure_master()?;
             let nonce = nonce();

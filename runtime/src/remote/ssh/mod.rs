@@ -181,7 +181,6 @@ impl SshRemote {
             session_needs_sudo: false,
         };
         end_masters_on_interrupt();
-        target.resolved = target.resolve()?;
         target.start_master()?;
         target.probe()?;
         Ok(target)
@@ -324,6 +323,9 @@ impl SshRemote {
             }
             if let Ok(Some(_)) = master.try_wait() {
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                // Only a failed login needs to know where the host really
+                // is; a config ssh cannot use is named here too.
+                self.resolved = self.resolve()?;
                 return Err(self.classify_login_failure(&log));
             }
             if Instant::now() >= deadline {
@@ -586,15 +588,17 @@ impl SshRemote {
         }
     }
 
-    /// Closes the master politely (`ssh -O exit`), then makes sure.
+    /// Closes the master politely (SIGTERM), then makes sure.
     fn close_master(&mut self) {
         let Some(mut master) = self.master.take() else {
             return;
         };
         if matches!(master.try_wait(), Ok(None)) {
-            let mut command = self.ssh_command(Role::Control);
-            command.arg("-O").arg("exit").arg("--").arg(&self.spec.host);
-            let _ = run_child(command, None, Some(MASTER_EXIT_GRACE), None, None);
+            // SIGTERM rather than `ssh -O exit`: the master closes the
+            // connection and removes its socket just the same, without one
+            // more ssh process per host.
+            // SAFETY: kill(2) of our own child, not yet reaped.
+            unsafe { libc::kill(master.id() as libc::pid_t, libc::SIGTERM) };
             let deadline = Instant::now() + MASTER_EXIT_GRACE;
             while matches!(master.try_wait(), Ok(None)) && Instant::now() < deadline {
                 thread::sleep(Duration::from_millis(10));
