@@ -423,7 +423,7 @@ impl SshRemote {
 
     /// Runs `script` as the login user (no sudo), during connect.
     fn run_login_shell(&mut self, script: &str) -> Result<CommandOutput, SshError> {
-        let line = RemoteCommand::new(script).to_shell_line();
+        let line = format!("exec {}", RemoteCommand::new(script).to_shell_line());
         let call = Call {
             request: Request {
                 line: &line,

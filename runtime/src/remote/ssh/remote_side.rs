@@ -223,7 +223,9 @@ pub(super) fn session_line(
         let seconds = remote_seconds(limit).as_secs();
         line = format!("timeout -k {} {seconds} {line}", KILL_AFTER.as_secs());
     }
-    line
+    // One simple command: the loop's shell replaces itself with it rather
+    // than forking once more.
+    format!("exec {line}")
 }
 
 /// The whole seconds the remote `timeout(1)` is given for `limit` (busybox
@@ -282,6 +284,38 @@ mod tests {
             format!("sudo -n -- timeout -k 5 7 {plain}")
         );
         assert_eq!(remote_line(&command, limit, false, true, false), plain);
+    }
+
+    #[test]
+    fn session_lines_time_out_at_the_limit_on_the_host() {
+        let mut command = RemoteCommand::new("sleep 30");
+        let plain = command.to_shell_line();
+        assert_eq!(session_line(&command, None, true), format!("exec {plain}"));
+        let limit = Some(Duration::from_millis(1500));
+        assert_eq!(
+            session_line(&command, limit, true),
+            format!("exec timeout -k 2 2 {plain}")
+        );
+        assert_eq!(
+            session_line(&command, limit, false),
+            format!("exec {plain}")
+        );
+        command.output_limit = Some(10);
+        let line = session_line(&command, limit, true);
+        assert!(
+            line.starts_with("exec timeout -k 2 2 /bin/sh -c "),
+            "{line}"
+        );
+        let line = session_line(&RemoteCommand::new("echo hi; exit 3"), None, false);
+        let output = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(line)
+            .output()
+            .unwrap();
+        assert_eq!(
+            (output.status.code(), output.stdout),
+            (Some(3), b"hi\n".to_vec())
+        );
     }
 
     /// Runs a bounded line under the local /bin/sh, as the target would.
