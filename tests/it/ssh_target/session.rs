@@ -160,7 +160,10 @@ fn a_session_killed_mid_command_fails_that_command_and_the_next_gets_a_new_one()
     let session = the_loop_on(&fleet, 0);
     let in_flight = std::thread::spawn(move || {
         let started = Instant::now();
-        let result = target.run(&RemoteCommand::new("sleep 31339"));
+        // The host's `timeout` reaps the sleep once its session is gone.
+        let mut sleep = RemoteCommand::new("sleep 31339");
+        sleep.timeout = Some(Duration::from_secs(20));
+        let result = target.run(&sleep);
         (result, started.elapsed(), target)
     });
     std::thread::sleep(Duration::from_millis(500));
