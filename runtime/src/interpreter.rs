@@ -16,8 +16,9 @@ use crate::manifest::resources::ResourceReadError;
 use crate::manifest::{Block, Location, Manifest, ResourceRoots, ValidatorNode};
 use crate::remote::{
     CommandOutput, FileMetadata, FileRead, FileWrite, OutputSink, OutputStream, Remote,
-    RemoteCommand, RemoteError,
+    RemoteCommand, RemoteError, SCRIPT_UPLOAD_PREFIX,
 };
+use crate::text::escape_controls;
 
 /// Stack for the thread that runs a manifest: every nesting level of flow
 /// control is a wasm call with host calls inside it.
@@ -394,8 +395,13 @@ fn run_node<R: Remote + 'static>(
         session: session.clone(),
         node: node.clone(),
         child_failure: Mutex::new(None),
+        pending_upload: Mutex::new(None),
     });
-    let report = node.vtype.run(&node.spec_json, test_only, scope.clone());
+    let mut report = node.vtype.run(&node.spec_json, test_only, scope.clone());
+    // An upload the component never ran still reaches the target.
+    if let (Err(error), Outcome::Returned(Ok(()))) = (scope.flush_upload(), &report.outcome) {
+        report.outcome = Outcome::Returned(Err(escape_controls(&error.to_string()).into_owned()));
+    }
     let child_failure = scope.child_failure.lock().unwrap().take();
     let failure = |message: String| ValidationError {
         path: node.path.clone(),
@@ -459,9 +465,53 @@ struct NodeScope<R> {
     node: Arc<ValidatorNode>,
     /// The failure of the last nested block that failed.
     child_failure: Mutex<Option<ValidationError>>,
+    /// A script upload not yet sent: the `script` type writes its file and
+    /// runs it next, and [`Remote::write_and_run`] does both in one trip.
+    /// Any other call, and the node's end, sends it first on its own; its
+    /// failure is then that call's (or the node's).
+    pending_upload: Mutex<Option<PendingUpload>>,
+}
+
+/// A [`FileWrite`] held by [`NodeScope`] until the node's next call.
+struct PendingUpload {
+    path: String,
+    contents: Vec<u8>,
+    write: FileWrite<'static>,
+}
+
+impl PendingUpload {
+    fn new(write: &FileWrite<'_>) -> Self {
+        PendingUpload {
+            path: write.path.to_string(),
+            contents: write.contents.to_vec(),
+            write: FileWrite {
+                path: "",
+                contents: &[],
+                ..*write
+            },
+        }
+    }
+
+    fn write(&self) -> FileWrite<'_> {
+        FileWrite {
+            path: &self.path,
+            contents: &self.contents,
+            ..self.write
+        }
+    }
 }
 
 impl<R: Remote + 'static> NodeScope<R> {
+    /// Sends a held script upload on its own, before any other call.
+    fn flush_upload(&self) -> Result<(), RemoteError> {
+        match self.pending_upload.lock().unwrap().take() {
+            Some(upload) => self
+                .session
+                .call(|remote| remote.write_file(&upload.write())),
+            None => Ok(()),
+        }
+    }
+
     /// Runs `command` with its output handed to the observer as it arrives.
     fn run_streaming(&self, command: &RemoteCommand) -> Result<CommandOutput, RemoteError> {
         // A reader thread that outlives a timed-out command must not report
@@ -514,10 +564,17 @@ impl<R: Remote + 'static> RunScope for NodeScope<R> {
             command,
         });
         let started = Instant::now();
-        let result = if self.session.streams_output {
-            self.run_streaming(command)
-        } else {
-            self.session.call(|remote| remote.run(command))
+        let upload = self.pending_upload.lock().unwrap().take();
+        let result = match upload {
+            Some(upload) if !self.session.streams_output => self
+                .session
+                .call(|remote| remote.write_and_run(&upload.write(), command)),
+            Some(upload) => self
+                .session
+                .call(|remote| remote.write_file(&upload.write()))
+                .and_then(|()| self.run_streaming(command)),
+            None if self.session.streams_output => self.run_streaming(command),
+            None => self.session.call(|remote| remote.run(command)),
         };
         self.session.emit(Event::Command {
             node: &self.node,
@@ -529,14 +586,21 @@ impl<R: Remote + 'static> RunScope for NodeScope<R> {
     }
 
     fn write_file(&self, write: &FileWrite<'_>) -> Result<(), RemoteError> {
+        self.flush_upload()?;
+        if write.path.starts_with(SCRIPT_UPLOAD_PREFIX) {
+            *self.pending_upload.lock().unwrap() = Some(PendingUpload::new(write));
+            return Ok(());
+        }
         self.session.call(|remote| remote.write_file(write))
     }
 
     fn read_file(&self, read: &FileRead<'_>) -> Result<Option<Vec<u8>>, RemoteError> {
+        self.flush_upload()?;
         self.session.call(|remote| remote.read_file(read))
     }
 
     fn file_metadata(&self, read: &FileRead<'_>) -> Result<Option<FileMetadata>, RemoteError> {
+        self.flush_upload()?;
         self.session.call(|remote| remote.metadata(read))
     }
 
@@ -557,6 +621,8 @@ impl<R: Remote + 'static> RunScope for NodeScope<R> {
     }
 
     fn run_nested(&self, index: u32, test_only: bool) -> Result<(), String> {
+        self.flush_upload()
+            .map_err(|error| escape_controls(&error.to_string()).into_owned())?;
         let block = &self.node.blocks[index as usize];
         self.run_block(block, test_only).map_err(|child| {
             let message = child_message(&child);

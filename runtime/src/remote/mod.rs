@@ -158,6 +158,12 @@ impl FileKind {
     }
 }
 
+/// Where the `script` type uploads a script it runs next (the path goes on
+/// with 16 hex digits): the interpreter holds such an upload for
+/// [`Remote::write_and_run`], and the SSH target removes one whose run
+/// never finished.
+pub const SCRIPT_UPLOAD_PREFIX: &str = "/tmp/kiln-script-";
+
 /// What a command's output is called in [`RemoteError::TooLarge`].
 pub const COMMAND_OUTPUT: &str = "the command's output";
 
@@ -292,6 +298,20 @@ pub trait Remote: Send {
 
     /// Writes a file, replacing it without ever showing a partial one.
     fn write_file(&mut self, write: &FileWrite<'_>) -> Result<(), RemoteError>;
+
+    /// Writes a file, then (only if that worked) runs a command as root:
+    /// the upload of a script and its run. A target that can do both in
+    /// one round trip overrides this; the default makes the two calls, so
+    /// what reaches the target is the same either way. A failed write is
+    /// this call's error and the command never runs.
+    fn write_and_run(
+        &mut self,
+        write: &FileWrite<'_>,
+        command: &RemoteCommand,
+    ) -> Result<CommandOutput, RemoteError> {
+        self.write_file(write)?;
+        self.run(command)
+    }
 
     /// Reads a regular file; `None` when nothing is at the path. Anything
     /// else (a directory, a device, a FIFO) is an error, never read.

@@ -17,6 +17,7 @@ use sshd_fleet::{Fleet, UNPRIVILEGED_USER};
 use support::processes_mentioning;
 
 mod bounds;
+mod session;
 
 fn connect(fleet: &Fleet, index: usize) -> SshRemote {
     let started = Instant::now();

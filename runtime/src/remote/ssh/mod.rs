@@ -3,35 +3,51 @@
 //! ProxyJump), the agent and `known_hosts` behave exactly as they do for the
 //! user at a terminal. One connection per host serves the whole run: kiln
 //! starts a ControlMaster process of its own (socket in a private temp dir)
-//! and every command is a multiplexed client of it, costing a round trip
-//! instead of a handshake. `BatchMode` keeps ssh from ever prompting; host
-//! keys are checked strictly unless `accept_new_host_keys` says otherwise,
-//! and a refusal comes back as one line saying how to accept the key. Root
-//! commands go through `sudo -n` when the login user is not root. A command
-//! that outlives its timeout has its ssh client killed (and the remote side
-//! is reaped by `timeout(1)` shortly after); a host whose connection drops
-//! is reconnected once and otherwise reported unreachable, never waited on.
+//! for the login, and one long-lived session over it: a single ssh client
+//! running a small POSIX-sh loop on the host (sent as the session's command
+//! line, nothing installed) that reads framed requests on its stdin and
+//! writes framed replies (see `frame` and `session`). A command, a file
+//! call, or a script's upload together with its run, costs one round trip
+//! and no process on kiln's side. `BatchMode` keeps ssh from ever
+//! prompting; host keys are checked strictly unless `accept_new_host_keys`
+//! says otherwise, and a refusal comes back as one line saying how to
+//! accept the key. When the login user is not root the loop runs under
+//! `sudo -n`, started once after the probe checked that sudo works. A
+//! command runs under the host's `timeout(1)` at its limit, so the host
+//! answers at the deadline; a session that does not answer by then (plus
+//! a grace), breaks the protocol or dies is killed and the next call starts
+//! another; a host whose connection drops is reconnected once and otherwise
+//! reported unreachable, never waited on. Only output streamed as it
+//! arrives (`-vv`) still takes one ssh client per command.
 //!
 //! Stopping: the master runs in a process group of its own, so a Ctrl-C at
 //! the terminal leaves it to kiln to close, and it gets SIGTERM from the
 //! kernel when kiln dies (`PR_SET_PDEATHSIG`), so not even `kill -9` of
 //! kiln leaves it behind. On SIGINT/SIGTERM the masters are ended (see
-//! [`crate::interrupt`]), which ends every command in flight at once, and
-//! closing a target first removes any `/tmp/kiln-script-*` whose command did
-//! not finish (after a Ctrl-C, over one fresh login).
+//! [`crate::interrupt`]), which ends the session and every command in
+//! flight at once, and closing a target first removes any
+//! `/tmp/kiln-script-*` whose command did not finish (after a Ctrl-C, over
+//! one fresh login).
 //!
-//! Output is bounded on both ends: kiln stops reading at a command's output
-//! limit and kills its client, and the target cuts each stream with `head -c`
-//! so the command dies of SIGPIPE there. File calls are one round trip each,
-//! their checks (regular file, symlinks on an exact path) made on the target.
+//! Output is bounded on both ends: the host cuts each stream with `head -c`
+//! at the command's limit (the command dies of SIGPIPE there), and kiln
+//! reads a reply only when its header's lengths are within that limit. File
+//! calls are one round trip each, their checks (regular file, symlinks on
+//! an exact path) made on the target.
 //!
 //! This file holds the connection and the [`Remote`] calls; host specs
-//! live in [`host_spec`], the ssh child processes and master connections in
-//! `process`, and the shell text sent to the host in `remote_side`.
+//! live in [`host_spec`], errors in `error`, the ssh child processes and
+//! master connections in `process`, the shell text of each call in
+//! `remote_side`, the loop and its wire format in `frame`, the session's
+//! process and bounded I/O in `session`, and its use here in `framed`.
 
+mod error;
+mod frame;
+mod framed;
 pub mod host_spec;
 mod process;
 mod remote_side;
+mod session;
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -39,18 +55,22 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub use error::SshError;
+use frame::Request;
+use framed::Call;
 pub use host_spec::HostSpec;
 use host_spec::ResolvedHost;
 use process::{end_masters_on_interrupt, make_control_dir, run_child, spawn_master, Finished};
 use remote_side::{
-    metadata_command, parse_stat, read_command, remote_line, write_command, MISSING_FILE_EXIT,
-    NOT_REGULAR_EXIT, SYMLINK_EXIT,
+    metadata_command, parse_stat, read_command, remote_line, session_line, write_command,
+    MISSING_FILE_EXIT, NOT_REGULAR_EXIT, SYMLINK_EXIT,
 };
+use session::Session;
 
 use crate::remote::distro::OsRelease;
 use crate::remote::{
     CommandOutput, FileMetadata, FileRead, FileWrite, OutputSink, Remote, RemoteCommand,
-    RemoteError, COMMAND_OUTPUT,
+    RemoteError, COMMAND_OUTPUT, SCRIPT_UPLOAD_PREFIX,
 };
 use crate::text::{last_lines, script_summary};
 
@@ -101,58 +121,6 @@ impl Default for SshOptions {
     }
 }
 
-/// Why a host could not be connected to or used.
-#[derive(Debug, thiserror::Error)]
-pub enum SshError {
-    #[error("invalid host `{spec}`: {reason}")]
-    InvalidHostSpec { spec: String, reason: String },
-    #[error(
-        "{host}: its host key is not in {known_hosts}; after checking the key, add it with \
-         `{keyscan} >> {known_hosts}` or run kiln with {flag}",
-        flag = ACCEPT_NEW_HOST_KEYS_FLAG
-    )]
-    UnknownHostKey {
-        host: String,
-        known_hosts: String,
-        keyscan: String,
-    },
-    #[error(
-        "{host}: its host key DIFFERS from the one in {known_hosts} (reinstalled host or \
-         man-in-the-middle); if the change is expected, remove the old key with \
-         `ssh-keygen -f {known_hosts} -R {known_hosts_name}` and accept the new one"
-    )]
-    HostKeyChanged {
-        host: String,
-        known_hosts: String,
-        known_hosts_name: String,
-    },
-    #[error("{host}: authentication failed: {detail}")]
-    AuthenticationFailed { host: String, detail: String },
-    #[error("{host} is unreachable: {detail}")]
-    Unreachable { host: String, detail: String },
-    #[error("{host}: no connection within {seconds:.0} s")]
-    ConnectTimeout { host: String, seconds: f64 },
-    #[error("{host}: ssh cannot use the configuration: {detail}")]
-    Config { host: String, detail: String },
-    #[error(
-        "{host}: logged in as `{user}`, which is not root, and `sudo -n` does not work: {detail}"
-    )]
-    SudoUnavailable {
-        host: String,
-        user: String,
-        detail: String,
-    },
-    #[error("{host}: cannot read the distro from /etc/os-release: {detail}")]
-    Probe { host: String, detail: String },
-    #[error("cannot run `ssh`: {source} (is openssh-client installed?)")]
-    SpawnSsh { source: std::io::Error },
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
-}
-
 /// Which of its three jobs an ssh invocation does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -182,6 +150,11 @@ pub struct SshRemote {
     /// Where the running command's output goes as it arrives
     /// ([`Remote::run_streaming`]), while one streams.
     streaming: Option<OutputSink>,
+    /// The loop every call but a streaming one goes through.
+    session: Option<Session>,
+    /// Whether the loop must start under `sudo -n`: once the probe found
+    /// a login user who is not root and may use sudo.
+    session_needs_sudo: bool,
 }
 
 impl SshRemote {
@@ -204,9 +177,10 @@ impl SshRemote {
             distro: String::new(),
             scripts: Vec::new(),
             streaming: None,
+            session: None,
+            session_needs_sudo: false,
         };
         end_masters_on_interrupt();
-        target.resolved = target.resolve()?;
         target.start_master()?;
         target.probe()?;
         Ok(target)
@@ -349,6 +323,9 @@ impl SshRemote {
             }
             if let Ok(Some(_)) = master.try_wait() {
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                // Only a failed login needs to know where the host really
+                // is; a config ssh cannot use is named here too.
+                self.resolved = self.resolve()?;
                 return Err(self.classify_login_failure(&log));
             }
             if Instant::now() >= deadline {
@@ -421,6 +398,9 @@ impl SshRemote {
             })?;
         if !self.login_is_root {
             self.check_sudo()?;
+            // From here on the loop itself runs as root.
+            self.drop_session();
+            self.session_needs_sudo = true;
         }
         Ok(())
     }
@@ -443,9 +423,19 @@ impl SshRemote {
 
     /// Runs `script` as the login user (no sudo), during connect.
     fn run_login_shell(&mut self, script: &str) -> Result<CommandOutput, SshError> {
-        let line = RemoteCommand::new(script).to_shell_line();
-        let limits = (Some(self.login_deadline()), Some(INTERNAL_OUTPUT_LIMIT));
-        self.execute(&line, None, limits, script)
+        let line = format!("exec {}", RemoteCommand::new(script).to_shell_line());
+        let call = Call {
+            request: Request {
+                line: &line,
+                stdin: b"",
+                then: None,
+            },
+            limit: Some(self.login_deadline()),
+            output_limit: Some(INTERNAL_OUTPUT_LIMIT),
+            script,
+        };
+        self.call_framed(&call)
+            .map(session::Reply::into_output)
             .map_err(|error| SshError::Unreachable {
                 host: self.spec.to_string(),
                 detail: error.to_string(),
@@ -465,18 +455,26 @@ impl SshRemote {
         output_limit: Option<usize>,
     ) -> Result<CommandOutput, RemoteError> {
         let limit = self.command_limit(command);
-        let streams = self.streaming.is_some();
-        let line = remote_line(
-            command,
+        if self.streaming.is_some() {
+            let line = remote_line(command, limit, self.has_timeout, self.login_is_root, true);
+            return self.execute(&line, stdin, (limit, output_limit), &command.script);
+        }
+        let line = session_line(command, limit, self.has_timeout);
+        let call = Call {
+            request: Request {
+                line: &line,
+                stdin: stdin.unwrap_or_default(),
+                then: None,
+            },
             limit,
-            self.has_timeout,
-            self.login_is_root,
-            streams,
-        );
-        self.execute(&line, stdin, (limit, output_limit), &command.script)
+            output_limit,
+            script: &command.script,
+        };
+        self.call_framed(&call).map(session::Reply::into_output)
     }
 
-    /// Runs one remote line over the shared connection, reconnecting first
+    /// Runs one remote line as a client process of its own (for streaming
+    /// output, which the session does not carry), reconnecting first
     /// if the connection dropped since the last command. `limits` are the
     /// wall-clock time and the bytes of stdout plus stderr kiln waits for.
     fn execute(
@@ -590,15 +588,17 @@ impl SshRemote {
         }
     }
 
-    /// Closes the master politely (`ssh -O exit`), then makes sure.
+    /// Closes the master politely (SIGTERM), then makes sure.
     fn close_master(&mut self) {
         let Some(mut master) = self.master.take() else {
             return;
         };
         if matches!(master.try_wait(), Ok(None)) {
-            let mut command = self.ssh_command(Role::Control);
-            command.arg("-O").arg("exit").arg("--").arg(&self.spec.host);
-            let _ = run_child(command, None, Some(MASTER_EXIT_GRACE), None, None);
+            // SIGTERM rather than `ssh -O exit`: the master closes the
+            // connection and removes its socket just the same, without one
+            // more ssh process per host.
+            // SAFETY: kill(2) of our own child, not yet reaped.
+            unsafe { libc::kill(master.id() as libc::pid_t, libc::SIGTERM) };
             let deadline = Instant::now() + MASTER_EXIT_GRACE;
             while matches!(master.try_wait(), Ok(None)) && Instant::now() < deadline {
                 thread::sleep(Duration::from_millis(10));
@@ -612,7 +612,7 @@ impl SshRemote {
 impl SshRemote {
     /// Notes an upload of the `script` type's file, until its command ends.
     fn note_upload(&mut self, path: &str) {
-        let hex = path.strip_prefix("/tmp/kiln-script-").unwrap_or("");
+        let hex = path.strip_prefix(SCRIPT_UPLOAD_PREFIX).unwrap_or("");
         if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             self.scripts.push(path.to_string());
         }
@@ -644,6 +644,7 @@ impl SshRemote {
 impl Drop for SshRemote {
     fn drop(&mut self) {
         self.remove_unfinished_scripts();
+        self.drop_session();
         self.close_master();
     }
 }
@@ -686,14 +687,17 @@ impl Remote for SshRemote {
         let command = write_command(write);
         let output =
             self.run_as_root(&command, Some(write.contents), Some(INTERNAL_OUTPUT_LIMIT))?;
-        match output.exit_code {
-            0 => Ok(()),
-            SYMLINK_EXIT => Err(self.symlink_refusal(path, &output.stdout)),
-            _ => Err(self.failed(format!(
-                "cannot write {path}: {}",
-                last_lines(&output.stderr, ERROR_LINES)
-            ))),
-        }
+        self.write_outcome(path, &output)
+    }
+
+    /// The upload and the command in one request (see
+    /// [`SshRemote::upload_and_run`]).
+    fn write_and_run(
+        &mut self,
+        write: &FileWrite<'_>,
+        command: &RemoteCommand,
+    ) -> Result<CommandOutput, RemoteError> {
+        self.upload_and_run(write, command)
     }
 
     /// Checks the path and reads it in one round trip; `head -c` on the

@@ -26,6 +26,10 @@ pub(super) const NOT_REGULAR_EXIT: i32 = 68;
 /// reports the timeout first and the remote side only cleans up orphans.
 const REMOTE_TIMEOUT_GRACE: Duration = Duration::from_secs(5);
 
+/// How long the remote `timeout(1)` of a session's command waits after its
+/// TERM before it KILLs (`-k`).
+pub(super) const KILL_AFTER: Duration = Duration::from_secs(2);
+
 /// A shell function for exact-path calls: walks `$1` from the root and
 /// exits with [`SYMLINK_EXIT`], printing "COMPONENT -> WHERE", at the first
 /// component that is a symlink; `$2` is `self` to check the last component
@@ -202,6 +206,34 @@ pub(super) fn remote_line(
     line
 }
 
+/// The line a session runs for `command` (the session already runs as
+/// root): the command's own quoted line, bounded to its output limit, under
+/// `timeout` at its limit (and the host has it): the host ends the command
+/// at its deadline and answers, so the session outlives the timeout.
+pub(super) fn session_line(
+    command: &RemoteCommand,
+    limit: Option<Duration>,
+    has_timeout: bool,
+) -> String {
+    let mut line = command.to_shell_line();
+    if let Some(output_limit) = command.output_limit {
+        line = bounded_line(&line, output_limit, false);
+    }
+    if let (Some(limit), true) = (limit, has_timeout) {
+        let seconds = remote_seconds(limit).as_secs();
+        line = format!("timeout -k {} {seconds} {line}", KILL_AFTER.as_secs());
+    }
+    // One simple command: the loop's shell replaces itself with it rather
+    // than forking once more.
+    format!("exec {line}")
+}
+
+/// The whole seconds the remote `timeout(1)` is given for `limit` (busybox
+/// takes no fractions).
+pub(super) fn remote_seconds(limit: Duration) -> Duration {
+    Duration::from_secs(limit.as_secs_f64().ceil() as u64)
+}
+
 /// `line` with its stdout and stderr each passed through `head -c
 /// LIMIT+1` on the target: once kiln has seen more than it will hold, the
 /// command dies of SIGPIPE on its next write even if the session (held
@@ -252,6 +284,38 @@ mod tests {
             format!("sudo -n -- timeout -k 5 7 {plain}")
         );
         assert_eq!(remote_line(&command, limit, false, true, false), plain);
+    }
+
+    #[test]
+    fn session_lines_time_out_at_the_limit_on_the_host() {
+        let mut command = RemoteCommand::new("sleep 30");
+        let plain = command.to_shell_line();
+        assert_eq!(session_line(&command, None, true), format!("exec {plain}"));
+        let limit = Some(Duration::from_millis(1500));
+        assert_eq!(
+            session_line(&command, limit, true),
+            format!("exec timeout -k 2 2 {plain}")
+        );
+        assert_eq!(
+            session_line(&command, limit, false),
+            format!("exec {plain}")
+        );
+        command.output_limit = Some(10);
+        let line = session_line(&command, limit, true);
+        assert!(
+            line.starts_with("exec timeout -k 2 2 /bin/sh -c "),
+            "{line}"
+        );
+        let line = session_line(&RemoteCommand::new("echo hi; exit 3"), None, false);
+        let output = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(line)
+            .output()
+            .unwrap();
+        assert_eq!(
+            (output.status.code(), output.stdout),
+            (Some(3), b"hi\n".to_vec())
+        );
     }
 
     /// Runs a bounded line under the local /bin/sh, as the target would.
