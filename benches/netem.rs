@@ -20,9 +20,10 @@
 //! - `NETEM_VENV`: the Python venv with ansible-core and testinfra (default
 //!   `/var/tmp/kiln-netem-venv`, made by `benches/netem/venv.sh` if absent).
 //!
-//! Tools alternate order from run to run. Ctrl-C or a failed run still
-//! removes namespaces, bridge, relays, sshds and mounts (a SIGKILLed run's
-//! leftovers are swept at the next start).
+//! Tools alternate order from run to run. Ctrl-C (or SIGTERM) ends the run
+//! in flight and prints the table so far; it, or a failed run, still removes
+//! namespaces, bridge, relays, sshds and mounts (a SIGKILLed run's leftovers
+//! are swept at the next start).
 
 #[path = "../tests/it/support/sshd_fleet.rs"]
 mod sshd_fleet;
@@ -213,7 +214,7 @@ fn benchmark(settings: &Settings) {
         port: PUBLIC_PORT,
     };
     let mut results = Results::new();
-    for &rtt in &settings.rtts {
+    'measuring: for &rtt in &settings.rtts {
         network.set_rtt(Duration::from_millis(rtt));
         let probe = probe_rtt(&config, &addresses[0]);
         eprintln!("netem: RTT {rtt} ms: {probe}");
@@ -233,7 +234,9 @@ fn benchmark(settings: &Settings) {
                     if run >= settings.runs_for(tool, count) {
                         continue;
                     }
-                    check_interrupt();
+                    if interrupted() {
+                        break 'measuring;
+                    }
                     let sample = tool.run(&hosts_for(count), &scratch);
                     eprintln!(
                         "netem: {rtt} ms, {count} hosts, {}: {:.2} s wall, {:.2} s CPU",
@@ -252,11 +255,15 @@ fn benchmark(settings: &Settings) {
     print_table(settings, &results);
 }
 
-fn check_interrupt() {
-    if INTERRUPTED.load(Ordering::SeqCst) {
-        // Unwinds, so the fleet and the network clean up after themselves.
-        panic!("netem: interrupted");
+/// After Ctrl-C (or SIGTERM) the run in flight ends, the table shows what
+/// was measured, and the fleet and the network clean up as they go out of
+/// scope.
+fn interrupted() -> bool {
+    let stop = INTERRUPTED.load(Ordering::SeqCst);
+    if stop {
+        eprintln!("netem: interrupted; printing what was measured");
     }
+    stop
 }
 
 /// The RTT as a client sees it: a fresh `ssh ... true` (median of 3,

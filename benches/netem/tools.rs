@@ -104,23 +104,23 @@ impl Tool {
                 command
             }
             Tool::Testinfra { venv } => {
-                let control = run_dir.join("cm-%C");
                 let urls: Vec<String> = hosts
                     .addresses
                     .iter()
-                    .map(|a| {
-                        format!(
-                            "ssh://root@{a}:{}?controlpath={}",
-                            hosts.port,
-                            control.display()
-                        )
-                    })
+                    .map(|a| format!("ssh://root@{a}:{}", hosts.port))
                     .collect();
                 let mut command = Command::new(venv.join("bin/pytest"));
                 command
                     .args(["-q", "-p", "no:cacheprovider", "-n", &parallel])
                     .arg(format!("--hosts={}", urls.join(",")))
                     .arg(format!("--ssh-config={}", hosts.ssh_config.display()))
+                    // testinfra asks for ControlMaster=auto and ControlPersist
+                    // but sets no ControlPath (and takes none from the host
+                    // URL), so without this every command is a new login.
+                    .arg(format!(
+                        "--ssh-extra-args=-o ControlPath={}",
+                        run_dir.join("cm-%C").display()
+                    ))
                     .arg(repo().join("benches/netem/test_fleet.py"))
                     .current_dir(run_dir);
                 command
