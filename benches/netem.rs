@@ -341,27 +341,41 @@ fn median(samples: &[Sample], field: fn(&Sample) -> Duration) -> f64 {
 
 fn print_table(settings: &Settings, results: &Results) {
     let labels: Vec<String> = settings.tools.iter().map(Tool::label).collect();
-    let header: Vec<String> = labels.iter().map(|l| format!("{l} wall (CPU) s")).collect();
-    println!("| RTT ms | hosts | runs | {} |", header.join(" | "));
+    let header: Vec<String> = labels
+        .iter()
+        .map(|l| format!("{l} wall (CPU) s, median"))
+        .collect();
+    println!(
+        "| RTT ms | hosts | runs ({}) | {} |",
+        labels.join(", "),
+        header.join(" | ")
+    );
     println!("|---:|---:|---:|{}", "---:|".repeat(labels.len()));
     for &rtt in &settings.rtts {
         for &count in &settings.hosts {
-            let mut runs = 0;
+            let mut runs = Vec::new();
             let cells: Vec<String> = labels
                 .iter()
                 .map(|label| match results.get(&(rtt, count, label.clone())) {
                     Some(samples) => {
-                        runs = samples.len();
+                        runs.push(samples.len().to_string());
                         format!(
                             "{:.2} ({:.2})",
                             median(samples, |s| s.wall),
                             median(samples, |s| s.cpu)
                         )
                     }
-                    None => "–".into(),
+                    None => {
+                        runs.push("0".into());
+                        "–".into()
+                    }
                 })
                 .collect();
-            println!("| {rtt} | {count} | {runs} | {} |", cells.join(" | "));
+            println!(
+                "| {rtt} | {count} | {} | {} |",
+                runs.join("/"),
+                cells.join(" | ")
+            );
         }
     }
     print_ratios(settings, results);
