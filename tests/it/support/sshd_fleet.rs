@@ -12,6 +12,10 @@
 //! read or written. Dropping the fleet kills the sshds and their sessions,
 //! unmounts, and removes the directory (left in place if anything is still
 //! mounted, so a recursive delete can never reach through a mount).
+//! [`Fleet::start_placed`] instead runs each sshd inside a network namespace
+//! the caller made, reached at an address the caller chose (the netem
+//! benchmark puts a delaying relay there), with extra overlay layers (say,
+//! python3 for Ansible) over the golden tree.
 //!
 //! Everything here panics on failure: a test that cannot get its fleet must
 //! fail, never skip.
@@ -41,11 +45,26 @@ pub const UNPRIVILEGED_USER: &str = "kiln-fleet";
 /// running side by side tend to use different ones.
 static NEXT_ADDRESS: AtomicU32 = AtomicU32::new(0);
 
+/// Where a host runs when it is not on loopback (the netem benchmark):
+/// its sshd in network namespace `netns`, listening on `listen`, reached by
+/// clients at `public` (for example a delaying relay in front of it; the
+/// same as `listen` when nothing is in between).
+pub struct Placement {
+    pub netns: String,
+    pub listen: (Ipv4Addr, u16),
+    pub public: (Ipv4Addr, u16),
+}
+
 pub struct FleetHost {
     /// The `Host` alias the generated ssh_config knows this host by.
     pub alias: String,
+    /// Where clients connect (and what known_hosts names).
     pub address: Ipv4Addr,
     pub port: u16,
+    /// Where sshd itself listens: `address:port` unless placed behind something.
+    listen: (Ipv4Addr, u16),
+    /// The network namespace sshd runs in, if not this process's.
+    netns: Option<String>,
     dir: PathBuf,
     root: PathBuf,
     log: PathBuf,
@@ -105,6 +124,19 @@ impl Fleet {
     /// Starts `count` hosts, each with a fresh copy of the Debian root
     /// filesystem, all trusted in the fleet's known_hosts.
     pub fn start(count: usize) -> Fleet {
+        Fleet::start_with(count, None, &[])
+    }
+
+    /// Starts one host per placement, each sshd in its namespace, with
+    /// `layers` (overlayfs lower directories, e.g. built by
+    /// `benches/netem/python-layer.sh`) stacked above the golden tree in
+    /// every host's root filesystem.
+    pub fn start_placed(placements: Vec<Placement>, layers: &[PathBuf]) -> Fleet {
+        let count = placements.len();
+        Fleet::start_with(count, Some(placements), layers)
+    }
+
+    fn start_with(count: usize, placements: Option<Vec<Placement>>, layers: &[PathBuf]) -> Fleet {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} is missing: run .ci/install-deps (openssh-server)"
@@ -124,8 +156,10 @@ impl Fleet {
             hosts: Vec::new(),
             dir,
         };
+        let mut placements = placements.map(Vec::into_iter);
         for index in 0..count {
-            let host = fleet.prepare_host(index, &golden);
+            let placement = placements.as_mut().and_then(Iterator::next);
+            let host = fleet.prepare_host(index, &golden, layers, placement);
             fleet.hosts.push(host);
         }
         for index in 0..count {
@@ -280,14 +314,21 @@ impl Fleet {
         }
     }
 
-    fn prepare_host(&self, index: usize, golden: &Path) -> FleetHost {
+    fn prepare_host(
+        &self,
+        index: usize,
+        golden: &Path,
+        layers: &[PathBuf],
+        placement: Option<Placement>,
+    ) -> FleetHost {
         let dir = self.dir.join(format!("host{index}"));
         fs::create_dir(&dir).expect("creating host dir");
         let root = dir.join("root");
         let mut mounts = Vec::new();
-        if mount_overlay(golden, &dir) {
+        if mount_overlay(golden, layers, &dir) {
             mounts.push(root.clone());
         } else {
+            assert!(layers.is_empty(), "layers need overlayfs");
             run(Command::new("cp")
                 .arg("-a")
                 .arg("--reflink=auto")
@@ -309,11 +350,20 @@ impl Fleet {
         keygen(&key);
         let host_public_key =
             fs::read_to_string(key.with_extension("pub")).expect("reading host key");
-        let address = next_address();
+        let (netns, listen, (address, port)) = match placement {
+            Some(p) => (Some(p.netns), p.listen, p.public),
+            None => {
+                let address = next_address();
+                let endpoint = (address, free_port(address));
+                (None, endpoint, endpoint)
+            }
+        };
         FleetHost {
             alias: format!("fleet-host-{index}"),
             address,
-            port: free_port(address),
+            port,
+            listen,
+            netns,
             log: dir.join("sshd.log"),
             dir,
             root,
@@ -328,7 +378,16 @@ impl Fleet {
         let host = &mut self.hosts[index];
         let config = host.dir.join("sshd_config");
         fs::write(&config, sshd_config(host, &authorized_keys)).expect("writing sshd_config");
-        let child = Command::new(SSHD)
+        // `ip netns exec` execs sshd in place, so the child's pid is sshd's.
+        let mut command = match &host.netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns, SSHD]);
+                command
+            }
+            None => Command::new(SSHD),
+        };
+        let child = command
             .arg("-D")
             .arg("-f")
             .arg(&config)
@@ -401,8 +460,8 @@ fn sshd_config(host: &FleetHost, authorized_keys: &Path) -> String {
          LogLevel INFO\n\
          MaxSessions 50\n\
          MaxStartups 50\n",
-        address = host.address,
-        port = host.port,
+        address = host.listen.0,
+        port = host.listen.1,
         dir = host.dir.display(),
         authorized_keys = authorized_keys.display(),
         root = host.root.display(),
@@ -410,7 +469,7 @@ fn sshd_config(host: &FleetHost, authorized_keys: &Path) -> String {
 }
 
 /// The extracted Debian tree every host copies, built once per tarball.
-fn golden_root() -> PathBuf {
+pub fn golden_root() -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root")
@@ -453,14 +512,20 @@ fn golden_root() -> PathBuf {
 
 /// Gives `dir/root` a copy-on-write view of `golden` (instant, and only
 /// what the host changes is written); false where overlayfs is unavailable.
-fn mount_overlay(golden: &Path, dir: &Path) -> bool {
+fn mount_overlay(golden: &Path, layers: &[PathBuf], dir: &Path) -> bool {
     let (upper, work, root) = (dir.join("upper"), dir.join("work"), dir.join("root"));
     for path in [&upper, &work, &root] {
         fs::create_dir(path).expect("creating overlay dirs");
     }
+    // The first lower directory is the top one.
+    let lower: Vec<String> = layers
+        .iter()
+        .chain([&golden.to_path_buf()])
+        .map(|layer| layer.display().to_string())
+        .collect();
     let options = format!(
         "lowerdir={},upperdir={},workdir={}",
-        golden.display(),
+        lower.join(":"),
         upper.display(),
         work.display()
     );
@@ -479,7 +544,7 @@ fn mount_overlay(golden: &Path, dir: &Path) -> bool {
 /// sshd only chroots into a path whose every component is root-owned and
 /// not writable by group or others, which rules out /tmp. Cargo's target
 /// tmp dir normally qualifies; this checks rather than assumes.
-fn chroot_safe_base() -> PathBuf {
+pub fn chroot_safe_base() -> PathBuf {
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sshd-fleet");
     fs::create_dir_all(&base).expect("creating fleet base dir");
     fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).expect("chmod fleet base dir");
@@ -521,7 +586,7 @@ fn free_port(address: Ipv4Addr) -> u16 {
 
 fn wait_for_listener(host: &mut FleetHost) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect((host.address, host.port)).is_err() {
+    while TcpStream::connect(host.listen).is_err() {
         let exited = host
             .sshd
             .as_mut()
@@ -530,15 +595,15 @@ fn wait_for_listener(host: &mut FleetHost) {
         assert!(
             !exited,
             "sshd for {}:{} exited:\n{}",
-            host.address,
-            host.port,
+            host.listen.0,
+            host.listen.1,
             host.log()
         );
         assert!(
             Instant::now() < deadline,
             "sshd on {}:{} never listened:\n{}",
-            host.address,
-            host.port,
+            host.listen.0,
+            host.listen.1,
             host.log()
         );
         std::thread::sleep(Duration::from_millis(20));
