@@ -226,6 +226,9 @@ pub fn run<R: Remote + 'static>(
 ) -> (RunSummary, R) {
     let started = Instant::now();
     let streams_output = observer.wants_output();
+    // Streaming output runs each command on a channel of its own, which
+    // cannot carry the upload too.
+    let joins_uploads = remote.joins_upload_and_run() && !streams_output;
     let session = Arc::new(Session {
         target: Mutex::new(Target {
             remote,
@@ -236,6 +239,7 @@ pub fn run<R: Remote + 'static>(
         resources: manifest.resources.clone(),
         observer: Arc::new(Mutex::new(observer)),
         streams_output,
+        joins_uploads,
         records: Mutex::new(Vec::new()),
         node_runs: std::sync::atomic::AtomicUsize::new(0),
         started,
@@ -306,6 +310,9 @@ struct Session<R> {
     observer: Arc<Mutex<Box<dyn Observer>>>,
     /// The observer's [`Observer::wants_output`], asked once per run.
     streams_output: bool,
+    /// A script upload is held for the run that follows it (see
+    /// [`Remote::joins_upload_and_run`]).
+    joins_uploads: bool,
     records: Mutex<Vec<NodeRecord>>,
     /// Validator runs started so far, against [`MAX_NODE_RUNS`].
     node_runs: std::sync::atomic::AtomicUsize,
@@ -466,9 +473,10 @@ struct NodeScope<R> {
     /// The failure of the last nested block that failed.
     child_failure: Mutex<Option<ValidationError>>,
     /// A script upload not yet sent: the `script` type writes its file and
-    /// runs it next, and [`Remote::write_and_run`] does both in one trip.
-    /// Any other call, and the node's end, sends it first on its own; its
-    /// failure is then that call's (or the node's).
+    /// runs it next, and on a target that joins them
+    /// [`Remote::write_and_run`] does both in one trip. Any other call, and
+    /// the node's end, sends it first on its own; its failure is then that
+    /// call's (or the node's).
     pending_upload: Mutex<Option<PendingUpload>>,
 }
 
@@ -566,13 +574,9 @@ impl<R: Remote + 'static> RunScope for NodeScope<R> {
         let started = Instant::now();
         let upload = self.pending_upload.lock().unwrap().take();
         let result = match upload {
-            Some(upload) if !self.session.streams_output => self
-                .session
-                .call(|remote| remote.write_and_run(&upload.write(), command)),
             Some(upload) => self
                 .session
-                .call(|remote| remote.write_file(&upload.write()))
-                .and_then(|()| self.run_streaming(command)),
+                .call(|remote| remote.write_and_run(&upload.write(), command)),
             None if self.session.streams_output => self.run_streaming(command),
             None => self.session.call(|remote| remote.run(command)),
         };
@@ -587,7 +591,7 @@ impl<R: Remote + 'static> RunScope for NodeScope<R> {
 
     fn write_file(&self, write: &FileWrite<'_>) -> Result<(), RemoteError> {
         self.flush_upload()?;
-        if write.path.starts_with(SCRIPT_UPLOAD_PREFIX) {
+        if self.session.joins_uploads && write.path.starts_with(SCRIPT_UPLOAD_PREFIX) {
             *self.pending_upload.lock().unwrap() = Some(PendingUpload::new(write));
             return Ok(());
         }

@@ -299,11 +299,20 @@ pub trait Remote: Send {
     /// Writes a file, replacing it without ever showing a partial one.
     fn write_file(&mut self, write: &FileWrite<'_>) -> Result<(), RemoteError>;
 
+    /// Whether [`write_and_run`](Self::write_and_run) costs one round trip
+    /// instead of two. Only then does the interpreter hold a script upload
+    /// back to join it with the run that follows; on other targets the
+    /// upload goes out when the component makes it, as a call of its own.
+    fn joins_upload_and_run(&self) -> bool {
+        false
+    }
+
     /// Writes a file, then (only if that worked) runs a command as root:
     /// the upload of a script and its run. A target that can do both in
-    /// one round trip overrides this; the default makes the two calls, so
-    /// what reaches the target is the same either way. A failed write is
-    /// this call's error and the command never runs.
+    /// one round trip overrides this (and
+    /// [`joins_upload_and_run`](Self::joins_upload_and_run)); the default
+    /// makes the two calls, so what reaches the target is the same either
+    /// way. A failed write is this call's error and the command never runs.
     fn write_and_run(
         &mut self,
         write: &FileWrite<'_>,

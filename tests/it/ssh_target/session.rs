@@ -185,3 +185,37 @@ fn a_session_killed_mid_command_fails_that_command_and_the_next_gets_a_new_one()
     // Still one login: the connection survived, only the session was new.
     assert_eq!(fleet.host(0).accepted_logins(), 1);
 }
+
+#[test]
+fn a_script_validator_is_one_call_over_ssh_and_two_elsewhere() {
+    let yaml = "validators:\n  - script:\n      first:\n        inline: echo one > /root/kiln-first\n  - script:\n      second:\n        inline: cat /root/kiln-first\n        output: seen\n";
+    let fixture = support::Fixture::new(yaml, &[]);
+    let fleet = Fleet::start(1);
+    let (summary, _target) = support::kiln().run(
+        &fixture.manifest(),
+        connect(&fleet, 0),
+        &support::args(&[]),
+        false,
+        Box::new(Quiet),
+    );
+    assert!(summary.passed(), "{:?}", summary.outcome);
+    assert_eq!(
+        summary.arguments.get("seen").map(String::as_str),
+        Some("one")
+    );
+    // Each script's upload travelled with its run.
+    assert_eq!(summary.commands, 2, "calls that reached the host");
+    // A target that cannot join them gets the upload as a call of its own.
+    let (summary, _remote) = support::kiln().run(
+        &fixture.manifest(),
+        kiln::remote::scripted::ScriptedRemote::new("debian"),
+        &support::args(&[]),
+        false,
+        Box::new(Quiet),
+    );
+    assert!(summary.passed(), "{:?}", summary.outcome);
+    assert_eq!(
+        summary.commands, 4,
+        "calls that reached the scripted remote"
+    );
+}

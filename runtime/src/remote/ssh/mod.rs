@@ -690,6 +690,10 @@ impl Remote for SshRemote {
         self.write_outcome(path, &output)
     }
 
+    fn joins_upload_and_run(&self) -> bool {
+        true
+    }
+
     /// The upload and the command in one request (see
     /// [`SshRemote::upload_and_run`]).
     fn write_and_run(
