@@ -206,16 +206,16 @@ for ((i = 1; i <= runs; i++)); do
   done
   if has_phase repack; then
     alternate "$i" \
-      'vc:[ -n "$kiln_only" ] || timed repack virt-customize "$dir/vc.log" -- vc "$dir/vc.qcow2"' \
+      'vc:if [ -z "$kiln_only" ]; then timed repack virt-customize "$dir/vc.log" -- vc "$dir/vc.qcow2"; fi' \
       'kiln:timed repack kiln "$dir/kiln.log" -- kpack "$dir/kiln.qcow2"' \
-      'old:[ -n "$kiln_only" ] || timed repack kiln-sh-full "$dir/kiln.log" -- kpack "$dir/kiln.qcow2" $before'
+      'old:if [ -z "$kiln_only" ]; then timed repack kiln-sh-full "$dir/kiln.log" -- kpack "$dir/kiln.qcow2" $before; fi'
   fi
   if has_phase floor || has_phase testonly; then
     alternate "$i" \
-      'floor:has_phase floor && timed floor guestfish "$dir/floor.log" -- floor "$dir/kiln.qcow2"' \
-      'floornet:has_phase floor && timed floor guestfish-network "$dir/floor.log" -- floor_net "$dir/kiln.qcow2"' \
-      'test:has_phase testonly && timed testonly kiln "$dir/kiln.log" -- kpack "$dir/kiln.qcow2" --test-only' \
-      'old:has_phase testonly && [ -z "$kiln_only" ] && timed testonly kiln-sh-full "$dir/kiln.log" -- kpack "$dir/kiln.qcow2" --test-only $before'
+      'floor:if has_phase floor; then timed floor guestfish "$dir/floor.log" -- floor "$dir/kiln.qcow2"; fi' \
+      'floornet:if has_phase floor; then timed floor guestfish-network "$dir/floor.log" -- floor_net "$dir/kiln.qcow2"; fi' \
+      'test:if has_phase testonly; then timed testonly kiln "$dir/kiln.log" -- kpack "$dir/kiln.qcow2" --test-only; fi' \
+      'old:if has_phase testonly && [ -z "$kiln_only" ]; then timed testonly kiln-sh-full "$dir/kiln.log" -- kpack "$dir/kiln.qcow2" --test-only $before; fi'
   fi
   if has_phase verify; then
     timed verify kiln "$dir/kiln.log" -- kpack "$dir/kiln.qcow2" --verify
