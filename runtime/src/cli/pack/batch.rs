@@ -393,15 +393,7 @@ impl BatchRun<'_> {
     fn report(&self, outcome: &ImageOutcome, reporter: &mut Reporter) {
         let name = image_name(&outcome.image);
         match (&outcome.summary, &outcome.problem) {
-            (Some(summary), None) => reporter.add_run(
-                "image",
-                &name,
-                outcome.result,
-                summary,
-                outcome.elapsed,
-                &outcome.commands,
-            ),
-            (Some(summary), Some(problem)) => {
+            (Some(summary), problem) => {
                 reporter.add_run(
                     "image",
                     &name,
@@ -410,7 +402,11 @@ impl BatchRun<'_> {
                     outcome.elapsed,
                     &outcome.commands,
                 );
-                reporter.not_kept(problem);
+                // Something after the run (closing, committing) kept it
+                // from being written back.
+                if let Some(problem) = problem {
+                    reporter.not_kept(problem);
+                }
             }
             (None, problem) => reporter.add_failed(
                 "image",
