@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use kiln::interpreter::{RunError, RunSummary};
 use kiln::manifest::Manifest;
-use kiln::remote::image::{
-    BatchMember, CommandChannel, ImageBatch, ImageError, ImageOptions, Inspector,
-};
+use kiln::remote::image::{BatchMember, ImageBatch, ImageError, ImageOptions};
 use kiln::text::one_line;
 use kiln::Kiln;
 
@@ -24,7 +22,7 @@ use super::super::progress::{self, print_line, print_line_logging, CommandLog, P
 use super::super::report::Reporter;
 use super::super::target_result::TargetResult;
 use super::super::{shown_path, Common, Paint, Style};
-use super::image_target::{merge_verify, stopped_with};
+use super::image_target::{merge_verify, ready_line, slow_channel_note, stopped_with};
 use super::{image_name, PackArgs};
 
 /// What one batch run needs besides its images.
@@ -186,22 +184,12 @@ impl BatchRun<'_> {
                 return ImageOutcome::not_run(image, result, error.to_string());
             }
         };
-        self.say(
-            started,
-            &format!(
-                "image ready ({})",
-                match session.inspector() {
-                    Inspector::Quick => "quick inspection",
-                    Inspector::Libguestfs => "libguestfs inspection",
-                }
-            ),
-        );
+        self.say(started, &ready_line(&session));
         let commands = CommandLog::default();
         let (summary, session) = self.run_manifest(session, &commands, started);
-        if matches!(self.args.commands, super::CommandsArg::Chroot)
-            && session.command_channel() == Some(CommandChannel::DaemonSh)
-        {
-            self.say(started, "note: this libguestfs appliance has no `debug sh`, so commands went through libguestfs's slower `sh`");
+        let wanted_chroot = matches!(self.args.commands, super::CommandsArg::Chroot);
+        if let Some(note) = slow_channel_note(wanted_chroot, &session) {
+            self.say(started, note);
         }
         let passed = summary.passed() && kiln::interrupt::requested().is_none();
         let keep = passed && !self.args.test_only;

@@ -331,13 +331,7 @@ mod image_target {
                 return Err(error.into());
             }
         };
-        say(&format!(
-            "image ready ({})",
-            match session.inspector() {
-                Inspector::Quick => "quick inspection",
-                Inspector::Libguestfs => "libguestfs inspection",
-            }
-        ));
+        say(&ready_line(&session));
         let commands = CommandLog::default();
         let observer = |offset| {
             Box::new(Progress::new(
@@ -381,10 +375,11 @@ mod image_target {
             );
             return Ok(interrupted(image, None, style, reporter).unwrap_or(stop.exit_code()));
         }
-        if options.command_channel == CommandChannel::SessionChroot
-            && session.command_channel() == Some(CommandChannel::DaemonSh)
-        {
-            say("note: this libguestfs appliance has no `debug sh`, so commands went through libguestfs's slower `sh`");
+        if let Some(note) = slow_channel_note(
+            options.command_channel == CommandChannel::SessionChroot,
+            &session,
+        ) {
+            say(note);
         }
         if summary.passed() && !args.test_only && args.selinux_relabel {
             say("relabelling SELinux files");
@@ -534,6 +529,27 @@ mod image_target {
         }
         reporter.stopped(&stop, message);
         stop.exit_code()
+    }
+
+    /// The progress line once an image is open: which inspection found
+    /// its OS.
+    pub(super) fn ready_line(session: &ImageRemote) -> String {
+        let inspection = match session.inspector() {
+            Inspector::Quick => "quick inspection",
+            Inspector::Libguestfs => "libguestfs inspection",
+        };
+        format!("image ready ({inspection})")
+    }
+
+    /// The note for a run that wanted the session chroot but whose
+    /// appliance could only run commands through libguestfs's `sh`.
+    pub(super) fn slow_channel_note(
+        wanted_chroot: bool,
+        session: &ImageRemote,
+    ) -> Option<&'static str> {
+        (wanted_chroot && session.command_channel() == Some(CommandChannel::DaemonSh)).then_some(
+            "note: this libguestfs appliance has no `debug sh`, so commands went through libguestfs's slower `sh`",
+        )
     }
 
     /// The pack's records with the verify pass's outcome: a pack whose
