@@ -14,6 +14,9 @@
 //! cost of one `script` validator: a manifest of 41 inline scripts against
 //! one of 1 on one host, best of 3, wall and client CPU, old and new side
 //! by side, plus the cost of one command through the library), or `all`.
+//! `KILN_FLEET_NEW_SSH_OPTIONS="Opt=value …"` passes each as `-o` to this
+//! build's runs only: with `KILN_OLD_KILN` naming this same build, it
+//! measures what an ssh setting (the key exchange, say) costs a host.
 
 #[path = "../tests/it/support/sshd_fleet.rs"]
 mod sshd_fleet;
@@ -134,6 +137,12 @@ fn kiln_run(kiln: &Path, fleet: &Fleet, hosts: usize, manifest: &Path) -> Cost {
         command
             .arg("--host")
             .arg(fleet.host(index).spec().to_string());
+    }
+    if kiln == Path::new(env!("CARGO_BIN_EXE_kiln")) {
+        let options = std::env::var("KILN_FLEET_NEW_SSH_OPTIONS").unwrap_or_default();
+        for option in options.split_whitespace() {
+            command.arg("-o").arg(option);
+        }
     }
     let before = children_cpu();
     let wall = timed(&mut command, "kiln validate");

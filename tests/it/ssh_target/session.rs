@@ -85,6 +85,35 @@ fn many_calls_share_one_session_on_the_host() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// The host spawns as little as it can per call: a plain command's shell
+/// is the loop's own child (the loop's subshell `exec`s it: no `sh -c`,
+/// `env` or wrapper between them), also with env values; a bounded one
+/// sits under the two `head`s' subshell; the loop's directory holds no
+/// stored stdin once a call is done.
+#[test]
+fn a_command_is_one_process_under_the_loop() {
+    let fleet = Fleet::start(1);
+    let mut target = connect(&fleet, 0);
+    let session = the_loop_on(&fleet, 0).to_string();
+    assert_eq!(run(&mut target, "echo $PPID").1.trim(), session);
+    let mut with_env = RemoteCommand::new("echo $PPID $greeting");
+    with_env.env.push(("greeting".into(), "it's $(id)".into()));
+    let output = target.run(&with_env).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{session} it's $(id)\n")
+    );
+    let mut bounded = RemoteCommand::new("cut -d' ' -f4 /proc/$PPID/stat");
+    bounded.output_limit = Some(1000);
+    let output = target.run(&bounded).unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), session);
+    target
+        .write_file(&FileWrite::new("/root/f", b"contents", 0o600))
+        .unwrap();
+    let stored = run(&mut target, "ls -l /tmp/kiln-loop.*/i | cut -d' ' -f5").1;
+    assert_eq!(stored.trim(), "0");
+}
+
 #[test]
 fn an_upload_and_its_run_are_one_call_and_a_refused_upload_runs_nothing() {
     let fleet = Fleet::start(1);

@@ -3,25 +3,36 @@
 //! replies it writes back, and kiln's bounded parsing of those replies.
 //! Pure text and bytes, no processes: the session feeds it.
 //!
-//! A request is one header line `SEQ CMDLEN STDINLEN THENLEN`, then
-//! CMDLEN bytes of shell line, STDINLEN bytes for its stdin, and THENLEN
-//! bytes of a second shell line to run (stdin from /dev/null) only when
-//! the first exits 0 — an upload and the script it uploaded, in one trip.
-//! Each shell line ends with a `#` comment naming the session's nonce, so
-//! a line cut short by a dropped connection is never run. The loop reads
-//! payloads with `head -c N`, which GNU coreutils reads exactly (it never
+//! A request is one header line `SEQ CMDLINES STDINLEN THENLINES`, then
+//! CMDLINES lines of shell text, STDINLEN bytes for its stdin, and
+//! THENLINES lines of a second shell text to run (stdin from /dev/null)
+//! only when the first exits 0 — an upload and the script it uploaded, in
+//! one trip. Each shell text and a non-empty stdin are followed by a
+//! trailer line `#kiln-NONCE`, which the loop checks before it runs
+//! anything, so a request cut short by a dropped connection is never run.
+//!
+//! The loop spawns as little as it can per request, since on a host each
+//! process costs about a millisecond: shell text is read line by line with
+//! the shell's own `read` (no NUL can be in it, see [`NulInCommand`]), and
+//! run by `eval` in a subshell of the loop (each line `exec`s its command,
+//! so the subshell is the command's only process). Only the stdin bytes
+//! need a process: `head -c N`, which GNU coreutils reads exactly (it never
 //! asks the pipe for more than is left); a `head` that over-reads (busybox
 //! reads through stdio) is detected at start and replaced by `dd bs=1`.
-//! stdin is stored and its size checked before the command starts, so a
+//! stdin is stored and its trailer checked before the command starts, so a
 //! truncated upload never reaches a file.
 //!
 //! A reply is one header line `KILN-REPLY SEQ STEP STATUS OUTLEN ERRLEN`,
 //! then OUTLEN bytes of stdout and ERRLEN of stderr. The loop keeps the
 //! output in files in its private directory until the command ends, so
-//! lengths are known up front; the command's own `head -c` (see
-//! `remote_side::bounded_line`) keeps those files at the output limit.
-
-use std::fmt::Write as _;
+//! lengths are known up front (`wc`, skipped when both are empty); a line
+//! with an output limit runs under the loop's `kiln_bounded`, whose two
+//! `head -c LIMIT+1` (reading the command's stdout and stderr through
+//! FIFOs made once per session) keep those files at the limit and end a
+//! flooding command with SIGPIPE. The `head`s end when the command's last
+//! writer does: `timeout(1)` kills the command's process group at its
+//! deadline; a process that left the group and keeps the output open is
+//! covered by kiln's own deadline, which gives the session up.
 
 /// The loop the host runs, as the script of `/bin/sh -c LOOP kiln-loop
 /// NONCE`. `$1` is the nonce: the ready line and every shell line's
@@ -31,15 +42,34 @@ pub(super) const LOOP: &str = r##"n=$1
 d=$(mktemp -d /tmp/kiln-loop.XXXXXX) || exit 1
 trap 'rm -rf "$d"' EXIT
 trap 'exit 1' HUP INT TERM PIPE
+mkfifo "$d/po" "$d/pe" || exit 1
 if [ "$(printf ab | { head -c 1 >/dev/null; head -c 1; })" = b ]; then
   kiln_take() { head -c "$1"; }
 else
   kiln_take() { dd bs=1 count="$1" 2>/dev/null; }
 fi
+kiln_nl='
+'
+kiln_trailer() {
+  IFS= read -r kiln_t || exit 3
+  [ "$kiln_t" = "#kiln-$n" ] || exit 3
+}
 kiln_line() {
-  line=$(kiln_take "$1"; echo .)
-  case $line in *"#kiln-$n
-.") line=${line%.} ;; *) exit 3 ;; esac
+  line= kiln_k=0
+  while [ "$kiln_k" -lt "$1" ]; do
+    IFS= read -r kiln_l || exit 3
+    line=$line$kiln_l$kiln_nl
+    kiln_k=$((kiln_k + 1))
+  done
+  kiln_trailer
+}
+kiln_bounded() {
+  head -c "$1" <"$d/po" &
+  head -c "$1" <"$d/pe" >&2 &
+  ( eval "$2" ) >"$d/po" 2>"$d/pe"
+  kiln_s=$?
+  wait
+  return "$kiln_s"
 }
 printf '\nKILN-READY %s\n' "$n"
 while IFS=' ' read -r seq clen ilen tlen; do
@@ -48,24 +78,28 @@ while IFS=' ' read -r seq clen ilen tlen; do
   in=/dev/null
   if [ "$ilen" -gt 0 ]; then
     kiln_take "$ilen" >"$d/i"
-    [ "$(wc -c <"$d/i")" -eq "$ilen" ] || exit 3
+    kiln_trailer
     in=$d/i
   fi
   then=
   [ "$tlen" -eq 0 ] || { kiln_line "$tlen"; then=$line; }
   step=1
-  /bin/sh -c "$cmd" <"$in" >"$d/o" 2>"$d/e"
+  ( eval "$cmd" ) <"$in" >"$d/o" 2>"$d/e"
   s=$?
   if [ -n "$then" ] && [ "$s" -eq 0 ]; then
     step=2
-    /bin/sh -c "$then" </dev/null >"$d/o" 2>"$d/e"
+    ( eval "$then" ) </dev/null >"$d/o" 2>"$d/e"
     s=$?
   fi
-  [ "$in" = /dev/null ] || rm -f "$d/i"
-  wc -c "$d/o" "$d/e" >"$d/n"
-  { read -r olen x; read -r elen x; } <"$d/n"
-  printf 'KILN-REPLY %s %s %s %s %s\n' "$seq" "$step" "$s" "$olen" "$elen"
-  cat "$d/o" "$d/e"
+  [ "$in" = /dev/null ] || : >"$d/i"
+  if [ -s "$d/o" ] || [ -s "$d/e" ]; then
+    wc -c "$d/o" "$d/e" >"$d/n"
+    { read -r olen x; read -r elen x; } <"$d/n"
+    printf 'KILN-REPLY %s %s %s %s %s\n' "$seq" "$step" "$s" "$olen" "$elen"
+    cat "$d/o" "$d/e"
+  else
+    printf 'KILN-REPLY %s %s %s 0 0\n' "$seq" "$step" "$s"
+  fi
 done
 "##;
 
@@ -96,28 +130,29 @@ pub(super) fn encode(
     seq: u64,
     nonce: &str,
 ) -> Result<Vec<u8>, NulInCommand> {
-    let with_trailer = |line: &str| -> Result<String, NulInCommand> {
-        if line.contains('\0') {
+    let trailer = format!("#kiln-{nonce}\n");
+    // A shell text as the loop reads it: its lines, then the trailer.
+    let framed = |text: &str| -> Result<(usize, String), NulInCommand> {
+        if text.contains('\0') {
             return Err(NulInCommand);
         }
-        Ok(format!("{line}\n#kiln-{nonce}\n"))
+        Ok((text.split('\n').count(), format!("{text}\n{trailer}")))
     };
-    let line = with_trailer(request.line)?;
-    let then = request.then.map(with_trailer).transpose()?;
-    let then = then.unwrap_or_default();
-    let mut header = String::new();
-    let _ = writeln!(
-        header,
-        "{seq} {} {} {}",
-        line.len(),
-        request.stdin.len(),
-        then.len()
+    let (line_count, line) = framed(request.line)?;
+    let (then_count, then) = request.then.map(framed).transpose()?.unwrap_or_default();
+    let stdin_trailer = if request.stdin.is_empty() {
+        ""
+    } else {
+        &trailer
+    };
+    let header = format!("{seq} {line_count} {} {then_count}\n", request.stdin.len());
+    let mut bytes = Vec::with_capacity(
+        header.len() + line.len() + request.stdin.len() + stdin_trailer.len() + then.len(),
     );
-    let mut bytes =
-        Vec::with_capacity(header.len() + line.len() + request.stdin.len() + then.len());
     bytes.extend_from_slice(header.as_bytes());
     bytes.extend_from_slice(line.as_bytes());
     bytes.extend_from_slice(request.stdin);
+    bytes.extend_from_slice(stdin_trailer.as_bytes());
     bytes.extend_from_slice(then.as_bytes());
     Ok(bytes)
 }
@@ -182,19 +217,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn requests_carry_lengths_and_trailers() {
+    fn requests_carry_line_counts_lengths_and_trailers() {
         let request = Request {
-            line: "echo hi",
+            line: "echo hi\necho there",
             stdin: b"\0\xff",
             then: Some("true"),
         };
         let bytes = encode(&request, 7, "abc").unwrap();
-        let line = "echo hi\n#kiln-abc\n";
-        let then = "true\n#kiln-abc\n";
-        let mut expected = format!("7 {} 2 {}\n{line}", line.len(), then.len()).into_bytes();
-        expected.extend_from_slice(b"\0\xff");
-        expected.extend_from_slice(then.as_bytes());
+        let mut expected = b"7 2 2 1\necho hi\necho there\n#kiln-abc\n".to_vec();
+        expected.extend_from_slice(b"\0\xff#kiln-abc\ntrue\n#kiln-abc\n");
         assert_eq!(bytes, expected);
+        let plain = Request {
+            line: "true",
+            stdin: b"",
+            then: None,
+        };
+        assert_eq!(
+            encode(&plain, 1, "abc").unwrap(),
+            b"1 1 0 0\ntrue\n#kiln-abc\n"
+        );
         let nul = Request {
             line: "echo \0",
             stdin: b"",

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::frame::{Request, Step, LOOP};
 use super::remote_side::{remote_seconds, KILL_AFTER};
-use super::remote_side::{session_line, write_command, SYMLINK_EXIT};
+use super::remote_side::{session_line, write_command, Origin, SYMLINK_EXIT};
 use super::session::{Bounds, Reply, Session, SessionError};
 use super::{Role, SshRemote, ERROR_LINES};
 use crate::remote::{
@@ -176,8 +176,8 @@ impl SshRemote {
         self.note_upload(write.path);
         let upload = write_command(write);
         let (upload_limit, run_limit) = (self.command_limit(&upload), self.command_limit(command));
-        let upload_line = session_line(&upload, upload_limit, self.has_timeout);
-        let run_line = session_line(command, run_limit, self.has_timeout);
+        let upload_line = session_line(&upload, Origin::Kiln, upload_limit, self.has_timeout);
+        let run_line = session_line(command, Origin::Validator, run_limit, self.has_timeout);
         let call = Call {
             request: Request {
                 line: &upload_line,

@@ -62,7 +62,7 @@ pub use host_spec::HostSpec;
 use host_spec::ResolvedHost;
 use process::{end_masters_on_interrupt, make_control_dir, run_child, spawn_master, Finished};
 use remote_side::{
-    metadata_command, parse_stat, read_command, remote_line, session_line, write_command,
+    metadata_command, parse_stat, read_command, remote_line, session_line, write_command, Origin,
     MISSING_FILE_EXIT, NOT_REGULAR_EXIT, SYMLINK_EXIT,
 };
 use session::Session;
@@ -447,10 +447,12 @@ impl SshRemote {
     }
 
     /// Runs `command` as root, feeding `stdin` to it and holding at most
-    /// `output_limit` bytes of its stdout plus stderr.
+    /// `output_limit` bytes of its stdout plus stderr; `origin` says
+    /// whether it is kiln's own script (see [`session_line`]).
     fn run_as_root(
         &mut self,
         command: &RemoteCommand,
+        origin: Origin,
         stdin: Option<&[u8]>,
         output_limit: Option<usize>,
     ) -> Result<CommandOutput, RemoteError> {
@@ -459,7 +461,7 @@ impl SshRemote {
             let line = remote_line(command, limit, self.has_timeout, self.login_is_root, true);
             return self.execute(&line, stdin, (limit, output_limit), &command.script);
         }
-        let line = session_line(command, limit, self.has_timeout);
+        let line = session_line(command, origin, limit, self.has_timeout);
         let call = Call {
             request: Request {
                 line: &line,
@@ -637,7 +639,12 @@ impl SshRemote {
         let mut command = RemoteCommand::new(format!("rm -f -- {}", self.scripts.join(" ")));
         command.timeout = Some(self.options.connect_timeout);
         self.scripts.clear();
-        let _ = self.run_as_root(&command, None, Some(INTERNAL_OUTPUT_LIMIT));
+        let _ = self.run_as_root(
+            &command,
+            Origin::Validator,
+            None,
+            Some(INTERNAL_OUTPUT_LIMIT),
+        );
     }
 }
 
@@ -659,7 +666,7 @@ impl Remote for SshRemote {
     }
 
     fn run(&mut self, command: &RemoteCommand) -> Result<CommandOutput, RemoteError> {
-        let output = self.run_as_root(command, None, command.output_limit);
+        let output = self.run_as_root(command, Origin::Validator, None, command.output_limit);
         if matches!(&output, Ok(out) if out.exit_code != SSH_FAILURE_EXIT) {
             self.scripts
                 .retain(|path| !command.script.contains(path.as_str()));
@@ -685,8 +692,12 @@ impl Remote for SshRemote {
         self.note_upload(write.path);
         let path = write.path;
         let command = write_command(write);
-        let output =
-            self.run_as_root(&command, Some(write.contents), Some(INTERNAL_OUTPUT_LIMIT))?;
+        let output = self.run_as_root(
+            &command,
+            Origin::Kiln,
+            Some(write.contents),
+            Some(INTERNAL_OUTPUT_LIMIT),
+        )?;
         self.write_outcome(path, &output)
     }
 
@@ -717,7 +728,7 @@ impl Remote for SshRemote {
             what: path.to_string(),
             limit,
         };
-        let output = match self.run_as_root(&command, None, held) {
+        let output = match self.run_as_root(&command, Origin::Kiln, None, held) {
             Err(RemoteError::TooLarge { .. }) => {
                 return Err(too_large(self, read.max_bytes.unwrap_or_default()))
             }
@@ -748,7 +759,7 @@ impl Remote for SshRemote {
     fn metadata(&mut self, read: &FileRead<'_>) -> Result<Option<FileMetadata>, RemoteError> {
         let path = read.path;
         let command = metadata_command(read);
-        let output = self.run_as_root(&command, None, Some(INTERNAL_OUTPUT_LIMIT))?;
+        let output = self.run_as_root(&command, Origin::Kiln, None, Some(INTERNAL_OUTPUT_LIMIT))?;
         match output.exit_code {
             0 => parse_stat(&String::from_utf8_lossy(&output.stdout))
                 .map(Some)

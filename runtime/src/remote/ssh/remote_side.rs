@@ -80,12 +80,14 @@ if [ -f "$p" ] && [ ! -L "$p" ]; then
   owner=${{owner:-$2}}
   group=${{group:-$3}}
 fi
-tmp=$(mktemp "$(dirname -- "$p")/.kiln-write.XXXXXX")
+case $p in */*) dir=${{p%/*}}; dir=${{dir:-/}} ;; *) dir=. ;; esac
+tmp=$(mktemp "$dir/.kiln-write.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
 cat > "$tmp"
 chown "${{owner:-0}}:${{group:-0}}" "$tmp"
 chmod "${{mode:-644}}" "$tmp"
-mv -f -T "$tmp" "$p""#
+mv -f -T "$tmp" "$p"
+trap - EXIT"#
     ));
     let number = |value: Option<u32>| value.map(|v| v.to_string()).unwrap_or_default();
     command.env = vec![
@@ -206,26 +208,77 @@ pub(super) fn remote_line(
     line
 }
 
+/// Whose script a command runs, which decides how a session starts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// A validator's: run by a `/bin/sh` of its own, as over a login.
+    Validator,
+    /// kiln's own file-call scripts (this module's): written for the
+    /// loop's subshell, so without a time or output limit they run in it,
+    /// one process fewer.
+    Kiln,
+}
+
 /// The line a session runs for `command` (the session already runs as
-/// root): the command's own quoted line, bounded to its output limit, under
-/// `timeout` at its limit (and the host has it): the host ends the command
-/// at its deadline and answers, so the session outlives the timeout.
+/// root, and runs the line in a subshell of its loop): the command's own
+/// line, under `timeout` at its limit (when the host has it), so the host
+/// ends the command at its deadline and answers; with an output limit,
+/// under the loop's `kiln_bounded`, which cuts each stream at LIMIT+1 (see
+/// `frame::LOOP`). The line `exec`s the command, so the loop's subshell is
+/// its only process besides the bounds' two `head`s; kiln's own scripts
+/// with no limit on time or output need no `exec` at all.
 pub(super) fn session_line(
     command: &RemoteCommand,
+    origin: Origin,
     limit: Option<Duration>,
     has_timeout: bool,
 ) -> String {
-    let mut line = command.to_shell_line();
-    if let Some(output_limit) = command.output_limit {
-        line = bounded_line(&line, output_limit, false);
+    let timed = limit.filter(|_| has_timeout);
+    let (exports, mut line) = session_command(command);
+    let exported = !exports.is_empty() || command.env.is_empty();
+    if origin == Origin::Kiln && timed.is_none() && command.output_limit.is_none() && exported {
+        return format!("{exports}{}", command.script);
     }
-    if let (Some(limit), true) = (limit, has_timeout) {
+    if let Some(limit) = timed {
         let seconds = remote_seconds(limit).as_secs();
         line = format!("timeout -k {} {seconds} {line}", KILL_AFTER.as_secs());
     }
-    // One simple command: the loop's shell replaces itself with it rather
-    // than forking once more.
-    format!("exec {line}")
+    let line = format!("{exports}exec {line}");
+    match command.output_limit {
+        Some(output_limit) => format!(
+            "kiln_bounded {} {}",
+            output_limit.saturating_add(1),
+            shell_quote(&line)
+        ),
+        None => line,
+    }
+}
+
+/// `command` as `export` assignments for the loop's subshell and the
+/// `/bin/sh -c` line that `exec` then starts with them: one process fewer
+/// than `env -- NAME=VALUE …`. A name the shell would not take, or one
+/// that would change how the subshell itself finds or splits the command
+/// (`PATH`, `IFS`, `LD_*`), keeps `env`.
+fn session_command(command: &RemoteCommand) -> (String, String) {
+    let exportable = |name: &str| {
+        let mut chars = name.chars();
+        chars
+            .next()
+            .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+            && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+            && !matches!(name, "PATH" | "IFS")
+            && !name.starts_with("LD_")
+    };
+    if !command.env.iter().all(|(name, _)| exportable(name)) {
+        return (String::new(), command.to_shell_line());
+    }
+    let exports: String = command
+        .env
+        .iter()
+        .map(|(name, value)| format!("export {}; ", shell_quote(&format!("{name}={value}"))))
+        .collect();
+    let line = format!("/bin/sh -c {}", shell_quote(&command.script));
+    (exports, line)
 }
 
 /// The whole seconds the remote `timeout(1)` is given for `limit` (busybox
@@ -288,25 +341,36 @@ mod tests {
 
     #[test]
     fn session_lines_time_out_at_the_limit_on_the_host() {
+        let v = Origin::Validator;
         let mut command = RemoteCommand::new("sleep 30");
-        let plain = command.to_shell_line();
-        assert_eq!(session_line(&command, None, true), format!("exec {plain}"));
+        assert_eq!(
+            session_line(&command, v, None, true),
+            "exec /bin/sh -c 'sleep 30'"
+        );
         let limit = Some(Duration::from_millis(1500));
         assert_eq!(
-            session_line(&command, limit, true),
-            format!("exec timeout -k 2 2 {plain}")
+            session_line(&command, v, limit, true),
+            "exec timeout -k 2 2 /bin/sh -c 'sleep 30'"
         );
         assert_eq!(
-            session_line(&command, limit, false),
-            format!("exec {plain}")
+            session_line(&command, v, limit, false),
+            "exec /bin/sh -c 'sleep 30'"
+        );
+        // kiln's own script runs in the loop's subshell unless limited.
+        assert_eq!(session_line(&command, Origin::Kiln, None, true), "sleep 30");
+        assert_eq!(
+            session_line(&command, Origin::Kiln, limit, true),
+            "exec timeout -k 2 2 /bin/sh -c 'sleep 30'"
         );
         command.output_limit = Some(10);
-        let line = session_line(&command, limit, true);
-        assert!(
-            line.starts_with("exec timeout -k 2 2 /bin/sh -c "),
-            "{line}"
+        assert_eq!(
+            session_line(&command, v, limit, true),
+            format!(
+                "kiln_bounded 11 {}",
+                shell_quote("exec timeout -k 2 2 /bin/sh -c 'sleep 30'")
+            )
         );
-        let line = session_line(&RemoteCommand::new("echo hi; exit 3"), None, false);
+        let line = session_line(&RemoteCommand::new("echo hi; exit 3"), v, None, false);
         let output = Command::new("/bin/sh")
             .arg("-c")
             .arg(line)
@@ -315,6 +379,51 @@ mod tests {
         assert_eq!(
             (output.status.code(), output.stdout),
             (Some(3), b"hi\n".to_vec())
+        );
+    }
+
+    /// Names the shell takes become `export`s (no `env` process); any
+    /// other name, or one that changes how the line itself runs, keeps
+    /// `env`; the values arrive byte for byte either way.
+    #[test]
+    fn session_lines_export_what_the_shell_can() {
+        let v = Origin::Validator;
+        let printed = "printf '%s|' \"$a_b\" \"$X1\"; env | grep -c '^PATH=/x' || :";
+        let mut command = RemoteCommand::new(printed);
+        command.env = vec![
+            ("a_b".into(), "it's $(id) `x`\nline".into()),
+            ("X1".into(), String::new()),
+        ];
+        let line = session_line(&command, v, None, false);
+        assert!(line.starts_with("export 'a_b=it'"), "{line}");
+        let run = |line: &str| {
+            let output = Command::new("/bin/sh")
+                .arg("-c")
+                .arg(line)
+                .output()
+                .unwrap();
+            String::from_utf8(output.stdout).unwrap()
+        };
+        assert_eq!(run(&line), "it's $(id) `x`\nline||0\n");
+        assert_eq!(
+            run(&session_line(&command, Origin::Kiln, None, false)),
+            "it's $(id) `x`\nline||0\n"
+        );
+        for name in ["PATH", "IFS", "LD_PRELOAD", "my-arg", "1x"] {
+            let mut with = command.clone();
+            with.env.push((name.into(), "/x".into()));
+            let line = session_line(&with, v, None, false);
+            assert!(line.starts_with("exec env -- "), "{name}: {line}");
+            let line = session_line(&with, Origin::Kiln, None, false);
+            assert!(line.starts_with("exec env -- "), "{name}: {line}");
+        }
+        let mut with_path = command.clone();
+        with_path
+            .env
+            .push(("PATH".into(), "/x:/usr/bin:/bin".into()));
+        assert_eq!(
+            run(&session_line(&with_path, v, None, false)),
+            "it's $(id) `x`\nline||1\n"
         );
     }
 

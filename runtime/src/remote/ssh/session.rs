@@ -474,6 +474,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::remote_side::{session_line, Origin};
     use super::*;
 
     const NONCE: &str = "0123abcd";
@@ -637,7 +638,7 @@ mod tests {
         let mut session = local_loop(None);
         let mut flood = RemoteCommand::new("yes");
         flood.output_limit = Some(100_000);
-        let line = super::super::remote_side::remote_line(&flood, None, false, true, false);
+        let line = session_line(&flood, Origin::Validator, None, false);
         let request = Request {
             line: &line,
             stdin: b"",
@@ -657,6 +658,67 @@ mod tests {
         );
         assert!(error.leaves_session_usable());
         assert_eq!(call(&mut session, "echo next", b"").stdout, b"next\n");
+    }
+
+    /// A bounded line keeps its status and both streams, and each stream
+    /// is cut on the host one byte past the limit.
+    #[test]
+    fn bounded_lines_keep_status_and_streams() {
+        use crate::remote::RemoteCommand;
+        let mut session = local_loop(None);
+        let mut command = RemoteCommand::new("echo out; echo err >&2; exit 3");
+        command.output_limit = Some(1000);
+        let line = session_line(&command, Origin::Validator, None, false);
+        let reply = call(&mut session, &line, b"");
+        assert_eq!(
+            (reply.status, reply.stdout, reply.stderr),
+            (3, b"out\n".to_vec(), b"err\n".to_vec())
+        );
+        command.script = "yes >&2 & yes".into();
+        let line = session_line(&command, Origin::Validator, None, false);
+        let reply = call(&mut session, &line, b"");
+        assert_eq!((reply.stdout.len(), reply.stderr.len()), (1001, 1001));
+        assert_eq!(call(&mut session, "echo next", b"").stdout, b"next\n");
+    }
+
+    /// A request cut short (the connection dropped mid-frame) runs
+    /// nothing: neither a line missing its trailer nor one whose stdin
+    /// came short.
+    #[test]
+    fn a_truncated_request_runs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let touch = format!("touch {}", marker.display());
+        let requests = [
+            format!("1 1 0 0\n{touch}\n"),
+            format!("1 2 0 0\n{touch}\n#kiln-{NONCE}\n"),
+            format!("1 1 5 0\n{touch}\n#kiln-{NONCE}\nab"),
+            format!("1 1 2 0\n{touch}\n#kiln-{NONCE}\nab#kiln-wrong\n"),
+        ];
+        let run = |request: &str| {
+            let mut child = Command::new("/bin/sh")
+                .arg("-c")
+                .arg(frame::LOOP)
+                .arg("kiln-loop")
+                .arg(NONCE)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(request.as_bytes()).unwrap();
+            drop(stdin);
+            child.wait().unwrap()
+        };
+        for request in requests {
+            assert!(!run(&request).success(), "{request:?}");
+            assert!(!marker.exists(), "{request:?} ran");
+        }
+        // The same request whole does run.
+        run(&format!(
+            "1 1 2 0\n{touch}\n#kiln-{NONCE}\nab#kiln-{NONCE}\n"
+        ));
+        assert!(marker.exists());
     }
 
     #[test]
