@@ -39,7 +39,8 @@ pub fn pack(_: &Common, _: Style, _: &PackArgs) -> Result<i32> {
 /// `kiln-pack` in the directory `kiln` runs from (symlinks resolved, so
 /// a link in PATH to an installed kiln finds its sibling).
 fn pack_binary() -> Result<PathBuf> {
-    let kiln = std::env::current_exe().context("finding the kiln binary (for kiln-pack beside it)")?;
+    let kiln =
+        std::env::current_exe().context("finding the kiln binary (for kiln-pack beside it)")?;
     let dir = kiln.parent().unwrap_or(Path::new("/"));
     Ok(dir.join(PACK_BINARY))
 }

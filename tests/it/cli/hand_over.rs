@@ -19,7 +19,10 @@ fn loaded_libraries(binary: &str) -> String {
 fn kiln_starts_without_libguestfs_and_kiln_pack_links_it() {
     let kiln = loaded_libraries(env!("CARGO_BIN_EXE_kiln"));
     assert!(kiln.contains("libc.so"), "{kiln}");
-    assert!(!kiln.contains("libguestfs"), "kiln loads libguestfs:\n{kiln}");
+    assert!(
+        !kiln.contains("libguestfs"),
+        "kiln loads libguestfs:\n{kiln}"
+    );
     let pack = loaded_libraries(env!("CARGO_BIN_EXE_kiln-pack"));
     assert!(pack.contains("libguestfs.so"), "{pack}");
 }
@@ -53,12 +56,39 @@ fn a_kiln_without_kiln_pack_beside_it_says_so_and_touches_nothing() {
     assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     let missing = dir.path().join("kiln-pack");
-    assert!(stderr.contains(&format!("there is none at {}", missing.display())), "{stderr}");
+    assert!(
+        stderr.contains(&format!("there is none at {}", missing.display())),
+        "{stderr}"
+    );
     assert!(stderr.contains("cargo install --path runtime"), "{stderr}");
     assert_eq!(std::fs::read(&image).unwrap(), b"not really an image");
 
     // Usage and help are kiln's own: they need no kiln-pack.
-    let help = Command::new(&kiln).args(["pack", "--help"]).output().unwrap();
+    let help = Command::new(&kiln)
+        .args(["pack", "--help"])
+        .output()
+        .unwrap();
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--test-only"));
+}
+
+#[test]
+fn a_symlinked_kiln_hands_pack_to_the_kiln_pack_beside_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("kiln");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kiln"), &link).unwrap();
+    let missing_image = dir.path().join("absent.qcow2");
+    let output = Command::new(&link)
+        .args(["pack", "--image"])
+        .arg(&missing_image)
+        .args(["demo", "1.0"])
+        .env("KILN_DEFAULT_CONFIG", "")
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
+    // kiln-pack ran the pack: the image is what is missing, not kiln-pack.
+    assert!(!stderr.contains("kiln-pack"), "{stderr}");
+    assert!(stderr.contains("absent.qcow2: no such file"), "{stderr}");
 }
