@@ -17,10 +17,11 @@ mod config;
 mod errors;
 mod explain;
 mod generated;
+pub mod hand_over;
 mod lint;
 mod list;
 mod naming;
-mod pack;
+pub mod pack;
 mod pin;
 pub mod pipe;
 mod plugin_args;
@@ -39,8 +40,12 @@ pub use args::{ColorWhen, Common, Lookup, ManifestChoice};
 use errors::{one_line_error, usage_error};
 pub use style::{shown, shown_path, Paint, Style};
 
+/// How `kiln pack` runs: in this process (`kiln-pack`), or handed over to
+/// the binary that links libguestfs (`kiln`; see `hand_over`).
+pub type PackVerb = fn(&Common, Style, &pack::PackArgs) -> Result<i32>;
+
 /// Runs the command line and returns the exit code.
-pub fn main() -> i32 {
+pub fn main(pack: PackVerb) -> i32 {
     let cli = match parse(std::env::args_os()) {
         Ok(cli) => cli,
         Err(error) => return usage_error(error),
@@ -58,7 +63,7 @@ pub fn main() -> i32 {
             lookup,
         } => explain::run(&cli.common, names, manifest, lookup),
         Command::List { lookup } => list::run(lookup),
-        Command::Pack(args) => pack::run(&cli.common, style, args),
+        Command::Pack(args) => pack(&cli.common, style, args),
         Command::Validate(args) => validate::run(&cli.common, style, args),
         Command::Pin(args) => pin::run(args),
         Command::Completions { shell } => generated::completions(*shell),

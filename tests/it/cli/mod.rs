@@ -6,6 +6,7 @@
 mod arguments;
 mod catalog;
 mod config_files;
+mod hand_over;
 mod output;
 mod reports_and_pin;
 

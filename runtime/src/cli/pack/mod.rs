@@ -111,6 +111,7 @@ enum AccelArg {
     Tcg,
 }
 
+#[allow(dead_code)] // kiln-pack's PackVerb; kiln hands pack over (hand_over.rs)
 pub fn run(common: &Common, style: Style, args: &PackArgs) -> Result<i32> {
     let mut reporter = Reporter::new("pack", &args.target.output, args.test_only);
     for image in &args.image {
