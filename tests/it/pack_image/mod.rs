@@ -28,6 +28,7 @@ use support::{demo_image, repo_root, sha256_file};
 
 mod batch;
 mod stops;
+mod verify;
 
 /// Acceleration for these tests: `KILN_TEST_ACCEL`, default tcg (hardware
 /// acceleration cannot run guests on this project's CI hosts; the fallback

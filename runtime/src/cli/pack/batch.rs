@@ -22,7 +22,7 @@ use super::super::progress::{self, print_line, print_line_logging, CommandLog, P
 use super::super::report::Reporter;
 use super::super::target_result::TargetResult;
 use super::super::{shown_path, Common, Paint, Style};
-use super::image_target::{merge_verify, ready_line, slow_channel_note, stopped_with};
+use super::image_target::{ready_line, run_manifest, slow_channel_note, stopped_with};
 use super::{image_name, PackArgs};
 
 /// What one batch run needs besides its images.
@@ -186,7 +186,24 @@ impl BatchRun<'_> {
         };
         self.say(started, &ready_line(&session));
         let commands = CommandLog::default();
-        let (summary, session) = self.run_manifest(session, &commands, started);
+        let observer = || {
+            Box::new(Progress::new(
+                String::new(),
+                self.common.verbose,
+                self.style,
+                started.elapsed(),
+                commands.clone(),
+            ))
+        };
+        let (summary, session) = run_manifest(
+            self.kiln,
+            self.manifest,
+            self.arguments,
+            self.args,
+            session,
+            &observer,
+            &|note: &str| self.say(started, note),
+        );
         let wanted_chroot = matches!(self.args.commands, super::CommandsArg::Chroot);
         if let Some(note) = slow_channel_note(wanted_chroot, &session) {
             self.say(started, note);
@@ -225,43 +242,6 @@ impl BatchRun<'_> {
         outcome.elapsed = began.elapsed();
         self.summarize(&outcome);
         outcome
-    }
-
-    /// The manifest (and with `--verify` its test-only pass) on one image.
-    fn run_manifest(
-        &self,
-        session: kiln::remote::image::ImageRemote,
-        commands: &CommandLog,
-        started: Instant,
-    ) -> (RunSummary, kiln::remote::image::ImageRemote) {
-        let observer = || {
-            Box::new(Progress::new(
-                String::new(),
-                self.common.verbose,
-                self.style,
-                started.elapsed(),
-                commands.clone(),
-            ))
-        };
-        let test_only = self.args.test_only;
-        let (summary, session) = self.kiln.run(
-            self.manifest,
-            session,
-            self.arguments,
-            test_only,
-            observer(),
-        );
-        if !(summary.passed() && self.args.verify && !test_only) {
-            return (summary, session);
-        }
-        self.say(
-            started,
-            "verifying: running the manifest again in test-only mode",
-        );
-        let (verified, session) =
-            self.kiln
-                .run(self.manifest, session, self.arguments, true, observer());
-        (merge_verify(summary, verified), session)
     }
 
     /// One image's summary lines, as a one-image pack prints them.

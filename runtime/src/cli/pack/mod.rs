@@ -342,26 +342,15 @@ mod image_target {
                 commands.clone(),
             ))
         };
-        let (summary, session) = kiln.run(
+        let (summary, mut session) = run_manifest(
+            kiln,
             manifest,
-            session,
             arguments,
-            args.test_only,
-            observer(started.elapsed()),
+            args,
+            session,
+            &|| observer(started.elapsed()),
+            &say,
         );
-        let (summary, mut session) = if summary.passed() && args.verify && !args.test_only {
-            say("verifying: running the manifest again in test-only mode");
-            let (verified, session) = kiln.run(
-                manifest,
-                session,
-                arguments,
-                true,
-                observer(started.elapsed()),
-            );
-            (merge_verify(summary, verified), session)
-        } else {
-            (summary, session)
-        };
         if let Some(stop) = kiln::interrupt::requested() {
             session.discard();
             // The report shows which validator the stop cut short.
@@ -463,6 +452,29 @@ mod image_target {
         Ok(if summary.passed() { 0 } else { 1 })
     }
 
+    /// The manifest on one open image and, after a passing pack with
+    /// `--verify`, its test-only pass in the same appliance, merged into
+    /// one summary: the one place a one-image pack and each image of a
+    /// batch run it. `observer` makes each pass's progress observer (its
+    /// offset taken when it is called); `say` prints the verify pass's note.
+    pub(super) fn run_manifest(
+        kiln: &Kiln,
+        manifest: &Manifest,
+        arguments: &BTreeMap<String, String>,
+        args: &PackArgs,
+        session: ImageRemote,
+        observer: &dyn Fn() -> Box<Progress>,
+        say: &dyn Fn(&str),
+    ) -> (RunSummary, ImageRemote) {
+        let (summary, session) = kiln.run(manifest, session, arguments, args.test_only, observer());
+        if !(summary.passed() && args.verify && !args.test_only) {
+            return (summary, session);
+        }
+        say("verifying: running the manifest again in test-only mode");
+        let (verified, session) = kiln.run(manifest, session, arguments, true, observer());
+        (merge_verify(summary, verified), session)
+    }
+
     /// The session options every image of the run shares (`image` is
     /// filled in per image).
     pub(super) fn image_options(args: &PackArgs, accel: AccelArg) -> ImageOptions {
@@ -554,7 +566,7 @@ mod image_target {
 
     /// The pack's records with the verify pass's outcome: a pack whose
     /// result does not pass its own test-only run has failed.
-    pub(super) fn merge_verify(mut pack: RunSummary, verify: RunSummary) -> RunSummary {
+    fn merge_verify(mut pack: RunSummary, verify: RunSummary) -> RunSummary {
         pack.commands += verify.commands;
         pack.elapsed += verify.elapsed;
         if let Err(error) = verify.outcome {
