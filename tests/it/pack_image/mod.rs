@@ -27,6 +27,7 @@ use kiln::remote::{FileRead, Remote};
 use support::{demo_image, repo_root, sha256_file};
 
 mod batch;
+mod batch_file;
 mod stops;
 mod verify;
 
