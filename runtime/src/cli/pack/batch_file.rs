@@ -189,7 +189,7 @@ pub(super) fn parse_line(words: Vec<Word>) -> Result<LineSpec, LineError> {
             arg_pairs.push(arg_pair(word, &mut next)?);
             continue;
         }
-        let takes_value = word.text.starts_with('-') && !word.text.contains('=');
+        let takes_value = takes_next_word(&word.text);
         plugin_words.push(word);
         if takes_value {
             plugin_words.extend(iter.next());
@@ -201,6 +201,15 @@ pub(super) fn parse_line(words: Vec<Word>) -> Result<LineSpec, LineError> {
         words: plugin_words,
         arg_pairs,
     })
+}
+
+/// Whether a plugin option takes the next word as its value, as
+/// `plugin_args` reads it: `--NAME` without `=VALUE`, or `-x` alone.
+fn takes_next_word(text: &str) -> bool {
+    match text.strip_prefix("--") {
+        Some(long) => !long.contains('='),
+        None => text.starts_with('-') && text.chars().count() == 2,
+    }
 }
 
 fn arg_option(text: &str) -> bool {
@@ -483,6 +492,10 @@ mod tests {
         assert_eq!(spec.arg_pairs[1].column, 16);
         // `--arg` as an option's value is that value, as on the command line.
         assert_eq!(word_texts(&spec.words), ["--motd", "--arg", "--c=d"]);
+        // `-xVALUE` holds its value: the `--arg` after it is kiln's.
+        let spec = line("a demo 1.0 -xy --arg a=b -x --arg").unwrap();
+        assert_eq!(word_texts(&spec.arg_pairs), ["a=b"]);
+        assert_eq!(word_texts(&spec.words), ["-xy", "-x", "--arg"]);
     }
 
     #[test]
