@@ -1,6 +1,8 @@
-//! `kiln pack` with several `--image`s: one appliance boot for all of them
-//! ([`ImageBatch`]), then per image in the order given its own run of the
-//! manifest (and `--verify`, `--selinux-relabel`), its own result and
+//! `kiln pack` with several `--image`s, or the lines of a `--batch` file:
+//! one appliance boot for all of them ([`ImageBatch`]), then per image in
+//! the order given its own run of its manifest with its arguments (the
+//! same for every `--image`, each line's own in a batch file; and
+//! `--verify`, `--selinux-relabel`), its own result and
 //! report entry, and at the end one shut-down and a commit of each image
 //! that passed. An image that fails, or cannot be opened, is left as it
 //! was and the others go on; an appliance that dies takes the images not
