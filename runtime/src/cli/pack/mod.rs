@@ -44,7 +44,7 @@ pub struct PackArgs {
     /// and arguments, in one appliance boot. One image a line:
     /// `IMAGE PLUGIN VERSION [--NAME VALUE]...` (or a manifest path for
     /// PLUGIN VERSION; `--arg NAME=VALUE` works too); words split as a
-    /// shell splits simple ones ('…' and "…" quote, `#` starts a
+    /// shell splits simple ones ('...' and "..." quote, `#` starts a
     /// comment); relative paths are relative to FILE's directory. Every
     /// line is checked before anything launches. Takes the place of
     /// --image, the manifest's name and the plugin's arguments (and so
