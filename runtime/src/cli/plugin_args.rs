@@ -41,9 +41,42 @@ pub fn parse(
     arg_pairs: &[String],
     own: &[String],
 ) -> Result<PluginArgs> {
+    parse_located(manifest, words, arg_pairs, own).map_err(|located| located.error)
+}
+
+/// Which word a plugin-argument error is about, for a caller that knows
+/// where each word stands (a `--batch` file's line and column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WordAt {
+    /// `words[index]`.
+    Word(usize),
+    /// `arg_pairs[index]`.
+    Pair(usize),
+}
+
+/// A plugin-argument error and the word it is about.
+#[derive(Debug)]
+pub struct Located {
+    pub at: WordAt,
+    pub error: anyhow::Error,
+}
+
+/// [`parse`], with each error naming the word it is about.
+pub fn parse_located(
+    manifest: &Manifest,
+    words: &[String],
+    arg_pairs: &[String],
+    own: &[String],
+) -> std::result::Result<PluginArgs, Located> {
+    let at_word = |index: usize| {
+        move |error| Located {
+            at: WordAt::Word(index),
+            error,
+        }
+    };
     let mut values = BTreeMap::new();
-    let mut iter = words.iter();
-    while let Some(word) = iter.next() {
+    let mut iter = words.iter().enumerate();
+    while let Some((index, word)) = iter.next() {
         if word == "--help" || word == "-h" {
             return Ok(PluginArgs::Help);
         }
@@ -52,19 +85,22 @@ pub fn parse(
                 Some(value) => value,
                 None => iter
                     .next()
-                    .cloned()
-                    .ok_or_else(|| anyhow::anyhow!("-{name} needs a value"))?,
+                    .map(|(_, value)| value.clone())
+                    .ok_or_else(|| anyhow::anyhow!("-{name} needs a value"))
+                    .map_err(at_word(index))?,
             };
             values.insert(name, value);
             continue;
         }
         let Some(option) = word.strip_prefix("--") else {
-            if own.contains(word) {
-                bail!("{word} is one of kiln's own options; put it before PLUGIN VERSION");
-            }
-            bail!(
-                "unexpected `{word}` after the manifest's name; plugin arguments are `--NAME VALUE`"
-            );
+            let error = if own.contains(word) {
+                anyhow::anyhow!("{word} is one of kiln's own options; put it before PLUGIN VERSION")
+            } else {
+                anyhow::anyhow!(
+                    "unexpected `{word}` after the manifest's name; plugin arguments are `--NAME VALUE`"
+                )
+            };
+            return Err(at_word(index)(error));
         };
         // Resolve the name first: a misplaced kiln option deserves that
         // message, not "needs a value".
@@ -72,21 +108,28 @@ pub fn parse(
             Some((name, value)) => (name, Some(value.to_string())),
             None => (option, None),
         };
-        let name = declared_name(manifest, name, Spelling::Option, own)?;
+        let name = declared_name(manifest, name, Spelling::Option, own).map_err(at_word(index))?;
         let value = match inline_value {
             Some(value) => value,
             None => iter
                 .next()
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("--{name} needs a value"))?,
+                .map(|(_, value)| value.clone())
+                .ok_or_else(|| anyhow::anyhow!("--{name} needs a value"))
+                .map_err(at_word(index))?,
         };
         values.insert(name, value);
     }
-    for pair in arg_pairs {
-        let Some((name, value)) = pair.split_once('=') else {
-            bail!("--arg takes NAME=VALUE, found `{pair}`");
+    for (index, pair) in arg_pairs.iter().enumerate() {
+        let at_pair = |error| Located {
+            at: WordAt::Pair(index),
+            error,
         };
-        let name = declared_name(manifest, name, Spelling::Arg(pair), own)?;
+        let Some((name, value)) = pair.split_once('=') else {
+            return Err(at_pair(anyhow::anyhow!(
+                "--arg takes NAME=VALUE, found `{pair}`"
+            )));
+        };
+        let name = declared_name(manifest, name, Spelling::Arg(pair), own).map_err(at_pair)?;
         values.insert(name, value.to_string());
     }
     Ok(PluginArgs::Values(values))

@@ -197,6 +197,13 @@ impl Reporter {
             .iter()
             .map(|(name, value)| (shown(name), shown(value)))
             .collect();
+        self.target_manifest(manifest);
+    }
+
+    /// The manifest whose validators the targets added next list, when
+    /// targets run different manifests (`kiln pack --batch`); the report's
+    /// top-level `manifest` is left as it is.
+    pub fn target_manifest(&mut self, manifest: &Manifest) {
         self.nodes.clear();
         manifest.root.walk(&mut |node, depth| {
             if depth > 0 {

@@ -53,13 +53,13 @@ fn mark(image: &Path, scratch: &Path) {
 /// Watches /proc while kiln runs and collects every qemu process whose
 /// command line mentions `needle` (the test's directory, where the images
 /// and their overlays live): how many appliances a run really launched.
-struct QemuWatch {
+pub(super) struct QemuWatch {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: std::thread::JoinHandle<std::collections::BTreeMap<u32, String>>,
 }
 
 impl QemuWatch {
-    fn start(needle: &Path) -> QemuWatch {
+    pub(super) fn start(needle: &Path) -> QemuWatch {
         let needle = needle.to_string_lossy().into_owned();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopped = stop.clone();
@@ -79,7 +79,7 @@ impl QemuWatch {
         QemuWatch { stop, thread }
     }
 
-    fn finish(self) -> std::collections::BTreeMap<u32, String> {
+    pub(super) fn finish(self) -> std::collections::BTreeMap<u32, String> {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread.join().unwrap()
     }

@@ -27,7 +27,9 @@ use kiln::remote::{FileRead, Remote};
 use support::{demo_image, repo_root, sha256_file};
 
 mod batch;
+mod batch_file;
 mod stops;
+mod verify;
 
 /// Acceleration for these tests: `KILN_TEST_ACCEL`, default tcg (hardware
 /// acceleration cannot run guests on this project's CI hosts; the fallback

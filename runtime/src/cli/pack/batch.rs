@@ -1,6 +1,8 @@
-//! `kiln pack` with several `--image`s: one appliance boot for all of them
-//! ([`ImageBatch`]), then per image in the order given its own run of the
-//! manifest (and `--verify`, `--selinux-relabel`), its own result and
+//! `kiln pack` with several `--image`s, or the lines of a `--batch` file:
+//! one appliance boot for all of them ([`ImageBatch`]), then per image in
+//! the order given its own run of its manifest with its arguments (the
+//! same for every `--image`, each line's own in a batch file; and
+//! `--verify`, `--selinux-relabel`), its own result and
 //! report entry, and at the end one shut-down and a commit of each image
 //! that passed. An image that fails, or cannot be opened, is left as it
 //! was and the others go on; an appliance that dies takes the images not
@@ -22,22 +24,57 @@ use super::super::progress::{self, print_line, print_line_logging, CommandLog, P
 use super::super::report::Reporter;
 use super::super::target_result::TargetResult;
 use super::super::{shown_path, Common, Paint, Style};
-use super::image_target::{merge_verify, ready_line, slow_channel_note, stopped_with};
+use super::image_target::{ready_line, run_manifest, slow_channel_note, stopped_with};
 use super::{image_name, PackArgs};
 
-/// What one batch run needs besides its images.
+/// What one batch run needs: its images, each with the manifest and
+/// arguments it runs (the same for every `--image`, a line's own with
+/// `--batch FILE`).
 pub(super) struct BatchRun<'a> {
     pub common: &'a Common,
     pub style: Style,
     pub args: &'a PackArgs,
     pub kiln: &'a Kiln,
+    pub jobs: &'a [BatchJob<'a>],
+    /// What the opening line says the images are packed with.
+    pub with: String,
+}
+
+/// One image of a batch and what it runs.
+pub(super) struct BatchJob<'a> {
+    pub image: PathBuf,
     pub manifest: &'a Manifest,
     pub arguments: &'a BTreeMap<String, String>,
+    /// The `--batch` file's `FILE:LINE` that named it.
+    pub place: Option<String>,
+}
+
+impl BatchJob<'_> {
+    /// As reports name it: `image PATH`, with its batch line.
+    pub(super) fn name(&self) -> String {
+        match &self.place {
+            Some(place) => format!("{} ({place})", image_name(&self.image)),
+            None => image_name(&self.image),
+        }
+    }
+
+    /// As progress and closing lines show it.
+    fn shown(&self) -> String {
+        match &self.place {
+            Some(place) => format!(
+                "{} ({})",
+                shown_path(&self.image),
+                shown_path(Path::new(place))
+            ),
+            None => shown_path(&self.image),
+        }
+    }
 }
 
 /// One image's result so far, reported once the commit has decided it.
 struct ImageOutcome {
-    image: PathBuf,
+    /// Its index in the batch's jobs.
+    job: usize,
     result: TargetResult,
     /// `None` when the image never ran (it could not be opened).
     summary: Option<RunSummary>,
@@ -50,9 +87,9 @@ struct ImageOutcome {
 }
 
 impl ImageOutcome {
-    fn not_run(image: &Path, result: TargetResult, problem: String) -> ImageOutcome {
+    fn not_run(job: usize, result: TargetResult, problem: String) -> ImageOutcome {
         ImageOutcome {
-            image: image.to_path_buf(),
+            job,
             result,
             summary: None,
             problem: Some(problem),
@@ -87,12 +124,8 @@ impl BatchRun<'_> {
         }
     }
 
-    pub(super) fn pack(
-        &self,
-        images: &[PathBuf],
-        options: &ImageOptions,
-        reporter: &mut Reporter,
-    ) -> Result<i32> {
+    pub(super) fn pack(&self, options: &ImageOptions, reporter: &mut Reporter) -> Result<i32> {
+        let images: Vec<PathBuf> = self.jobs.iter().map(|j| j.image.clone()).collect();
         let started = reporter.started();
         let mode = if self.args.test_only {
             "checking (read-only)"
@@ -104,11 +137,11 @@ impl BatchRun<'_> {
             &format!(
                 "{mode} {} images in one appliance with {}",
                 images.len(),
-                shown_path(&self.manifest.path)
+                self.with
             ),
         );
         progress::step_start("", "opening the images (booting one appliance)");
-        let opened = ImageBatch::open(images, options, &mut |note: &str| self.say(started, note));
+        let opened = ImageBatch::open(&images, options, &mut |note: &str| self.say(started, note));
         progress::steps_clear("");
         let mut batch = match opened {
             Ok(batch) => batch,
@@ -117,11 +150,12 @@ impl BatchRun<'_> {
                     let message = format!("{stop}; every image unchanged");
                     return Ok(stopped_with(stop, &message, self.style, reporter));
                 }
-                for image in images {
+                for job in self.jobs {
                     let message = error.to_string();
+                    reporter.target_manifest(job.manifest);
                     reporter.add_failed(
                         "image",
-                        &image_name(image),
+                        &job.name(),
                         TargetResult::Error,
                         &message,
                         started.elapsed(),
@@ -135,15 +169,15 @@ impl BatchRun<'_> {
             &format!("appliance ready for {} images", images.len()),
         );
         let mut outcomes = Vec::with_capacity(images.len());
-        for (index, image) in images.iter().enumerate() {
+        for index in 0..self.jobs.len() {
             if kiln::interrupt::requested().is_some() {
                 break;
             }
-            outcomes.push(self.pack_one(&mut batch, index, image, images.len(), started));
+            outcomes.push(self.pack_one(&mut batch, index, started));
         }
         if let Some(stop) = kiln::interrupt::requested() {
             batch.discard();
-            return Ok(self.stopped(stop, images, outcomes, reporter));
+            return Ok(self.stopped(stop, outcomes, reporter));
         }
         self.commit(batch, &mut outcomes, started);
         if let Some(stop) = kiln::interrupt::requested() {
@@ -154,18 +188,21 @@ impl BatchRun<'_> {
 
     /// Image `index`'s turn: open it on the shared appliance, run the
     /// manifest, hand the appliance back.
-    fn pack_one(
-        &self,
-        batch: &mut ImageBatch,
-        index: usize,
-        image: &Path,
-        count: usize,
-        started: Instant,
-    ) -> ImageOutcome {
+    fn pack_one(&self, batch: &mut ImageBatch, index: usize, started: Instant) -> ImageOutcome {
         let began = Instant::now();
+        let job = &self.jobs[index];
+        let with = match &job.place {
+            Some(_) => format!(" with {}", shown_path(&job.manifest.path)),
+            None => String::new(),
+        };
         self.say(
             started,
-            &format!("image {}/{count}: {}", index + 1, shown_path(image)),
+            &format!(
+                "image {}/{}: {}{with}",
+                index + 1,
+                self.jobs.len(),
+                job.shown()
+            ),
         );
         progress::step_start("", "opening the image (inspecting, mounting)");
         let opened = batch.open_image(index, &mut |note: &str| self.say(started, note));
@@ -181,12 +218,29 @@ impl BatchRun<'_> {
                     _ => TargetResult::Error,
                 };
                 self.say(started, &format!("{}: {error}", result.shouted()));
-                return ImageOutcome::not_run(image, result, error.to_string());
+                return ImageOutcome::not_run(index, result, error.to_string());
             }
         };
         self.say(started, &ready_line(&session));
         let commands = CommandLog::default();
-        let (summary, session) = self.run_manifest(session, &commands, started);
+        let observer = || {
+            Box::new(Progress::new(
+                String::new(),
+                self.common.verbose,
+                self.style,
+                started.elapsed(),
+                commands.clone(),
+            ))
+        };
+        let (summary, session) = run_manifest(
+            self.kiln,
+            job.manifest,
+            job.arguments,
+            self.args,
+            session,
+            &observer,
+            &|note: &str| self.say(started, note),
+        );
         let wanted_chroot = matches!(self.args.commands, super::CommandsArg::Chroot);
         if let Some(note) = slow_channel_note(wanted_chroot, &session) {
             self.say(started, note);
@@ -194,7 +248,7 @@ impl BatchRun<'_> {
         let passed = summary.passed() && kiln::interrupt::requested().is_none();
         let keep = passed && !self.args.test_only;
         let mut outcome = ImageOutcome {
-            image: image.to_path_buf(),
+            job: index,
             result: match (&summary.outcome, kiln::interrupt::requested()) {
                 (_, Some(stop)) => TargetResult::after(stop),
                 (Ok(()), None) => TargetResult::Passed,
@@ -227,43 +281,6 @@ impl BatchRun<'_> {
         outcome
     }
 
-    /// The manifest (and with `--verify` its test-only pass) on one image.
-    fn run_manifest(
-        &self,
-        session: kiln::remote::image::ImageRemote,
-        commands: &CommandLog,
-        started: Instant,
-    ) -> (RunSummary, kiln::remote::image::ImageRemote) {
-        let observer = || {
-            Box::new(Progress::new(
-                String::new(),
-                self.common.verbose,
-                self.style,
-                started.elapsed(),
-                commands.clone(),
-            ))
-        };
-        let test_only = self.args.test_only;
-        let (summary, session) = self.kiln.run(
-            self.manifest,
-            session,
-            self.arguments,
-            test_only,
-            observer(),
-        );
-        if !(summary.passed() && self.args.verify && !test_only) {
-            return (summary, session);
-        }
-        self.say(
-            started,
-            "verifying: running the manifest again in test-only mode",
-        );
-        let (verified, session) =
-            self.kiln
-                .run(self.manifest, session, self.arguments, true, observer());
-        (merge_verify(summary, verified), session)
-    }
-
     /// One image's summary lines, as a one-image pack prints them.
     fn summarize(&self, outcome: &ImageOutcome) {
         let Some(summary) = &outcome.summary else {
@@ -277,7 +294,7 @@ impl BatchRun<'_> {
             if let Err(error) = &summary.outcome {
                 eprintln!(
                     "kiln: {}: {}",
-                    shown_path(&outcome.image),
+                    self.jobs[outcome.job].shown(),
                     progress::failure_line(error)
                 );
             }
@@ -329,7 +346,7 @@ impl BatchRun<'_> {
             }
             Ok(None) if !self.args.test_only => self.say(
                 started,
-                &format!("{} left unchanged", shown_path(&outcome.image)),
+                &format!("{} left unchanged", self.jobs[outcome.job].shown()),
             ),
             Ok(None) => {}
             Err(error) => {
@@ -353,7 +370,8 @@ impl BatchRun<'_> {
                 .as_deref()
                 .map(|p| format!(": {}", one_line(p)))
                 .unwrap_or_default();
-            let line = |word: &str| format!("{word:<11} {}{why}", shown_path(&outcome.image));
+            let shown = self.jobs[outcome.job].shown();
+            let line = |word: &str| format!("{word:<11} {shown}{why}");
             let paint = if outcome.result == TargetResult::Passed {
                 Paint::Good
             } else {
@@ -379,7 +397,10 @@ impl BatchRun<'_> {
     }
 
     fn report(&self, outcome: &ImageOutcome, reporter: &mut Reporter) {
-        let name = image_name(&outcome.image);
+        let job = &self.jobs[outcome.job];
+        let name = job.name();
+        // Each image lists its own manifest's validators.
+        reporter.target_manifest(job.manifest);
         match (&outcome.summary, &outcome.problem) {
             (Some(summary), problem) => {
                 reporter.add_run(
@@ -411,7 +432,6 @@ impl BatchRun<'_> {
     fn stopped(
         &self,
         stop: kiln::interrupt::Stop,
-        images: &[PathBuf],
         outcomes: Vec<ImageOutcome>,
         reporter: &mut Reporter,
     ) -> i32 {
@@ -421,9 +441,9 @@ impl BatchRun<'_> {
         }
         let message = format!(
             "{stop}; every image unchanged ({})",
-            images
+            self.jobs
                 .iter()
-                .map(|i| shown_path(i))
+                .map(|j| shown_path(&j.image))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -443,7 +463,7 @@ impl BatchRun<'_> {
             .partition(|o| o.result == TargetResult::Passed && !self.args.test_only);
         let names = |list: &[&ImageOutcome]| {
             list.iter()
-                .map(|o| shown_path(&o.image))
+                .map(|o| shown_path(&self.jobs[o.job].image))
                 .collect::<Vec<_>>()
                 .join(", ")
         };

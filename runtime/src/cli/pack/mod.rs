@@ -3,7 +3,8 @@
 //! otherwise), runs the manifest, and commits only when every validator
 //! passed; anything else leaves the image as it was. Several `--image`s
 //! go through one appliance boot (`batch`), each with its own run, commit
-//! and result.
+//! and result; so do the lines of a `--batch FILE` (`batch_file` reads and
+//! checks them), each with its own manifest and arguments too.
 
 use std::path::PathBuf;
 
@@ -24,6 +25,7 @@ Examples:
   kiln pack --image debian.qcow2 demo 1.0
   kiln pack --image debian.qcow2 --test-only demo 1.0
   kiln pack --image a.qcow2 --image b.qcow2 --image c.qcow2 demo 1.0
+  kiln pack --batch images.txt     # lines like: centos.qcow2 demo 1.0 --tools full
   kiln pack --image CentOS.qcow2 --config-file etc/sahara/sahara.conf cdh 5.7.0 --java_distro openjdk
   kiln pack --image base.qcow2 --output packed.qcow2 my/image.yaml --motd hello
   kiln pack --image base.qcow2 --manifest my/image.yaml --arg motd=hello";
@@ -37,6 +39,19 @@ pub struct PackArgs {
     /// every one passed. [default: a config file's `[DEFAULT] image`]
     #[arg(long, value_name = "PATH")]
     image: Vec<PathBuf>,
+
+    /// Pack (or check) the images FILE names, each with its own manifest
+    /// and arguments, in one appliance boot. One image a line:
+    /// `IMAGE PLUGIN VERSION [--NAME VALUE]...` (or a manifest path for
+    /// PLUGIN VERSION; `--arg NAME=VALUE` works too); words split as a
+    /// shell splits simple ones ('...' and "..." quote, `#` starts a
+    /// comment); relative paths are relative to FILE's directory. Every
+    /// line is checked before anything launches. Takes the place of
+    /// --image, the manifest's name and the plugin's arguments (and so
+    /// does not go with them, nor with --output); the other options apply
+    /// to every line.
+    #[arg(long, value_name = "FILE")]
+    batch: Option<PathBuf>,
 
     /// The root file system to use when the image holds several systems
     /// (for example /dev/sda2).
@@ -129,6 +144,9 @@ fn image_name(image: &std::path::Path) -> String {
 }
 
 fn pack(common: &Common, style: Style, args: &PackArgs, reporter: &mut Reporter) -> Result<i32> {
+    if let Some(file) = &args.batch {
+        return pack_batch_file(common, style, args, file, reporter);
+    }
     // Refusals that need no manifest come first: nothing is loaded,
     // nothing launched.
     refuse_image_choices(&args.image, args.output.as_deref())?;
@@ -147,16 +165,80 @@ fn pack(common: &Common, style: Style, args: &PackArgs, reporter: &mut Reporter)
     if args.image.is_empty() {
         anyhow::bail!("--image PATH is required: the disk image to pack (or `image` in a config file's [DEFAULT])");
     }
-    let accel = match (args.accel, config.accel.as_deref()) {
+    let accel = accel_choice(args, &config)?;
+    image_target::pack(
+        common, style, args, &kiln, &manifest, &arguments, accel, reporter,
+    )
+}
+
+/// `--accel`, else the config's `accel`, else auto.
+fn accel_choice(args: &PackArgs, config: &super::config::Config) -> Result<AccelArg> {
+    Ok(match (args.accel, config.accel.as_deref()) {
         (Some(accel), _) => accel,
         (None, None) => AccelArg::Auto,
         (None, Some(name)) => AccelArg::from_str(name, true).map_err(|_| {
             anyhow::anyhow!("config: accel must be auto, kvm or tcg, found `{name}`")
         })?,
+    })
+}
+
+/// `--batch FILE`: refusals first, then the config, the kiln, and every
+/// line loaded and checked (a bad line costs no boot), then one batch.
+fn pack_batch_file(
+    common: &Common,
+    style: Style,
+    args: &PackArgs,
+    file: &std::path::Path,
+    reporter: &mut Reporter,
+) -> Result<i32> {
+    refuse_with_batch(args, file)?;
+    if let Some(limit) = args.target.timeout {
+        kiln::interrupt::start_deadline(limit)
+            .map_err(|e| anyhow::anyhow!("starting the --timeout timer: {e}"))?;
+    }
+    let (config, dirs) = args.target.lookup.load()?;
+    let kiln = common.kiln(&config)?;
+    let args = &with_config_defaults(args, &config, reporter)?;
+    let own = super::own_options(Some("pack"));
+    let loader = batch_file::Loader {
+        kiln: &kiln,
+        dirs: &dirs,
+        load_options: &common.load_options(&config.resource_roots),
+        own: &own,
     };
-    image_target::pack(
-        common, style, args, &kiln, &manifest, &arguments, accel, reporter,
-    )
+    let entries = loader.load(file)?;
+    let accel = accel_choice(args, &config)?;
+    image_target::pack_entries(common, style, args, &kiln, file, &entries, accel, reporter)
+}
+
+/// What `--batch FILE` takes the place of, refused in one line before
+/// anything is read.
+fn refuse_with_batch(args: &PackArgs, file: &std::path::Path) -> Result<()> {
+    let file = file.display();
+    let instead = |what: &str| -> Result<()> {
+        anyhow::bail!(
+            "--batch {file} names each image with its manifest and arguments, so {what} does not go with it; put it in the file's lines"
+        )
+    };
+    if let Some(image) = args.image.first() {
+        return instead(&format!("--image {}", image.display()));
+    }
+    if let Some(word) = args.target.words.first() {
+        return instead(&format!("`{}`", word.to_string_lossy()));
+    }
+    if let Some(manifest) = &args.target.manifest {
+        return instead(&format!("--manifest {}", manifest.display()));
+    }
+    if let Some(pair) = args.target.args.first() {
+        return instead(&format!("--arg {pair}"));
+    }
+    if let Some(output) = &args.output {
+        anyhow::bail!(
+            "--output {} names one result, but --batch {file} names an image a line; leave --output out to pack each image in place",
+            output.display()
+        );
+    }
+    Ok(())
 }
 
 /// `--image` and `--output` refusals: one result file cannot take several
@@ -200,7 +282,8 @@ fn with_config_defaults(
     reporter: &mut Reporter,
 ) -> Result<PackArgs> {
     let mut resolved = args.clone();
-    if resolved.image.is_empty() {
+    // A batch file names its images; the config's image is not one of them.
+    if resolved.image.is_empty() && args.batch.is_none() {
         if let Some(image) = &config.image {
             reporter.plan("image", &image_name(image));
             resolved.image = vec![image.clone()];
@@ -245,9 +328,11 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
 
 #[cfg(feature = "image-target")]
 mod batch;
+mod batch_file;
 
 #[cfg(feature = "image-target")]
 mod image_target {
+    use super::batch::BatchJob;
     use super::*;
     use kiln::interpreter::RunSummary;
     use kiln::manifest::Manifest;
@@ -271,15 +356,24 @@ mod image_target {
         let image = match &args.image[..] {
             [image] => image,
             images => {
+                let jobs: Vec<_> = images
+                    .iter()
+                    .map(|image| BatchJob {
+                        image: image.clone(),
+                        manifest,
+                        arguments,
+                        place: None,
+                    })
+                    .collect();
                 let run = super::batch::BatchRun {
                     common,
                     style,
                     args,
                     kiln,
-                    manifest,
-                    arguments,
+                    jobs: &jobs,
+                    with: shown_path(&manifest.path),
                 };
-                return run.pack(images, &options, reporter);
+                return run.pack(&options, reporter);
             }
         };
         let options = ImageOptions {
@@ -343,26 +437,15 @@ mod image_target {
                 commands.clone(),
             ))
         };
-        let (summary, session) = kiln.run(
+        let (summary, mut session) = run_manifest(
+            kiln,
             manifest,
-            session,
             arguments,
-            args.test_only,
-            observer(started.elapsed()),
+            args,
+            session,
+            &|| observer(started.elapsed()),
+            &say,
         );
-        let (summary, mut session) = if summary.passed() && args.verify && !args.test_only {
-            say("verifying: running the manifest again in test-only mode");
-            let (verified, session) = kiln.run(
-                manifest,
-                session,
-                arguments,
-                true,
-                observer(started.elapsed()),
-            );
-            (merge_verify(summary, verified), session)
-        } else {
-            (summary, session)
-        };
         if let Some(stop) = kiln::interrupt::requested() {
             session.discard();
             // The report shows which validator the stop cut short.
@@ -464,6 +547,65 @@ mod image_target {
         Ok(if summary.passed() { 0 } else { 1 })
     }
 
+    /// The manifest on one open image and, after a passing pack with
+    /// `--verify`, its test-only pass in the same appliance, merged into
+    /// one summary: the one place a one-image pack and each image of a
+    /// batch run it. `observer` makes each pass's progress observer (its
+    /// offset taken when it is called); `say` prints the verify pass's note.
+    pub(super) fn run_manifest(
+        kiln: &Kiln,
+        manifest: &Manifest,
+        arguments: &BTreeMap<String, String>,
+        args: &PackArgs,
+        session: ImageRemote,
+        observer: &dyn Fn() -> Box<Progress>,
+        say: &dyn Fn(&str),
+    ) -> (RunSummary, ImageRemote) {
+        let (summary, session) = kiln.run(manifest, session, arguments, args.test_only, observer());
+        if !(summary.passed() && args.verify && !args.test_only) {
+            return (summary, session);
+        }
+        say("verifying: running the manifest again in test-only mode");
+        let (verified, session) = kiln.run(manifest, session, arguments, true, observer());
+        (merge_verify(summary, verified), session)
+    }
+
+    /// `--batch FILE`'s images, each with its line's manifest and
+    /// arguments, in one appliance boot.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pack_entries(
+        common: &Common,
+        style: Style,
+        args: &PackArgs,
+        kiln: &Kiln,
+        file: &Path,
+        entries: &[super::batch_file::BatchEntry],
+        accel: AccelArg,
+        reporter: &mut Reporter,
+    ) -> Result<i32> {
+        let jobs: Vec<_> = entries
+            .iter()
+            .map(|entry| BatchJob {
+                image: entry.image.clone(),
+                manifest: &entry.manifest,
+                arguments: &entry.arguments,
+                place: Some(entry.place.clone()),
+            })
+            .collect();
+        for job in &jobs {
+            reporter.plan("image", &job.name());
+        }
+        let run = super::batch::BatchRun {
+            common,
+            style,
+            args,
+            kiln,
+            jobs: &jobs,
+            with: format!("the manifests {} names", shown_path(file)),
+        };
+        run.pack(&image_options(args, accel), reporter)
+    }
+
     /// The session options every image of the run shares (`image` is
     /// filled in per image).
     pub(super) fn image_options(args: &PackArgs, accel: AccelArg) -> ImageOptions {
@@ -555,7 +697,7 @@ mod image_target {
 
     /// The pack's records with the verify pass's outcome: a pack whose
     /// result does not pass its own test-only run has failed.
-    pub(super) fn merge_verify(mut pack: RunSummary, verify: RunSummary) -> RunSummary {
+    fn merge_verify(mut pack: RunSummary, verify: RunSummary) -> RunSummary {
         pack.commands += verify.commands;
         pack.elapsed += verify.elapsed;
         if let Err(error) = verify.outcome {
@@ -577,6 +719,20 @@ mod image_target {
         _: &kiln::Kiln,
         _: &kiln::manifest::Manifest,
         _: &std::collections::BTreeMap<String, String>,
+        _: AccelArg,
+        _: &mut Reporter,
+    ) -> Result<i32> {
+        anyhow::bail!("this kiln was built without the disk-image target; rebuild with the `image-target` feature (needs libguestfs-dev)")
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn pack_entries(
+        _: &Common,
+        _: Style,
+        _: &PackArgs,
+        _: &kiln::Kiln,
+        _: &std::path::Path,
+        _: &[super::batch_file::BatchEntry],
         _: AccelArg,
         _: &mut Reporter,
     ) -> Result<i32> {
