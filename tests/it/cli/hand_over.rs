@@ -38,20 +38,25 @@ fn lone_kiln(dir: &Path) -> PathBuf {
     lone
 }
 
+/// `KILN pack --image IMAGE demo 1.0`, run by the binary at `kiln`.
+fn pack_demo(kiln: &Path, image: &Path) -> Output {
+    Command::new(kiln)
+        .args(["pack", "--image"])
+        .arg(image)
+        .args(["demo", "1.0"])
+        .env("KILN_DEFAULT_CONFIG", "")
+        .current_dir(repo_root())
+        .output()
+        .expect("kiln runs")
+}
+
 #[test]
 fn a_kiln_without_kiln_pack_beside_it_says_so_and_touches_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let kiln = lone_kiln(dir.path());
     let image = dir.path().join("image.qcow2");
     std::fs::write(&image, b"not really an image").unwrap();
-    let output = Command::new(&kiln)
-        .args(["pack", "--image"])
-        .arg(&image)
-        .args(["demo", "1.0"])
-        .env("KILN_DEFAULT_CONFIG", "")
-        .current_dir(repo_root())
-        .output()
-        .unwrap();
+    let output = pack_demo(&kiln, &image);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -78,14 +83,7 @@ fn a_symlinked_kiln_hands_pack_to_the_kiln_pack_beside_its_target() {
     let link = dir.path().join("kiln");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kiln"), &link).unwrap();
     let missing_image = dir.path().join("absent.qcow2");
-    let output = Command::new(&link)
-        .args(["pack", "--image"])
-        .arg(&missing_image)
-        .args(["demo", "1.0"])
-        .env("KILN_DEFAULT_CONFIG", "")
-        .current_dir(repo_root())
-        .output()
-        .unwrap();
+    let output = pack_demo(&link, &missing_image);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
     // kiln-pack ran the pack: the image is what is missing, not kiln-pack.
