@@ -108,7 +108,10 @@ pub struct ValidatorReport {
     pub status: &'static str,
     pub changes: Vec<String>,
     pub message: Option<String>,
-    /// How often it ran (retries, re-runs and a `--verify` pass count).
+    /// How often it ran in the pack or check (retries and re-runs count).
+    /// A `--verify` pass keeps the pack's status, runs and time; only its
+    /// commands are added (see `merge_verify`), and a failure in it fails
+    /// the image.
     pub runs: usize,
     pub elapsed_seconds: f64,
     pub commands: Vec<CommandReport>,
