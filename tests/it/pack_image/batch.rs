@@ -95,13 +95,7 @@ impl QemuWatch {
 fn a_batch_packs_each_image_in_one_appliance_and_keeps_the_failing_one() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = write_batch_manifest(&dir.path().join("manifest"));
-    let images: Vec<_> = ["a", "b", "c"]
-        .iter()
-        .map(|name| dir.path().join(format!("{name}.qcow2")))
-        .collect();
-    for image in &images {
-        std::fs::copy(demo_image(), image).unwrap();
-    }
+    let images = demo_copies(dir.path(), &["a", "b", "c"]);
     mark(&images[1], dir.path());
     let before: Vec<_> = images.iter().map(|i| sha256_file(i)).collect();
     let report = dir.path().join("report.json");

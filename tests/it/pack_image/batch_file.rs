@@ -74,13 +74,7 @@ fn a_batch_file_packs_each_line_with_its_own_manifest_and_arguments_in_one_appli
     let dir = tempfile::tempdir().unwrap();
     write_word_manifest(&dir.path().join("first"), "kiln-first");
     write_word_manifest(&dir.path().join("second"), "kiln-second");
-    let images: Vec<_> = ["a", "b"]
-        .iter()
-        .map(|name| dir.path().join(format!("{name}.qcow2")))
-        .collect();
-    for image in &images {
-        std::fs::copy(demo_image(), image).unwrap();
-    }
+    let images = demo_copies(dir.path(), &["a", "b"]);
     let batch = dir.path().join("images.txt");
     std::fs::write(
         &batch,

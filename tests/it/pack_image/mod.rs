@@ -67,6 +67,19 @@ fn pack(image: &Path, args: &[&str]) -> Output {
     kiln(&all)
 }
 
+/// A copy of the demo image per name, `DIR/NAME.qcow2`, for the tests
+/// that pack several images.
+fn demo_copies(dir: &Path, names: &[&str]) -> Vec<std::path::PathBuf> {
+    names
+        .iter()
+        .map(|name| {
+            let image = dir.join(format!("{name}.qcow2"));
+            std::fs::copy(demo_image(), &image).unwrap();
+            image
+        })
+        .collect()
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }

@@ -65,13 +65,7 @@ fn verify_keeps_an_image_whose_pack_does_not_pass_its_own_check() {
 fn verify_runs_for_each_image_of_a_batch() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = write_stamp_manifest(&dir.path().join("manifest"));
-    let images: Vec<_> = ["a", "b"]
-        .iter()
-        .map(|name| dir.path().join(format!("{name}.qcow2")))
-        .collect();
-    for image in &images {
-        std::fs::copy(demo_image(), image).unwrap();
-    }
+    let images = demo_copies(dir.path(), &["a", "b"]);
     let before: Vec<_> = images.iter().map(|i| sha256_file(i)).collect();
     let report = dir.path().join("report.json");
 
