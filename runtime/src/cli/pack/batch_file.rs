@@ -235,6 +235,8 @@ pub struct BatchEntry {
     pub image: PathBuf,
     /// `FILE:LINE`, as reports and progress lines name it.
     pub place: String,
+    /// The line it was read from, from 1.
+    pub line: usize,
     pub manifest: Manifest,
     pub arguments: BTreeMap<String, String>,
 }
@@ -279,7 +281,7 @@ impl Loader<'_> {
                         "{} is the same file as {} on line {}; each image can be packed only once per run",
                         spec.image.text,
                         earlier.image.display(),
-                        earlier.place.rsplit(':').next().unwrap_or_default()
+                        earlier.line
                     ),
                 ));
             }
@@ -289,6 +291,7 @@ impl Loader<'_> {
             entries.push(BatchEntry {
                 image,
                 place: format!("{shown}:{number}"),
+                line: number,
                 manifest,
                 arguments,
             });
